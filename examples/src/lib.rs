@@ -1,0 +1,1 @@
+//! Examples and benchmarks for dynamo-test.

@@ -1,0 +1,246 @@
+//! Parsing the attribute's options: `#[dynamo_test(flavor = "...", ...)]`.
+//!
+//! Each option is stored with its span, so a later check (e.g. an option
+//! that conflicts with another, or with a plain `fn`) points at the option.
+
+use proc_macro2::{Span, TokenStream};
+use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned as _;
+use syn::{LitBool, LitInt, LitStr, Path};
+
+/// The runtime flavor an async test asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    CurrentThread,
+    MultiThread,
+}
+
+/// A value and where it was written.
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// The parsed options. `None` means not written.
+#[derive(Default)]
+pub struct Options {
+    pub flavor: Option<Spanned<Flavor>>,
+    pub worker_threads: Option<Spanned<usize>>,
+    pub start_paused: Option<Spanned<bool>>,
+    pub krate: Option<Spanned<Path>>,
+    /// The timeout in milliseconds.
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+const KNOWN: &str = "`flavor`, `worker_threads`, `start_paused`, `timeout`, `crate`";
+
+impl Options {
+    /// Parses the attribute's arguments, then checks that they fit together.
+    pub fn parse(args: TokenStream) -> syn::Result<Options> {
+        let mut options = Options::default();
+        let parser = syn::meta::parser(|meta| options.parse_one(meta));
+        syn::parse::Parser::parse2(parser, args)?;
+        options.check_combinations()?;
+        Ok(options)
+    }
+
+    fn parse_one(&mut self, meta: ParseNestedMeta) -> syn::Result<()> {
+        let span = meta.path.span();
+        let name = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        match name.as_str() {
+            "flavor" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let value = match lit.value().as_str() {
+                    "current_thread" => Flavor::CurrentThread,
+                    "multi_thread" => Flavor::MultiThread,
+                    other => {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            format!("unknown flavor `{other}`; write `flavor = \"current_thread\"` or `flavor = \"multi_thread\"`"),
+                        ))
+                    }
+                };
+                set(&mut self.flavor, "flavor", Spanned { value, span })
+            }
+            "worker_threads" => {
+                let lit: LitInt = meta.value()?.parse()?;
+                let value: usize = lit.base10_parse()?;
+                if value == 0 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`worker_threads` must be at least 1",
+                    ));
+                }
+                set(
+                    &mut self.worker_threads,
+                    "worker_threads",
+                    Spanned { value, span },
+                )
+            }
+            "start_paused" => {
+                let lit: LitBool = meta.value()?.parse()?;
+                set(
+                    &mut self.start_paused,
+                    "start_paused",
+                    Spanned {
+                        value: lit.value,
+                        span,
+                    },
+                )
+            }
+            "crate" => {
+                let lit: LitStr = meta.value()?.parse()?;
+                let value: Path = lit.parse().map_err(|_| {
+                    syn::Error::new(lit.span(), "`crate` takes a path to the dynamo-test crate, e.g. `crate = \"my_dynamo_test\"`")
+                })?;
+                set(&mut self.krate, "crate", Spanned { value, span })
+            }
+            "timeout" => {
+                let lit: LitStr = meta
+                    .value()
+                    .map_err(|e| timeout_help(e.span()))?
+                    .parse()
+                    .map_err(|e| timeout_help(e.span()))?;
+                let value = parse_duration_ms(&lit.value()).map_err(|why| {
+                    syn::Error::new(lit.span(), format!("bad timeout {:?}: {why}; write e.g. `timeout = \"30s\"`, `\"500ms\"` or `\"2m\"`", lit.value()))
+                })?;
+                set(&mut self.timeout_ms, "timeout", Spanned { value, span })
+            }
+            _ => Err(syn::Error::new(
+                span,
+                format!(
+                    "unknown option `{}`; #[dynamo_test] accepts {KNOWN}",
+                    path_text(&meta.path)
+                ),
+            )),
+        }
+    }
+
+    fn check_combinations(&self) -> syn::Result<()> {
+        let multi = matches!(&self.flavor, Some(f) if f.value == Flavor::MultiThread);
+        if let Some(w) = &self.worker_threads {
+            if !multi {
+                return Err(syn::Error::new(
+                    w.span,
+                    "`worker_threads` requires the multi-thread runtime; add `flavor = \"multi_thread\"` or remove `worker_threads`",
+                ));
+            }
+        }
+        if let Some(p) = &self.start_paused {
+            if multi && p.value {
+                return Err(syn::Error::new(
+                    p.span,
+                    "`start_paused` requires the `current_thread` flavor; remove `flavor = \"multi_thread\"` or `start_paused`",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The span of the first runtime option (`flavor`, `worker_threads`,
+    /// `start_paused`), which a plain `fn` cannot take.
+    pub fn runtime_option(&self) -> Option<(&'static str, Span)> {
+        if let Some(f) = &self.flavor {
+            return Some(("flavor", f.span));
+        }
+        if let Some(w) = &self.worker_threads {
+            return Some(("worker_threads", w.span));
+        }
+        self.start_paused.as_ref().map(|p| ("start_paused", p.span))
+    }
+}
+
+fn set<T>(slot: &mut Option<Spanned<T>>, name: &str, value: Spanned<T>) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            value.span,
+            format!("duplicate option `{name}`; write it once"),
+        ));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn timeout_help(span: Span) -> syn::Error {
+    syn::Error::new(
+        span,
+        "`timeout` takes a string: `timeout = \"30s\"` (units: ms, s, m, h)",
+    )
+}
+
+fn path_text(path: &Path) -> String {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    segments.join("::")
+}
+
+/// `"500ms"`, `"30s"`, `"2m"`, `"1h"` -> milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.chars().take_while(|c| c.is_ascii_digit()).count();
+    let (number, unit) = text.split_at(digits);
+    if number.is_empty() {
+        return Err("it must start with a number".into());
+    }
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "the number is too large".to_string())?;
+    let per_unit = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "" => return Err("it needs a unit (ms, s, m or h)".into()),
+        other => return Err(format!("unknown unit `{other}` (use ms, s, m or h)")),
+    };
+    match number.checked_mul(per_unit) {
+        Some(0) => Err("it must be greater than zero".into()),
+        Some(ms) => Ok(ms),
+        None => Err("it is too large".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("30s"), Ok(30_000));
+        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+        assert!(parse_duration_ms("30").unwrap_err().contains("unit"));
+        assert!(parse_duration_ms("0s")
+            .unwrap_err()
+            .contains("greater than zero"));
+        assert!(parse_duration_ms("1d")
+            .unwrap_err()
+            .contains("unknown unit"));
+        assert!(parse_duration_ms("s").unwrap_err().contains("number"));
+    }
+
+    #[test]
+    fn options_parse_and_conflict() {
+        let o = Options::parse(quote!(
+            flavor = "multi_thread",
+            worker_threads = 2,
+            timeout = "1s"
+        ))
+        .unwrap();
+        assert!(o.flavor.unwrap().value == Flavor::MultiThread);
+        assert_eq!(o.worker_threads.unwrap().value, 2);
+        assert_eq!(o.timeout_ms.unwrap().value, 1000);
+        let err = |t| Options::parse(t).err().unwrap().to_string();
+        assert!(err(quote!(worker_threads = 2)).contains("multi_thread"));
+        assert!(
+            err(quote!(flavor = "multi_thread", start_paused = true)).contains("current_thread")
+        );
+        assert!(err(quote!(timeout = "1s", timeout = "2s")).contains("duplicate option `timeout`"));
+        assert!(err(quote!(bogus = 1)).contains("unknown option `bogus`"));
+    }
+}

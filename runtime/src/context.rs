@@ -1,0 +1,289 @@
+//! `TestContext`: everything one test owns, and the order it is released in.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::env;
+use crate::error::Error;
+use crate::ports::{self, Port};
+
+/// Env var naming the root of the per-test output directories (default
+/// `<cargo target dir>/dynamo-test`).
+pub const ENV_OUTPUT_DIR: &str = "DYNAMO_TEST_OUTPUT_DIR";
+
+type TeardownFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Something the test acquired and the context releases at teardown.
+enum Resource {
+    /// A port reservation held for the whole test.
+    Port(Port),
+    /// A cleanup action registered with [`TestContext::defer`].
+    Deferred {
+        label: String,
+        action: TeardownFuture,
+    },
+}
+
+/// The context of one running test: its name, its output directory, its
+/// ports, and everything it acquired.
+///
+/// `#[dynamo_test]` creates it before the first parameter is injected and
+/// tears it down after the body ends (success, error, panic or timeout),
+/// releasing what was acquired in reverse order. Cloning is cheap: clones
+/// are handles to the same context.
+#[derive(Clone)]
+pub struct TestContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    output_dir: PathBuf,
+    port_table: Mutex<Vec<(String, u16)>>,
+    resources: Mutex<Vec<Resource>>,
+}
+
+impl TestContext {
+    /// A context for the test named `name` (its full path, e.g.
+    /// `my_crate::tests::frontend_serves`). Creates its output directory.
+    pub fn new(name: &str) -> Result<TestContext, Error> {
+        let output_dir = output_root()?.join(dir_name(name));
+        std::fs::create_dir_all(&output_dir).map_err(|e| {
+            Error::io(
+                format!("creating output directory {}", output_dir.display()),
+                e,
+            )
+        })?;
+        Ok(TestContext {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                output_dir,
+                port_table: Mutex::new(Vec::new()),
+                resources: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The test's full name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The test's output directory (process logs and the like); it exists.
+    pub fn output_dir(&self) -> &Path {
+        &self.inner.output_dir
+    }
+
+    /// The port table: `(name, port)` for every port the test uses, in the
+    /// order they were added.
+    pub fn ports(&self) -> Vec<(String, u16)> {
+        lock(&self.inner.port_table).clone()
+    }
+
+    /// The port table as one line: `api=23001 ports.dynamo_serve=8000`.
+    pub fn port_table(&self) -> String {
+        let mut line = String::new();
+        for (name, port) in lock(&self.inner.port_table).iter() {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            let _ = write!(line, "{name}={port}");
+        }
+        if line.is_empty() {
+            line.push_str("(none)");
+        }
+        line
+    }
+
+    /// Reserves a random port named `name`; the context holds the
+    /// reservation until teardown.
+    pub fn reserve_port(&self, name: &str) -> Result<u16, Error> {
+        let port = self.take_port(name)?;
+        let number = port.get();
+        self.push(Resource::Port(port));
+        Ok(number)
+    }
+
+    /// Reserves the first free port at or above `base`, held until teardown.
+    pub fn reserve_port_from(&self, name: &str, base: u16) -> Result<u16, Error> {
+        let port = ports::reserve(&self.port_label(name), Some(base))?;
+        let number = port.get();
+        self.record_port(name, number);
+        self.push(Resource::Port(port));
+        Ok(number)
+    }
+
+    /// Reserves a random port named `name` and hands the reservation to the
+    /// caller (it is released when the [`Port`] is dropped). It still
+    /// appears in the port table.
+    pub fn take_port(&self, name: &str) -> Result<Port, Error> {
+        let port = ports::reserve(&self.port_label(name), None)?;
+        self.record_port(name, port.get());
+        Ok(port)
+    }
+
+    /// Adds `name -> port` to the port table without reserving anything
+    /// (e.g. a fixed infrastructure port).
+    pub fn record_port(&self, name: &str, port: u16) {
+        lock(&self.inner.port_table).push((name.to_string(), port));
+    }
+
+    /// Registers `action` to run at teardown. Actions run in reverse order of
+    /// registration, interleaved with the release of everything else the
+    /// test acquired.
+    pub fn defer(
+        &self,
+        label: impl Into<String>,
+        action: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.push(Resource::Deferred {
+            label: label.into(),
+            action: Box::pin(action),
+        });
+    }
+
+    /// Releases everything the test acquired, newest first. Idempotent.
+    pub(crate) async fn teardown(&self) {
+        loop {
+            // Pop one at a time: a deferred action may not hold the lock.
+            let next = lock(&self.inner.resources).pop();
+            match next {
+                None => break,
+                Some(Resource::Port(port)) => drop(port),
+                Some(Resource::Deferred { label, action }) => {
+                    let started = std::time::Instant::now();
+                    action.await;
+                    log(
+                        &self.inner.name,
+                        &format!("teardown: {label} ({:?})", started.elapsed()),
+                    );
+                }
+            }
+        }
+    }
+
+    fn push(&self, resource: Resource) {
+        lock(&self.inner.resources).push(resource);
+    }
+
+    fn port_label(&self, name: &str) -> String {
+        format!("{} ({name})", self.inner.name)
+    }
+}
+
+impl std::fmt::Debug for TestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestContext")
+            .field("name", &self.inner.name)
+            .field("output_dir", &self.inner.output_dir)
+            .field("ports", &self.port_table())
+            .finish()
+    }
+}
+
+/// Prints a harness line for test `name`. Uses `println!`, so libtest
+/// captures it with the test's output and shows it when the test fails
+/// (or always, under `--nocapture`).
+pub(crate) fn log(name: &str, message: &str) {
+    println!("[dynamo-test] {name}: {message}");
+}
+
+/// A poisoned lock only means another thread panicked mid-update of a
+/// list; the list itself is still valid, and teardown must go on.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `a::b::c` -> `a.b.c`: one directory per test, readable in `ls`.
+fn dir_name(test_name: &str) -> String {
+    test_name
+        .replace("::", ".")
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `DYNAMO_TEST_OUTPUT_DIR`, else `<target>/dynamo-test` found from the
+/// test binary's path (`<target>/<profile>/deps/<binary>`), else the
+/// system temp dir.
+fn output_root() -> Result<PathBuf, Error> {
+    if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().ok();
+    let target = exe.as_deref().and_then(|exe| {
+        let dir = exe.parent()?;
+        let profile_dir = if dir.file_name()? == "deps" || dir.file_name()? == "examples" {
+            dir.parent()?
+        } else {
+            dir
+        };
+        Some(profile_dir.parent()?.to_path_buf())
+    });
+    Ok(match target {
+        Some(target) => target.join("dynamo-test"),
+        None => std::env::temp_dir().join("dynamo-test"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn dir_names_are_flat_and_safe() {
+        assert_eq!(dir_name("suite::mod_a::t1"), "suite.mod_a.t1");
+        assert_eq!(dir_name("a b/c"), "a_b_c");
+    }
+
+    #[tokio::test]
+    async fn teardown_runs_in_reverse_order_and_releases_ports() {
+        let ctx = TestContext::new("unit::teardown_order").unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..3 {
+            let order = order.clone();
+            ctx.defer(
+                format!("step {i}"),
+                async move { order.lock().unwrap().push(i) },
+            );
+        }
+        let port = ctx.reserve_port("api").unwrap();
+        assert!(ctx.port_table().contains(&format!("api={port}")));
+        // Held: a bind check fails while the lock is ours? No: the lock does
+        // not occupy the socket, so check the reservation list instead.
+        let held = |p: u16| {
+            ports::live_reservations()
+                .unwrap()
+                .iter()
+                .any(|r| r.port == p)
+        };
+        assert!(held(port));
+        ctx.teardown().await;
+        assert_eq!(*order.lock().unwrap(), [2, 1, 0]);
+        assert!(!held(port));
+        ctx.teardown().await; // idempotent
+    }
+
+    #[tokio::test]
+    async fn clones_share_one_context() {
+        let ctx = TestContext::new("unit::clones").unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        ctx.clone().defer("count", async move {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        ctx.teardown().await;
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        assert!(ctx.output_dir().is_dir());
+    }
+}

@@ -1,0 +1,111 @@
+//! Reading the harness's environment variables.
+//!
+//! Every variable the harness reads is parsed here, so that a bad value is
+//! always reported the same way: the variable's name, its value, and what
+//! was expected.
+
+use std::ffi::OsString;
+use std::str::FromStr;
+
+/// An environment variable held a value the harness cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: expected {expected}")]
+pub struct EnvError {
+    /// The variable's name, e.g. `DYNAMO_TEST_ETCD_CLIENT_PORT`.
+    pub name: String,
+    /// The value that was found.
+    pub value: String,
+    /// What a valid value looks like.
+    pub expected: String,
+}
+
+impl EnvError {
+    /// An error for variable `name` holding `value`, which should have been `expected`.
+    pub fn new(name: &str, value: &str, expected: impl Into<String>) -> Self {
+        EnvError {
+            name: name.to_string(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// Where variables are read from: the process environment in production, a
+/// map in unit tests (tests never change the process environment).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+/// Reads the process environment.
+pub fn process_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// The variable's value, if it is set and not empty.
+pub(crate) fn var(vars: Lookup, name: &str) -> Result<Option<String>, EnvError> {
+    match vars(name) {
+        None => Ok(None),
+        Some(raw) if raw.is_empty() => Ok(None),
+        Some(raw) => raw
+            .into_string()
+            .map(Some)
+            .map_err(|raw: OsString| EnvError::new(name, &raw.to_string_lossy(), "UTF-8 text")),
+    }
+}
+
+/// Parses the variable with `FromStr`, or returns `None` when it is unset.
+pub(crate) fn parse<T: FromStr>(
+    vars: Lookup,
+    name: &str,
+    expected: &str,
+) -> Result<Option<T>, EnvError> {
+    match var(vars, name)? {
+        None => Ok(None),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| EnvError::new(name, &value, expected)),
+    }
+}
+
+/// A TCP port number from the variable (1..=65535), or `None` when unset.
+pub(crate) fn port(vars: Lookup, name: &str) -> Result<Option<u16>, EnvError> {
+    match parse::<u16>(vars, name, "a port number (1-65535)")? {
+        Some(0) => Err(EnvError::new(name, "0", "a port number (1-65535)")),
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A lookup over fixed pairs, for tests.
+    pub(crate) fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let map: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn port_accepts_numbers_and_rejects_the_rest() {
+        let v = vars(&[
+            ("A", "8080"),
+            ("B", "0"),
+            ("C", "70000"),
+            ("D", "http"),
+            ("E", ""),
+        ]);
+        assert_eq!(port(&v, "A"), Ok(Some(8080)));
+        assert_eq!(port(&v, "E"), Ok(None), "empty means unset");
+        assert_eq!(port(&v, "UNSET"), Ok(None));
+        for bad in ["B", "C", "D"] {
+            let err = port(&v, bad).unwrap_err();
+            assert_eq!(err.name, bad);
+            assert!(err.to_string().contains(bad), "{err}");
+            assert!(err.to_string().contains("port number"), "{err}");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The harness's error type.
+
+use crate::env::EnvError;
+use crate::ports::PortError;
+use crate::state_dir::StateDirError;
+
+/// Everything that can go wrong while the harness sets up or tears down a test.
+///
+/// Each message says what was expected, what was seen and what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A port could not be reserved.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// An env var holds a value the harness cannot use.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// The state directory is unusable.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    /// A test parameter could not be injected.
+    #[error("cannot inject parameter `{param}`: {source}")]
+    Inject {
+        /// The parameter's name.
+        param: String,
+        /// Why.
+        source: Box<Error>,
+    },
+    /// A user fixture failed; see [`Error::fixture`].
+    #[error("{context}: {source}")]
+    Fixture {
+        /// What was being done.
+        context: String,
+        /// The fixture's own error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps the error of a user fixture, with a line of context.
+    pub fn fixture(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Error {
+        Error::Fixture {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Wraps an I/O error, with a line of context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! # dynamo-test
+//!
+//! An integration-test harness for distributed services (NVIDIA-Dynamo
+//! style: HTTP frontend, workers, etcd, NATS). One attribute,
+//! [`#[dynamo_test]`](dynamo_test), gives a test its own reserved ports, and
+//! everything it acquires is released at its end, whatever the outcome.
+//!
+//! ```
+//! use dynamo_test::{dynamo_test, Port, ServicePorts, TestContext};
+//!
+//! #[dynamo_test(timeout = "30s")]
+//! async fn frontend_answers(api: Port, ports: ServicePorts, ctx: &TestContext) {
+//!     // `api` is reserved for this test alone; bind it directly.
+//!     let listener = api.into_tokio_listener().unwrap();
+//!     assert!(ports.dynamo_serve >= ports.dynamo_serve_base);
+//!     assert!(ctx.port_table().contains("api="));
+//!     drop(listener);
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! See the README for the options, the env vars and how the port allocator works.
+#![warn(missing_docs)]
+
+mod context;
+pub mod env;
+mod error;
+mod inject;
+pub mod ports;
+mod runner;
+pub mod state_dir;
+
+pub use context::{TestContext, ENV_OUTPUT_DIR};
+pub use dynamo_test_macros::dynamo_test;
+pub use error::Error;
+pub use inject::Inject;
+pub use ports::{
+    find_free_port, find_free_port_from, Port, PortError, PortPlan, ServicePorts, SERVICE_PORTS,
+};
+
+/// What `#[dynamo_test]` expands into. Not a public API: may change at any time.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::runner::{
+        enter_body, run_async, run_sync, run_sync_with_timeout, Flavor, TestConfig, TestResult,
+    };
+    pub use crate::{Error, Inject, TestContext};
+    pub use std::time::Duration;
+}

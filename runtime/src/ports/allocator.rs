@@ -1,0 +1,387 @@
+//! The allocator: lock a candidate port, then check that the kernel agrees it is free.
+
+use std::fmt;
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Deref;
+use std::sync::OnceLock;
+
+use super::bind_check::{self, Strictness};
+use super::range::PortRange;
+use super::reservation::{Holder, LockDir, Reservation};
+use super::service_ports::PortPlan;
+use crate::env::EnvError;
+use crate::state_dir::{self, StateDirError};
+
+/// After this many candidates failed the strict check, ports in TIME_WAIT are
+/// accepted: every port a test served sits 60 s in TIME_WAIT, and a strict
+/// allocator would run the range dry at ~200 allocations/s.
+const STRICT_CANDIDATES: u32 = 64;
+
+/// A port could not be reserved.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A bad env override (range or port plan).
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// The state directory is unusable.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    /// A lock file could not be opened or locked.
+    #[error("cannot lock port {port} in {dir}: {source}")]
+    Lock {
+        /// The port.
+        port: u16,
+        /// The lock directory.
+        dir: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// No free port is left.
+    #[error("{0}")]
+    Exhausted(Box<Exhausted>),
+}
+
+/// Details of an exhausted search: the range, and who holds what.
+#[derive(Debug)]
+pub struct Exhausted {
+    /// The ports searched.
+    pub range: PortRange,
+    /// Live reservations in the range.
+    pub reserved: Vec<Reservation>,
+    /// Ports that were not reserved but in use by some socket.
+    pub busy: u32,
+}
+
+impl fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no free port in range {} ({} ports): {} reserved by harness users, {} in use by other sockets",
+            self.range,
+            self.range.len(),
+            self.reserved.len(),
+            self.busy
+        )?;
+        let mut by_holder: Vec<(String, usize)> = Vec::new();
+        for r in &self.reserved {
+            let who = match &r.holder {
+                Some(h) => format!("pid {} ({})", h.pid, h.label),
+                None => "unknown holder".to_string(),
+            };
+            match by_holder.iter_mut().find(|(w, _)| *w == who) {
+                Some((_, n)) => *n += 1,
+                None => by_holder.push((who, 1)),
+            }
+        }
+        by_holder.sort_by(|a, b| b.1.cmp(&a.1));
+        for (who, n) in by_holder.iter().take(10) {
+            write!(f, "\n  {n} held by {who}")?;
+        }
+        if by_holder.len() > 10 {
+            write!(f, "\n  ... and {} more holders", by_holder.len() - 10)?;
+        }
+        write!(
+            f,
+            "\nwiden the range with {}=LOW-HIGH, or run `dynamo-test ports` to see the holders",
+            super::ENV_PORT_RANGE
+        )
+    }
+}
+
+/// A reserved TCP port.
+///
+/// No other holder (thread or process using the harness on this machine)
+/// gets this number until the `Port` is dropped. The reservation does not
+/// occupy the socket: bind the number yourself, or hand it to a process you
+/// start. For an in-process server, [`Port::into_std_listener`] or
+/// [`Port::into_tokio_listener`] binds it with no race window at all.
+pub struct Port {
+    number: u16,
+    label: String,
+    /// The flock on the port's lock file; dropping it releases the reservation.
+    _lock: File,
+}
+
+impl Port {
+    /// The port number.
+    pub fn get(&self) -> u16 {
+        self.number
+    }
+
+    /// The label the port was reserved under (test name or parameter).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// `127.0.0.1:{port}`.
+    pub fn addr(&self) -> SocketAddr {
+        (Ipv4Addr::LOCALHOST, self.number).into()
+    }
+
+    /// `http://127.0.0.1:{port}{path}`; `path` should start with `/` (or be empty).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.number, path)
+    }
+
+    /// Binds `127.0.0.1:{port}` and gives up the reservation: the bound
+    /// listener now keeps every other allocator away from the number.
+    pub fn into_std_listener(self) -> std::io::Result<std::net::TcpListener> {
+        std::net::TcpListener::bind(self.addr())
+    }
+
+    /// Like [`Port::into_std_listener`], as a tokio listener. Must be called
+    /// within a tokio runtime.
+    pub fn into_tokio_listener(self) -> std::io::Result<tokio::net::TcpListener> {
+        let listener = self.into_std_listener()?;
+        listener.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(listener)
+    }
+}
+
+impl Deref for Port {
+    type Target = u16;
+    fn deref(&self) -> &u16 {
+        &self.number
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.number.fmt(f)
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port")
+            .field("number", &self.number)
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// Reserves a random free port from the dynamic range (see
+/// [`PortRange::dynamic_from_env`](super::PortRange::dynamic_from_env)).
+///
+/// The reservation is labelled with the current thread's name, which under
+/// libtest is the test's name.
+pub fn find_free_port() -> Result<Port, PortError> {
+    reserve(&thread_label(), None)
+}
+
+/// Reserves the first free port at or above `base` (e.g. 8000 for "Dynamo
+/// serve on 8000+"). The fixed infrastructure ports are skipped.
+pub fn find_free_port_from(base: u16) -> Result<Port, PortError> {
+    reserve(&thread_label(), Some(base))
+}
+
+/// Every live reservation on this machine (for this user's state directory).
+pub fn live_reservations() -> Result<Vec<Reservation>, PortError> {
+    Ok(Allocator::global()?.locks.live())
+}
+
+/// Reserves a port labelled `label`: random from the dynamic range, or the
+/// first free one from `base`.
+pub(crate) fn reserve(label: &str, base: Option<u16>) -> Result<Port, PortError> {
+    let allocator = Allocator::global()?;
+    match base {
+        None => {
+            let range = allocator.range;
+            let start = fastrand::u32(..range.len());
+            allocator.scan(
+                label,
+                range,
+                (0..range.len()).map(|i| range.nth_wrapping(start + i)),
+            )
+        }
+        Some(base) => {
+            let range = PortRange {
+                low: base.max(1),
+                high: u16::MAX,
+            };
+            allocator.scan(label, range, range.low..=range.high)
+        }
+    }
+}
+
+fn thread_label() -> String {
+    let thread = std::thread::current();
+    match thread.name() {
+        Some(name) => name.to_string(),
+        None => format!("pid {} thread {:?}", std::process::id(), thread.id()),
+    }
+}
+
+/// Settings read once per process: the lock directory, the dynamic range,
+/// and the fixed ports that are never handed out.
+struct Allocator {
+    locks: LockDir,
+    range: PortRange,
+    fixed: [u16; 4],
+}
+
+impl Allocator {
+    fn global() -> Result<&'static Allocator, PortError> {
+        static GLOBAL: OnceLock<Allocator> = OnceLock::new();
+        if let Some(a) = GLOBAL.get() {
+            return Ok(a);
+        }
+        // A failed setup is not cached: the error is returned to each caller.
+        let built = Allocator {
+            locks: LockDir::new(state_dir::ensure_state_subdir("ports")?),
+            range: PortRange::dynamic_from_env()?,
+            fixed: PortPlan::from_env()?.fixed_ports(),
+        };
+        Ok(GLOBAL.get_or_init(|| built))
+    }
+
+    /// Tries `candidates` in order; the first that we can lock and that the
+    /// kernel says is free is ours.
+    fn scan(
+        &self,
+        label: &str,
+        range: PortRange,
+        candidates: impl Iterator<Item = u16>,
+    ) -> Result<Port, PortError> {
+        let mut busy = 0u32;
+        for port in candidates {
+            if port == 0 || self.fixed.contains(&port) {
+                continue;
+            }
+            let Some(mut lock) = self.lock(port)? else {
+                continue;
+            };
+            let strictness = if busy < STRICT_CANDIDATES {
+                Strictness::Strict
+            } else {
+                Strictness::AllowTimeWait
+            };
+            if !bind_check::is_free(port, strictness) {
+                busy += 1;
+                continue; // dropping `lock` releases it
+            }
+            // Best effort: the holder record is for humans; the lock is what counts.
+            let _ = LockDir::write_holder(&mut lock, &Holder::me(label));
+            return Ok(Port {
+                number: port,
+                label: label.to_string(),
+                _lock: lock,
+            });
+        }
+        Err(PortError::Exhausted(Box::new(Exhausted {
+            range,
+            reserved: self.locks.live_in(range),
+            busy,
+        })))
+    }
+
+    fn lock(&self, port: u16) -> Result<Option<File>, PortError> {
+        self.locks.try_lock(port).map_err(|source| PortError::Lock {
+            port,
+            dir: self.locks.path().display().to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ports_are_distinct_while_held_and_reusable_after() {
+        let held: Vec<Port> = (0..50).map(|_| find_free_port().unwrap()).collect();
+        let numbers: HashSet<u16> = held.iter().map(|p| p.get()).collect();
+        assert_eq!(numbers.len(), 50);
+        let range = PortRange::dynamic_from_env().unwrap();
+        assert!(held.iter().all(|p| range.contains(p.get())));
+        // Each reserved port is bindable by the holder.
+        for p in &held {
+            std::net::TcpListener::bind(p.addr()).unwrap();
+        }
+    }
+
+    #[test]
+    fn threads_never_share_a_port() {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    (0..40)
+                        .map(|_| find_free_port().unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let all: Vec<Port> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let numbers: HashSet<u16> = all.iter().map(|p| p.get()).collect();
+        assert_eq!(numbers.len(), all.len());
+    }
+
+    #[test]
+    fn from_base_skips_held_and_busy_ports() {
+        // A base far from other tests' 8000+ and from the dynamic range.
+        let base = 45100;
+        let first = find_free_port_from(base).unwrap();
+        let second = find_free_port_from(base).unwrap();
+        assert!(first.get() >= base && second.get() > first.get());
+        let listener = std::net::TcpListener::bind(("127.0.0.1", first.get() + 10)).ok();
+        drop(first);
+        let again = find_free_port_from(base).unwrap();
+        assert!(again.get() >= base && again.get() != second.get());
+        drop(listener);
+    }
+
+    #[test]
+    fn into_listener_binds_the_reserved_number() {
+        let port = find_free_port().unwrap();
+        let number = port.get();
+        let listener = port.into_std_listener().unwrap();
+        assert_eq!(listener.local_addr().unwrap().port(), number);
+        assert!(!bind_check::is_free(number, Strictness::AllowTimeWait));
+    }
+
+    #[test]
+    fn accessors() {
+        let port = find_free_port().unwrap();
+        assert_eq!(*port, port.get());
+        assert_eq!(port.to_string(), port.get().to_string());
+        assert_eq!(
+            port.url("/health"),
+            format!("http://127.0.0.1:{}/health", port.get())
+        );
+        assert_eq!(port.addr().port(), port.get());
+    }
+
+    #[test]
+    fn exhaustion_names_range_and_holders() {
+        let e = Exhausted {
+            range: PortRange {
+                low: 100,
+                high: 101,
+            },
+            reserved: vec![
+                Reservation {
+                    port: 100,
+                    holder: Some(Holder::me("suite::a")),
+                },
+                Reservation {
+                    port: 101,
+                    holder: Some(Holder::me("suite::a")),
+                },
+            ],
+            busy: 0,
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("range 100-101"), "{msg}");
+        assert!(
+            msg.contains(&format!("2 held by pid {} (suite::a)", std::process::id())),
+            "{msg}"
+        );
+        assert!(msg.contains("DYNAMO_TEST_PORT_RANGE"), "{msg}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The port plan: fixed ports for core infrastructure, a base for Dynamo serve.
+
+use crate::env::{self, EnvError, Lookup};
+
+/// The port plan of the project: where core infrastructure listens and where
+/// dynamic Dynamo-serve ports start.
+///
+/// [`SERVICE_PORTS`] holds the defaults; [`PortPlan::from_env`] applies the
+/// documented overrides:
+///
+/// | field | default | env var |
+/// |---|---|---|
+/// | `etcd_client` | 2379 | `DYNAMO_TEST_ETCD_CLIENT_PORT` |
+/// | `etcd_peer` | 2380 | `DYNAMO_TEST_ETCD_PEER_PORT` |
+/// | `nats_client` | 4222 | `DYNAMO_TEST_NATS_CLIENT_PORT` |
+/// | `nats_http` | 8222 | `DYNAMO_TEST_NATS_HTTP_PORT` |
+/// | `dynamo_serve_base` | 8000 | `DYNAMO_TEST_DYNAMO_SERVE_BASE` |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortPlan {
+    /// etcd client port (fixed).
+    pub etcd_client: u16,
+    /// etcd peer port (fixed).
+    pub etcd_peer: u16,
+    /// NATS client port (fixed).
+    pub nats_client: u16,
+    /// NATS HTTP monitoring port (fixed).
+    pub nats_http: u16,
+    /// First port tried for a Dynamo serve frontend ("8000+").
+    pub dynamo_serve_base: u16,
+}
+
+/// The port plan's defaults, before env overrides. Use [`PortPlan::from_env`]
+/// (or an injected [`ServicePorts`]) for the plan in force.
+pub const SERVICE_PORTS: PortPlan = PortPlan {
+    etcd_client: 2379,
+    etcd_peer: 2380,
+    nats_client: 4222,
+    nats_http: 8222,
+    dynamo_serve_base: 8000,
+};
+
+/// Env var overriding [`PortPlan::etcd_client`].
+pub const ENV_ETCD_CLIENT_PORT: &str = "DYNAMO_TEST_ETCD_CLIENT_PORT";
+/// Env var overriding [`PortPlan::etcd_peer`].
+pub const ENV_ETCD_PEER_PORT: &str = "DYNAMO_TEST_ETCD_PEER_PORT";
+/// Env var overriding [`PortPlan::nats_client`].
+pub const ENV_NATS_CLIENT_PORT: &str = "DYNAMO_TEST_NATS_CLIENT_PORT";
+/// Env var overriding [`PortPlan::nats_http`].
+pub const ENV_NATS_HTTP_PORT: &str = "DYNAMO_TEST_NATS_HTTP_PORT";
+/// Env var overriding [`PortPlan::dynamo_serve_base`].
+pub const ENV_DYNAMO_SERVE_BASE: &str = "DYNAMO_TEST_DYNAMO_SERVE_BASE";
+
+impl PortPlan {
+    /// The plan in force: [`SERVICE_PORTS`] with the env overrides applied.
+    ///
+    /// A variable that is set but is not a port number is an error naming the
+    /// variable and its value.
+    pub fn from_env() -> Result<PortPlan, EnvError> {
+        Self::from_vars(&env::process_env)
+    }
+
+    /// The plan with overrides read through `vars`.
+    pub(crate) fn from_vars(vars: Lookup) -> Result<PortPlan, EnvError> {
+        let d = SERVICE_PORTS;
+        let get = |name, default| Ok::<_, EnvError>(env::port(vars, name)?.unwrap_or(default));
+        Ok(PortPlan {
+            etcd_client: get(ENV_ETCD_CLIENT_PORT, d.etcd_client)?,
+            etcd_peer: get(ENV_ETCD_PEER_PORT, d.etcd_peer)?,
+            nats_client: get(ENV_NATS_CLIENT_PORT, d.nats_client)?,
+            nats_http: get(ENV_NATS_HTTP_PORT, d.nats_http)?,
+            dynamo_serve_base: get(ENV_DYNAMO_SERVE_BASE, d.dynamo_serve_base)?,
+        })
+    }
+
+    /// The fixed infrastructure ports, which are never handed out as dynamic ports.
+    pub fn fixed_ports(&self) -> [u16; 4] {
+        [
+            self.etcd_client,
+            self.etcd_peer,
+            self.nats_client,
+            self.nats_http,
+        ]
+    }
+
+    /// `(name, port)` pairs of the fixed ports, for tables and logs.
+    pub fn named_fixed_ports(&self) -> [(&'static str, u16); 4] {
+        [
+            ("etcd_client", self.etcd_client),
+            ("etcd_peer", self.etcd_peer),
+            ("nats_client", self.nats_client),
+            ("nats_http", self.nats_http),
+        ]
+    }
+}
+
+/// The ports one test works with: the plan's fixed infrastructure ports and
+/// a Dynamo-serve port reserved for this test (the first free port at or
+/// above `dynamo_serve_base`).
+///
+/// Inject it as a test parameter (`ports: ServicePorts`); the reservation of
+/// `dynamo_serve` is held by the test's context until teardown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServicePorts {
+    /// etcd client port (fixed).
+    pub etcd_client: u16,
+    /// etcd peer port (fixed).
+    pub etcd_peer: u16,
+    /// NATS client port (fixed).
+    pub nats_client: u16,
+    /// NATS HTTP monitoring port (fixed).
+    pub nats_http: u16,
+    /// A port reserved for this test's Dynamo serve frontend ("8000+").
+    pub dynamo_serve: u16,
+    /// The base `dynamo_serve` was searched from.
+    pub dynamo_serve_base: u16,
+}
+
+impl ServicePorts {
+    /// `http://127.0.0.1:{dynamo_serve}{path}`.
+    pub fn dynamo_serve_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.dynamo_serve, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_plan() {
+        assert_eq!(SERVICE_PORTS.fixed_ports(), [2379, 2380, 4222, 8222]);
+        assert_eq!(SERVICE_PORTS.dynamo_serve_base, 8000);
+    }
+
+    #[test]
+    fn overrides_apply_and_bad_values_name_variable_and_value() {
+        let v = crate::env::tests::vars(&[(ENV_NATS_CLIENT_PORT, "14222")]);
+        let plan = PortPlan::from_vars(&v).unwrap();
+        assert_eq!(plan.nats_client, 14222);
+        assert_eq!(plan.etcd_client, 2379);
+
+        let v = crate::env::tests::vars(&[(ENV_ETCD_CLIENT_PORT, "etcd")]);
+        let msg = PortPlan::from_vars(&v).unwrap_err().to_string();
+        assert!(msg.contains("DYNAMO_TEST_ETCD_CLIENT_PORT"), "{msg}");
+        assert!(msg.contains("\"etcd\""), "{msg}");
+    }
+}

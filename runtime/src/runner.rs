@@ -1,0 +1,302 @@
+//! Running one test: runtime, setup, body under the timeout, teardown, verdict.
+//!
+//! This is what `#[dynamo_test]` expands into (through `__private`); the
+//! macro only parses and forwards.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::mpsc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::context::{log, TestContext};
+use crate::error::Error;
+
+/// The tokio runtime flavor of an async test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// One thread: the test's own.
+    CurrentThread,
+    /// A thread pool of `worker_threads` (default: the number of CPUs).
+    MultiThread {
+        /// Number of worker threads.
+        worker_threads: Option<usize>,
+    },
+}
+
+/// A test's settings, as written in its attribute.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    /// Full test name (`module_path!()::fn`).
+    pub name: &'static str,
+    /// Limit for setup plus body.
+    pub timeout: Option<Duration>,
+    /// Runtime flavor (async tests).
+    pub flavor: Flavor,
+    /// Start tokio's clock paused (current-thread async tests).
+    pub start_paused: bool,
+}
+
+/// What a test body may return: `()` or `Result<(), E>` with `E: Debug`.
+#[diagnostic::on_unimplemented(
+    message = "`#[dynamo_test]` functions must return `()` or `Result<(), E>` where `E: Debug`, not `{Self}`",
+    label = "unsupported return type"
+)]
+pub trait TestResult {
+    /// `Err` with the error's `Debug` text when the test failed.
+    fn into_outcome(self) -> Result<(), String>;
+}
+
+impl TestResult for () {
+    fn into_outcome(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: Debug> TestResult for Result<(), E> {
+    fn into_outcome(self) -> Result<(), String> {
+        self.map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// How a test ended.
+enum Ending {
+    Passed,
+    Returned(String),
+    Setup(Error),
+    Panicked(Box<dyn Any + Send>),
+    TimedOut(Duration),
+}
+
+impl From<Result<Result<Result<(), String>, Error>, Box<dyn Any + Send>>> for Ending {
+    fn from(r: Result<Result<Result<(), String>, Error>, Box<dyn Any + Send>>) -> Self {
+        match r {
+            Ok(Ok(Ok(()))) => Ending::Passed,
+            Ok(Ok(Err(message))) => Ending::Returned(message),
+            Ok(Err(error)) => Ending::Setup(error),
+            Err(payload) => Ending::Panicked(payload),
+        }
+    }
+}
+
+/// Runs an async test: `test` injects the parameters and runs the body.
+pub fn run_async<F, Fut>(config: TestConfig, test: F)
+where
+    F: FnOnce(TestContext) -> Fut,
+    Fut: Future<Output = Result<Result<(), String>, Error>>,
+{
+    let runtime = match build_runtime(&config) {
+        Ok(rt) => rt,
+        Err(e) => panic!(
+            "[dynamo-test] {}: cannot build the tokio runtime: {e}",
+            config.name
+        ),
+    };
+    let ctx = new_context(&config);
+    let ending = runtime.block_on(async {
+        let body = CatchUnwind(Box::pin(test(ctx.clone())));
+        let ending = match config.timeout {
+            None => Ending::from(body.await),
+            Some(limit) => {
+                let deadline = RealTimeDeadline::start(limit);
+                tokio::select! {
+                    result = body => Ending::from(result),
+                    () = deadline.elapsed() => Ending::TimedOut(limit),
+                }
+            }
+        };
+        ctx.teardown().await;
+        ending
+    });
+    // Tasks the body spawned and left blocked must not hang the test.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    conclude(&config, &ctx, ending);
+}
+
+/// Runs a plain (non-async) test: `setup` injects the parameters on a
+/// current-thread runtime, `body` runs on the test's thread.
+pub fn run_sync<A, S, SF, B, R>(config: TestConfig, setup: S, body: B)
+where
+    S: FnOnce(TestContext) -> SF,
+    SF: Future<Output = Result<A, Error>>,
+    B: FnOnce(A) -> R,
+    R: TestResult,
+{
+    run_sync_with(config, setup, |args| {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| body(args).into_outcome()));
+        Ending::from(result.map(Ok))
+    });
+}
+
+/// Like [`run_sync`], with a timeout: the body runs on its own thread,
+/// which is abandoned (after teardown) if it outlives the limit.
+pub fn run_sync_with_timeout<A, S, SF, B, R>(config: TestConfig, setup: S, body: B)
+where
+    S: FnOnce(TestContext) -> SF,
+    SF: Future<Output = Result<A, Error>>,
+    A: Send + 'static,
+    B: FnOnce(A) -> R + Send + 'static,
+    R: TestResult,
+{
+    let limit = config.timeout.unwrap_or(Duration::MAX);
+    run_sync_with(config, setup, move |args| {
+        let (done, finished) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(
+                std::thread::current()
+                    .name()
+                    .unwrap_or("dynamo-test-body")
+                    .to_string(),
+            )
+            .spawn(move || {
+                let result = panic::catch_unwind(AssertUnwindSafe(|| body(args).into_outcome()));
+                let _ = done.send(result);
+            });
+        if let Err(e) = spawned {
+            return Ending::Setup(Error::io("spawning the test body's thread", e));
+        }
+        match finished.recv_timeout(limit) {
+            Ok(result) => Ending::from(result.map(Ok)),
+            Err(_) => Ending::TimedOut(limit),
+        }
+    });
+}
+
+fn run_sync_with<A, S, SF>(config: TestConfig, setup: S, body: impl FnOnce(A) -> Ending)
+where
+    S: FnOnce(TestContext) -> SF,
+    SF: Future<Output = Result<A, Error>>,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!(
+            "[dynamo-test] {}: cannot build the tokio runtime: {e}",
+            config.name
+        ),
+    };
+    let ctx = new_context(&config);
+    let started = Instant::now();
+    let setup = runtime.block_on(CatchUnwind(Box::pin(setup(ctx.clone()))));
+    let ending = match setup {
+        Ok(Ok(args)) => match config.timeout {
+            Some(limit) if started.elapsed() >= limit => Ending::TimedOut(limit),
+            _ => body(args),
+        },
+        Ok(Err(error)) => Ending::Setup(error),
+        Err(payload) => Ending::Panicked(payload),
+    };
+    runtime.block_on(ctx.teardown());
+    conclude(&config, &ctx, ending);
+}
+
+/// Marks the end of setup: logs the port table. Called by the expansion
+/// after the last parameter is injected.
+pub fn enter_body(ctx: &TestContext) {
+    log(ctx.name(), &format!("ports: {}", ctx.port_table()));
+}
+
+fn new_context(config: &TestConfig) -> TestContext {
+    match TestContext::new(config.name) {
+        Ok(ctx) => ctx,
+        Err(e) => panic!("[dynamo-test] {}: cannot set up the test: {e}", config.name),
+    }
+}
+
+fn build_runtime(config: &TestConfig) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match config.flavor {
+        Flavor::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Flavor::MultiThread { worker_threads } => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = worker_threads {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    builder.enable_all();
+    if config.start_paused {
+        builder.start_paused(true);
+    }
+    builder.build()
+}
+
+/// Turns the ending into libtest's verdict: return for a pass, panic otherwise.
+fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
+    let name = config.name;
+    match ending {
+        Ending::Passed => {}
+        Ending::Panicked(payload) => {
+            log(name, &format!("panicked; ports were: {}", ctx.port_table()));
+            // Re-raise the original panic so `#[should_panic(expected = ..)]` sees it.
+            panic::resume_unwind(payload)
+        }
+        Ending::Returned(message) => {
+            panic!("[dynamo-test] {name} returned an error: {message}\nports: {}", ctx.port_table())
+        }
+        Ending::Setup(error) => {
+            panic!("[dynamo-test] {name}: setup failed: {error}\nports: {}", ctx.port_table())
+        }
+        Ending::TimedOut(limit) => panic!(
+            "[dynamo-test] {name} timed out after {limit:?} (the `timeout` of its #[dynamo_test] attribute); \
+             teardown ran; ports: {}",
+            ctx.port_table()
+        ),
+    }
+}
+
+/// Polls a future, turning a panic into an `Err` with its payload.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// A deadline in wall-clock time, immune to tokio's paused clock
+/// (`start_paused` would otherwise fire a tokio timer at once).
+struct RealTimeDeadline {
+    fired: tokio::sync::oneshot::Receiver<()>,
+    /// Dropping this wakes the timer thread, which then exits.
+    _cancel: mpsc::Sender<()>,
+}
+
+impl RealTimeDeadline {
+    fn start(limit: Duration) -> Self {
+        let (cancel, cancelled) = mpsc::channel::<()>();
+        let (fire, fired) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("dynamo-test-deadline".into())
+            .spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(limit) {
+                    let _ = fire.send(());
+                }
+            });
+        // Without a timer thread the deadline never fires; the test still runs.
+        drop(spawned);
+        RealTimeDeadline {
+            fired,
+            _cancel: cancel,
+        }
+    }
+
+    async fn elapsed(self) {
+        let RealTimeDeadline { fired, _cancel } = self;
+        if fired.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

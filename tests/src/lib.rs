@@ -1,0 +1,1 @@
+//! Helpers shared by the harness's own integration tests (in `tests/tests/`).
