@@ -1,1 +1,6 @@
 //! Examples and benchmarks for dynamo-test.
+
+/// A mock OpenAI-compatible model server (health, model list, chat
+/// completions) that stands in for the user's application in tests; also
+/// runnable as the `mock_model_server` binary.
+pub mod mock_server;

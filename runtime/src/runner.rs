@@ -300,3 +300,200 @@ impl RealTimeDeadline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    fn config(name: &'static str, timeout: Option<Duration>) -> TestConfig {
+        TestConfig {
+            name,
+            timeout,
+            flavor: Flavor::CurrentThread,
+            start_paused: false,
+        }
+    }
+
+    fn panic_text(payload: Box<dyn Any + Send>) -> String {
+        match payload.downcast::<String>() {
+            Ok(s) => *s,
+            Err(p) => p
+                .downcast::<&str>()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn is_reserved(port: u16) -> bool {
+        ports::live_reservations()
+            .unwrap()
+            .iter()
+            .any(|r| r.port == port)
+    }
+
+    /// What a test body saw, recorded for assertions after the run.
+    #[derive(Default)]
+    struct Seen {
+        port: Mutex<Option<u16>>,
+        torn_down: AtomicBool,
+    }
+
+    /// Setup shared by the cases: one reserved port, one deferred action.
+    fn acquire(ctx: &TestContext, seen: &Arc<Seen>) -> Result<(), Error> {
+        *seen.port.lock().unwrap() = Some(ctx.reserve_port("api")?);
+        let seen = seen.clone();
+        ctx.defer("mark", async move {
+            seen.torn_down.store(true, Ordering::SeqCst)
+        });
+        Ok(())
+    }
+
+    fn assert_released(seen: &Seen) {
+        assert!(
+            seen.torn_down.load(Ordering::SeqCst),
+            "deferred action did not run"
+        );
+        let port = seen.port.lock().unwrap().expect("port was reserved");
+        assert!(
+            !is_reserved(port),
+            "port {port} still reserved after teardown"
+        );
+    }
+
+    #[test]
+    fn a_panicking_body_is_torn_down_and_the_panic_re_raised() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_async(config("unit::panics", None), |ctx| async move {
+                acquire(&ctx, &s)?;
+                panic!("original message");
+            })
+        }));
+        assert_eq!(panic_text(result.unwrap_err()), "original message");
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn a_timeout_names_test_limit_and_ports_and_tears_down() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let started = Instant::now();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_async(
+                config("unit::times_out", Some(Duration::from_millis(100))),
+                |ctx| async move {
+                    acquire(&ctx, &s)?;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(Ok(()))
+                },
+            )
+        }));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let text = panic_text(result.unwrap_err());
+        let port = seen.port.lock().unwrap().unwrap();
+        assert!(
+            text.contains("unit::times_out timed out after 100ms"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("api={port}")), "{text}");
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn an_error_return_fails_with_its_debug_text() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_async(config("unit::errs", None), |ctx| async move {
+                acquire(&ctx, &s)?;
+                Ok(Err::<(), _>("bad thing").into_outcome())
+            })
+        }));
+        let text = panic_text(result.unwrap_err());
+        assert!(
+            text.contains("unit::errs returned an error: \"bad thing\""),
+            "{text}"
+        );
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn a_setup_error_names_the_cause() {
+        let result = panic::catch_unwind(|| {
+            run_async(config("unit::setup", None), |_ctx| async move {
+                Err(Error::Inject {
+                    param: "db".into(),
+                    source: Box::new(Error::fixture("connecting", "refused")),
+                })
+            })
+        });
+        let text = panic_text(result.unwrap_err());
+        assert!(
+            text.contains("setup failed: cannot inject parameter `db`: connecting: refused"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn start_paused_does_not_fire_the_real_time_deadline() {
+        let mut cfg = config("unit::paused", Some(Duration::from_secs(5)));
+        cfg.start_paused = true;
+        let started = Instant::now();
+        run_async(cfg, |_ctx| async move {
+            // An hour of paused time passes at once; a tokio-time deadline would fire.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Ok(()))
+        });
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_sync_body_past_its_timeout_fails_after_teardown() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_sync_with_timeout(
+                config("unit::sync_times_out", Some(Duration::from_millis(100))),
+                |ctx| async move { acquire(&ctx, &s) },
+                |()| std::thread::sleep(Duration::from_secs(2)),
+            )
+        }));
+        let text = panic_text(result.unwrap_err());
+        assert!(text.contains("timed out after 100ms"), "{text}");
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn a_sync_panic_is_re_raised_after_teardown() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_sync(
+                config("unit::sync_panics", None),
+                |ctx| async move { acquire(&ctx, &s) },
+                |()| -> () { panic!("sync boom") },
+            )
+        }));
+        assert_eq!(panic_text(result.unwrap_err()), "sync boom");
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn multi_thread_flavor_runs_on_workers() {
+        let cfg = TestConfig {
+            flavor: Flavor::MultiThread {
+                worker_threads: Some(2),
+            },
+            ..config("unit::multi", None)
+        };
+        run_async(cfg, |_ctx| async move {
+            let handle = tokio::runtime::Handle::current();
+            assert_eq!(handle.metrics().num_workers(), 2);
+            Ok(Ok(()))
+        });
+    }
+}

@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test]
+struct NotATest;
+
+fn main() {}

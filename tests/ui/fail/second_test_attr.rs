@@ -1,0 +1,7 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test]
+#[test]
+fn t() {}
+
+fn main() {}

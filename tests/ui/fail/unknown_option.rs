@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test(retries = 3)]
+async fn t() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test(worker_threads = 2)]
+async fn t() {}
+
+fn main() {}
