@@ -8,6 +8,7 @@
 //! Use [`serve`] to run it in-process on a listener you bound yourself, or the
 //! `mock_model_server` binary to run it as a separate process.
 
+use std::future::IntoFuture;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -96,8 +97,8 @@ pub fn router(config: MockServerConfig) -> Router {
         .with_state(state)
 }
 
-/// Serves the mock model server on `listener` until the future is dropped or
-/// the listener fails.
+/// Serves the mock model server on `listener` until the returned future is
+/// dropped (axum retries failed accepts, so in practice it does not return).
 ///
 /// Once the startup delay has elapsed it prints `models loaded: a, b` to
 /// stdout (and flushes), so tests that scrape logs can wait for that line; the

@@ -5,14 +5,19 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::env;
 use crate::error::Error;
+use crate::health::{self, Probe, Ready};
 use crate::ports::{self, Port};
 
 /// Env var naming the root of the per-test output directories (default
 /// `<cargo target dir>/dynamo-test`).
 pub const ENV_OUTPUT_DIR: &str = "DYNAMO_TEST_OUTPUT_DIR";
+
+/// Limit of [`TestContext::wait_for`].
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 type TeardownFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -129,6 +134,34 @@ impl TestContext {
     /// (e.g. a fixed infrastructure port).
     pub fn record_port(&self, name: &str, port: u16) {
         lock(&self.inner.port_table).push((name.to_string(), port));
+    }
+
+    /// Waits until `probe` is ready (at most [`DEFAULT_WAIT_TIMEOUT`]) and
+    /// logs how long it took.
+    ///
+    /// `ctx.wait_for(health::http(api.url("/health"))).await?;`
+    pub async fn wait_for(&self, probe: impl Probe) -> Result<Ready, Error> {
+        self.wait_for_within(probe, DEFAULT_WAIT_TIMEOUT).await
+    }
+
+    /// Like [`TestContext::wait_for`] with a limit of `timeout`.
+    pub async fn wait_for_within(
+        &self,
+        probe: impl Probe,
+        timeout: Duration,
+    ) -> Result<Ready, Error> {
+        let outcome = health::wait(&probe, timeout).await;
+        match &outcome {
+            Ok(r) => log(
+                &self.inner.name,
+                &format!(
+                    "ready: {} in {:.1?} ({} attempts)",
+                    r.probe, r.elapsed, r.attempts
+                ),
+            ),
+            Err(e) => log(&self.inner.name, &format!("not ready: {e}")),
+        }
+        Ok(outcome?)
     }
 
     /// Registers `action` to run at teardown. Actions run in reverse order of

@@ -1,6 +1,7 @@
 //! The harness's error type.
 
 use crate::env::EnvError;
+use crate::health::WaitError;
 use crate::ports::PortError;
 use crate::state_dir::StateDirError;
 
@@ -19,6 +20,9 @@ pub enum Error {
     /// The state directory is unusable.
     #[error(transparent)]
     StateDir(#[from] StateDirError),
+    /// A readiness wait failed.
+    #[error(transparent)]
+    Wait(#[from] WaitError),
     /// A test parameter could not be injected.
     #[error("cannot inject parameter `{param}`: {source}")]
     Inject {

@@ -25,18 +25,24 @@
 mod context;
 pub mod env;
 mod error;
+pub mod health;
 mod inject;
 pub mod ports;
 mod runner;
 pub mod state_dir;
 
-pub use context::{TestContext, ENV_OUTPUT_DIR};
+pub use context::{TestContext, DEFAULT_WAIT_TIMEOUT, ENV_OUTPUT_DIR};
 pub use dynamo_test_macros::dynamo_test;
 pub use error::Error;
 pub use inject::Inject;
 pub use ports::{
     find_free_port, find_free_port_from, Port, PortError, PortPlan, ServicePorts, SERVICE_PORTS,
 };
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 /// What `#[dynamo_test]` expands into. Not a public API: may change at any time.
 #[doc(hidden)]

@@ -1,8 +1,6 @@
 use dynamo_test::dynamo_test;
 
-#[dynamo_test]
-fn t() -> i32 {
-    0
-}
+#[dynamo_test("30s")]
+async fn t() {}
 
 fn main() {}

@@ -1,8 +1,6 @@
 use dynamo_test::dynamo_test;
 
-#[dynamo_test]
-async fn t() -> i32 {
-    0
-}
+#[dynamo_test(flavor)]
+async fn t() {}
 
 fn main() {}

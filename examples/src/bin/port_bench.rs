@@ -1,0 +1,693 @@
+//! Port allocator benchmark: `dynamo_test::find_free_port` against
+//! `portpicker::pick_unused_port` under many processes and threads.
+//!
+//! ```text
+//! port_bench [--procs P] [--threads T] [--allocs N] [--arm dynamo|portpicker|both]
+//! ```
+//!
+//! For each arm the parent re-executes its own binary as P worker processes
+//! (hidden `--worker` flag), each running T threads; the N allocations of the
+//! arm are divided across the P x T threads. Each cycle of a thread:
+//!
+//! 1. allocate a port (only this call is timed);
+//! 2. claim an `O_EXCL` marker file for the port in a directory shared by all
+//!    workers of the arm: if it already exists, another holder was granted
+//!    the same port while it still held it (a *double grant*);
+//! 3. after a random 0-2 ms, bind `127.0.0.1:port` (a failure is a *bind
+//!    failure*), connect one client, accept it, and close the server side
+//!    first, so the port's server side lands in TIME_WAIT; the listener is
+//!    then closed too (the "server" has shut down);
+//! 4. keep holding the port for a random 0-20 ms, remove the marker, release.
+//!
+//! Workers print their tallies on stdout; the parent adds them up and prints
+//! one table per arm. The exit code is 1 if the dynamo arm had any double
+//! grant or bind failure (or a worker failed), 2 on a usage error, so the
+//! command doubles as a check.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufRead, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const USAGE: &str =
+    "usage: port_bench [--procs P] [--threads T] [--allocs N] [--arm dynamo|portpicker|both]
+  --procs P     worker processes per arm (default 16)
+  --threads T   threads per worker process (default 4)
+  --allocs N    allocations per arm, divided across all threads (default 12800)
+  --arm A       dynamo, portpicker or both (default both)";
+
+/// Longest random delay between the allocation and the bind.
+const MAX_BIND_DELAY_US: u64 = 2_000;
+/// Longest random hold after the server has shut down.
+const MAX_HOLD_US: u64 = 20_000;
+/// How many error messages a worker reports verbatim.
+const MAX_NOTES: usize = 3;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        return match WorkerArgs::parse(&args[1..]) {
+            Ok(w) => worker_main(&w),
+            Err(msg) => fail_usage(&msg),
+        };
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match Config::parse(&args) {
+        Ok(config) => parent_main(&config),
+        Err(msg) => fail_usage(&msg),
+    }
+}
+
+fn fail_usage(msg: &str) -> ExitCode {
+    eprintln!("port_bench: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+// ---------------------------------------------------------------------------
+// Arguments
+// ---------------------------------------------------------------------------
+
+/// Which allocator an arm exercises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arm {
+    /// `dynamo_test::find_free_port`: flock reservation plus bind check.
+    Dynamo,
+    /// `portpicker::pick_unused_port`: a bind check only (the control).
+    Portpicker,
+}
+
+impl Arm {
+    fn name(self) -> &'static str {
+        match self {
+            Arm::Dynamo => "dynamo",
+            Arm::Portpicker => "portpicker",
+        }
+    }
+
+    fn call(self) -> &'static str {
+        match self {
+            Arm::Dynamo => "dynamo_test::find_free_port()",
+            Arm::Portpicker => "portpicker::pick_unused_port()",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Arm, String> {
+        match s {
+            "dynamo" => Ok(Arm::Dynamo),
+            "portpicker" => Ok(Arm::Portpicker),
+            _ => Err(format!("unknown arm {s:?}")),
+        }
+    }
+}
+
+/// The parent's settings.
+#[derive(Debug)]
+struct Config {
+    procs: u32,
+    threads: u32,
+    allocs: u64,
+    arms: Vec<Arm>,
+}
+
+impl Config {
+    fn parse(args: &[String]) -> Result<Config, String> {
+        let mut c = Config {
+            procs: 16,
+            threads: 4,
+            allocs: 12_800,
+            arms: vec![Arm::Dynamo, Arm::Portpicker],
+        };
+        for (flag, value) in flag_pairs(args)? {
+            match flag {
+                "--procs" => c.procs = positive(flag, value)?,
+                "--threads" => c.threads = positive(flag, value)?,
+                "--allocs" => c.allocs = positive(flag, value)?,
+                "--arm" if value == "both" => c.arms = vec![Arm::Dynamo, Arm::Portpicker],
+                "--arm" => c.arms = vec![Arm::parse(value)?],
+                _ => return Err(format!("unknown flag {flag}")),
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// A worker's settings, passed by the parent after `--worker`.
+#[derive(Debug)]
+struct WorkerArgs {
+    arm: Arm,
+    threads: u32,
+    allocs: u64,
+    markers: PathBuf,
+}
+
+impl WorkerArgs {
+    fn parse(args: &[String]) -> Result<WorkerArgs, String> {
+        let (mut arm, mut threads, mut allocs, mut markers) = (None, 1, 0, None);
+        for (flag, value) in flag_pairs(args)? {
+            match flag {
+                "--arm" => arm = Some(Arm::parse(value)?),
+                "--threads" => threads = positive(flag, value)?,
+                "--allocs" => allocs = value.parse().map_err(|_| bad(flag, value))?,
+                "--markers" => markers = Some(PathBuf::from(value)),
+                _ => return Err(format!("unknown worker flag {flag}")),
+            }
+        }
+        Ok(WorkerArgs {
+            arm: arm.ok_or("worker needs --arm")?,
+            threads,
+            allocs,
+            markers: markers.ok_or("worker needs --markers")?,
+        })
+    }
+
+    fn to_args(&self) -> Vec<String> {
+        vec![
+            "--worker".into(),
+            "--arm".into(),
+            self.arm.name().into(),
+            "--threads".into(),
+            self.threads.to_string(),
+            "--allocs".into(),
+            self.allocs.to_string(),
+            "--markers".into(),
+            self.markers.display().to_string(),
+        ]
+    }
+}
+
+/// `--flag value` pairs; every flag takes a value.
+fn flag_pairs(args: &[String]) -> Result<Vec<(&str, &str)>, String> {
+    args.chunks(2)
+        .map(|pair| match pair {
+            [flag, value] if flag.starts_with("--") => Ok((flag.as_str(), value.as_str())),
+            [flag] => Err(format!("{flag} needs a value")),
+            _ => Err(format!("unexpected argument {:?}", pair[0])),
+        })
+        .collect()
+}
+
+/// A number >= 1.
+fn positive<N: std::str::FromStr + PartialOrd + From<u8>>(
+    flag: &str,
+    value: &str,
+) -> Result<N, String> {
+    match value.parse::<N>() {
+        Ok(n) if n >= N::from(1) => Ok(n),
+        _ => Err(bad(flag, value)),
+    }
+}
+
+fn bad(flag: &str, value: &str) -> String {
+    format!("{flag} {value:?}: expected a positive number")
+}
+
+/// `total` split into `parts` shares that differ by at most one.
+fn share(total: u64, parts: u64, index: u64) -> u64 {
+    total / parts + u64::from(index < total % parts)
+}
+
+// ---------------------------------------------------------------------------
+// Tallies
+// ---------------------------------------------------------------------------
+
+/// What one thread, one worker or one whole arm counted.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Successful allocations.
+    allocs: u64,
+    /// Grants of a port whose marker file already existed.
+    double_grants: u64,
+    /// Failed binds of `127.0.0.1:port` after a grant.
+    bind_failures: u64,
+    /// Allocation calls that returned an error (e.g. exhaustion).
+    alloc_errors: u64,
+    /// Connect/accept/close failures after a successful bind.
+    conn_errors: u64,
+    /// Duration of every allocation call, in nanoseconds.
+    latencies_ns: Vec<u64>,
+    /// The first few error messages, for the report.
+    notes: Vec<String>,
+}
+
+impl Tally {
+    fn note(&mut self, msg: String) {
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(msg);
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.allocs += other.allocs;
+        self.double_grants += other.double_grants;
+        self.bind_failures += other.bind_failures;
+        self.alloc_errors += other.alloc_errors;
+        self.conn_errors += other.conn_errors;
+        self.latencies_ns.extend(other.latencies_ns);
+        for n in other.notes {
+            self.note(n);
+        }
+    }
+
+    /// The wire format a worker prints on stdout.
+    fn encode(&self) -> String {
+        let mut out = format!(
+            "tally {} {} {} {} {}\nlat",
+            self.allocs,
+            self.double_grants,
+            self.bind_failures,
+            self.alloc_errors,
+            self.conn_errors
+        );
+        for ns in &self.latencies_ns {
+            out.push_str(&format!(" {ns}"));
+        }
+        out.push('\n');
+        for n in &self.notes {
+            out.push_str(&format!("note {}\n", n.replace('\n', " | ")));
+        }
+        out
+    }
+
+    fn decode(text: &str) -> Result<Tally, String> {
+        let mut t = Tally::default();
+        let mut saw_tally = false;
+        for line in text.lines() {
+            let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+            match kind {
+                "tally" => {
+                    let n = numbers(rest)?;
+                    let [a, d, b, e, c] = n[..] else {
+                        return Err(format!("bad tally line {line:?}"));
+                    };
+                    (
+                        t.allocs,
+                        t.double_grants,
+                        t.bind_failures,
+                        t.alloc_errors,
+                        t.conn_errors,
+                    ) = (a, d, b, e, c);
+                    saw_tally = true;
+                }
+                "lat" => t.latencies_ns = numbers(rest)?,
+                "note" => t.note(rest.to_string()),
+                _ => return Err(format!("unexpected worker output {line:?}")),
+            }
+        }
+        saw_tally
+            .then_some(t)
+            .ok_or_else(|| "worker printed no tally".to_string())
+    }
+}
+
+fn numbers(s: &str) -> Result<Vec<u64>, String> {
+    s.split_whitespace()
+        .map(|w| w.parse().map_err(|_| format!("not a number: {w:?}")))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Parent
+// ---------------------------------------------------------------------------
+
+/// Runs every requested arm, prints the tables, and turns the dynamo arm's
+/// result into the exit code.
+fn parent_main(config: &Config) -> ExitCode {
+    let root = match marker_root() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("port_bench: cannot create the marker directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "port_bench: {} procs x {} threads, {} allocations per arm, markers in {}",
+        config.procs,
+        config.threads,
+        config.allocs,
+        root.display()
+    );
+    let mut ok = true;
+    for &arm in &config.arms {
+        let result = run_arm(config, arm, &root.join(arm.name()));
+        ok &= report(config, arm, &result);
+    }
+    let _ = fs::remove_dir_all(&root);
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A fresh directory for the marker files, shared by every worker.
+fn marker_root() -> io::Result<PathBuf> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let dir = std::env::temp_dir().join(format!("port-bench-{}-{nanos}", std::process::id()));
+    fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
+/// The outcome of one arm.
+struct ArmResult {
+    tally: Tally,
+    wall: Duration,
+    /// Workers that crashed or printed garbage.
+    worker_failures: Vec<String>,
+}
+
+/// Starts the arm's workers, releases them at once, and collects their tallies.
+fn run_arm(config: &Config, arm: Arm, markers: &Path) -> ArmResult {
+    let mut result = ArmResult {
+        tally: Tally::default(),
+        wall: Duration::ZERO,
+        worker_failures: Vec::new(),
+    };
+    if let Err(e) = fs::create_dir(markers) {
+        result
+            .worker_failures
+            .push(format!("marker dir {}: {e}", markers.display()));
+        return result;
+    }
+    let mut children = Vec::new();
+    for i in 0..config.procs {
+        let worker = WorkerArgs {
+            arm,
+            threads: config.threads,
+            allocs: share(config.allocs, u64::from(config.procs), u64::from(i)),
+            markers: markers.to_path_buf(),
+        };
+        match spawn_worker(&worker) {
+            Ok(child) => children.push(child),
+            Err(e) => result
+                .worker_failures
+                .push(format!("spawn worker {i}: {e}")),
+        }
+    }
+    // Everyone is started: release them together, so they really overlap.
+    let start = Instant::now();
+    for child in &mut children {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(b"go\n");
+        }
+    }
+    let readers: Vec<_> = children
+        .into_iter()
+        .map(|child| thread::spawn(move || collect_worker(child)))
+        .collect();
+    for reader in readers {
+        match reader.join().expect("reader thread panicked") {
+            Ok(tally) => result.tally.merge(tally),
+            Err(msg) => result.worker_failures.push(msg),
+        }
+    }
+    result.wall = start.elapsed();
+    result
+}
+
+fn spawn_worker(worker: &WorkerArgs) -> io::Result<Child> {
+    Command::new(std::env::current_exe()?)
+        .args(worker.to_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+}
+
+/// Waits for a worker and decodes its tally.
+fn collect_worker(child: Child) -> Result<Tally, String> {
+    let pid = child.id();
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("worker {pid}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("worker {pid} failed: {}", out.status));
+    }
+    Tally::decode(&String::from_utf8_lossy(&out.stdout)).map_err(|e| format!("worker {pid}: {e}"))
+}
+
+/// Prints the arm's table; returns false if the arm fails the check.
+fn report(config: &Config, arm: Arm, r: &ArmResult) -> bool {
+    let t = &r.tally;
+    let mut lat = t.latencies_ns.clone();
+    lat.sort_unstable();
+    println!("\n== arm: {} ({}) ==", arm.name(), arm.call());
+    let rows = [
+        (
+            "config",
+            format!(
+                "{} procs x {} threads, {} allocations requested",
+                config.procs, config.threads, config.allocs
+            ),
+        ),
+        ("allocations done", t.allocs.to_string()),
+        ("double grants", t.double_grants.to_string()),
+        ("bind failures", t.bind_failures.to_string()),
+        ("alloc errors", t.alloc_errors.to_string()),
+        ("conn errors", t.conn_errors.to_string()),
+        ("alloc latency p50", micros(percentile(&lat, 0.50))),
+        ("alloc latency p99", micros(percentile(&lat, 0.99))),
+        ("alloc latency max", micros(lat.last().copied())),
+        ("wall time", format!("{:.2} s", r.wall.as_secs_f64())),
+    ];
+    for (name, value) in rows {
+        println!("  {name:<18} {value}");
+    }
+    for note in &t.notes {
+        println!("  first errors       {note}");
+    }
+    for failure in &r.worker_failures {
+        println!("  WORKER FAILURE     {failure}");
+    }
+    if arm != Arm::Dynamo {
+        return true;
+    }
+    let pass = t.double_grants == 0 && t.bind_failures == 0 && r.worker_failures.is_empty();
+    println!(
+        "  check              {}",
+        if pass { "PASS" } else { "FAIL" }
+    );
+    pass
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn micros(ns: Option<u64>) -> String {
+    match ns {
+        Some(ns) => format!("{:.1} us", ns as f64 / 1_000.0),
+        None => "-".to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Worker
+// ---------------------------------------------------------------------------
+
+/// Waits for the parent's "go", runs the threads, prints the tally.
+fn worker_main(w: &WorkerArgs) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = io::stdin().lock().read_line(&mut line) {
+        eprintln!("port_bench worker: waiting for go: {e}");
+        return ExitCode::FAILURE;
+    }
+    let handles: Vec<_> = (0..w.threads)
+        .map(|i| {
+            let (arm, markers) = (w.arm, w.markers.clone());
+            let allocs = share(w.allocs, u64::from(w.threads), u64::from(i));
+            thread::Builder::new()
+                .name(format!(
+                    "port_bench {} pid {} thread {i}",
+                    arm.name(),
+                    std::process::id()
+                ))
+                .spawn(move || run_thread(arm, &markers, allocs, i))
+                .expect("spawn worker thread")
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for h in handles {
+        tally.merge(h.join().expect("worker thread panicked"));
+    }
+    let mut out = io::stdout().lock();
+    if let Err(e) = out
+        .write_all(tally.encode().as_bytes())
+        .and_then(|()| out.flush())
+    {
+        eprintln!("port_bench worker: writing the tally: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// One thread's `allocs` cycles.
+fn run_thread(arm: Arm, markers: &Path, allocs: u64, index: u32) -> Tally {
+    let mut rng = Rng::seeded(u64::from(index));
+    let mut tally = Tally::default();
+    for _ in 0..allocs {
+        cycle(arm, markers, &mut rng, &mut tally);
+    }
+    tally
+}
+
+/// A granted port; dropping it releases the reservation (dynamo only).
+enum Grant {
+    Dynamo(dynamo_test::Port),
+    Picked(u16),
+}
+
+impl Grant {
+    fn number(&self) -> u16 {
+        match self {
+            Grant::Dynamo(p) => p.get(),
+            Grant::Picked(n) => *n,
+        }
+    }
+}
+
+/// The timed call: one allocation through the arm's allocator.
+fn allocate(arm: Arm) -> Result<Grant, String> {
+    match arm {
+        Arm::Dynamo => dynamo_test::find_free_port()
+            .map(Grant::Dynamo)
+            .map_err(|e| e.to_string()),
+        Arm::Portpicker => portpicker::pick_unused_port()
+            .map(Grant::Picked)
+            .ok_or_else(|| "pick_unused_port returned None".to_string()),
+    }
+}
+
+/// Allocate, mark, serve one connection, hold, unmark, release.
+fn cycle(arm: Arm, markers: &Path, rng: &mut Rng, tally: &mut Tally) {
+    let started = Instant::now();
+    let granted = allocate(arm);
+    tally.latencies_ns.push(started.elapsed().as_nanos() as u64);
+    let grant = match granted {
+        Ok(g) => g,
+        Err(msg) => {
+            tally.alloc_errors += 1;
+            tally.note(format!("alloc: {msg}"));
+            return;
+        }
+    };
+    tally.allocs += 1;
+    let port = grant.number();
+    let marker = Marker::claim(markers, port);
+    match &marker {
+        Ok(m) if m.owned => {}
+        Ok(_) => tally.double_grants += 1,
+        Err(e) => tally.note(format!("marker for port {port}: {e}")),
+    }
+    thread::sleep(Duration::from_micros(rng.below(MAX_BIND_DELAY_US + 1)));
+    match serve_once(port) {
+        Ok(()) => {}
+        Err(Failure::Bind(e)) => {
+            tally.bind_failures += 1;
+            tally.note(format!("bind 127.0.0.1:{port}: {e}"));
+        }
+        Err(Failure::Conn(e)) => {
+            tally.conn_errors += 1;
+            tally.note(format!("connection on port {port}: {e}"));
+        }
+    }
+    thread::sleep(Duration::from_micros(rng.below(MAX_HOLD_US + 1)));
+    if let Ok(m) = marker {
+        m.remove();
+    }
+    drop(grant);
+}
+
+/// Why serving one connection failed.
+enum Failure {
+    Bind(io::Error),
+    Conn(io::Error),
+}
+
+/// Binds the port, accepts one client, and closes the server side first so
+/// that the server's socket ends in TIME_WAIT; then shuts the listener down.
+fn serve_once(port: u16) -> Result<(), Failure> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(Failure::Bind)?;
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(Failure::Conn)?;
+    let (server, _) = listener.accept().map_err(Failure::Conn)?;
+    drop(server); // the server sends the first FIN
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(Failure::Conn)?;
+    let mut buf = [0u8; 1];
+    match client.read(&mut buf) {
+        Ok(0) => Ok(()), // saw the server's FIN; our close completes it
+        Ok(_) => Err(Failure::Conn(io::Error::other("unexpected data"))),
+        Err(e) => Err(Failure::Conn(e)),
+    }
+}
+
+/// The independent double-grant check: one `O_EXCL` file per held port.
+struct Marker {
+    path: PathBuf,
+    /// Whether we created it (false: someone else holds the same port).
+    owned: bool,
+}
+
+impl Marker {
+    fn claim(dir: &Path, port: u16) -> io::Result<Marker> {
+        let path = dir.join(port.to_string());
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => Ok(Marker { path, owned: true }),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Marker { path, owned: false }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the marker if it is ours; the first holder of a doubly
+    /// granted port removes it.
+    fn remove(self) {
+        if self.owned {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// xorshift64*: enough randomness for delays, without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn seeded(salt: u64) -> Rng {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        let mut z = nanos
+            ^ (u64::from(std::process::id()) << 32)
+            ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // splitmix64 finalizer, so that close seeds diverge at once.
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-enough in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

@@ -1,0 +1,126 @@
+//! Health probes and readiness waits.
+//!
+//! A [`Probe`] makes one attempt and answers [`Check::Ready`],
+//! [`Check::NotReady`] (with a reason) or [`Check::Fatal`] (stop waiting).
+//! [`wait`] (or [`Probe::wait`]) repeats it until ready: first attempt at
+//! once, then a short jittered backoff, every attempt bounded by its own
+//! timeout, and on failure an error that tells the story of the wait.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use dynamo_test::health::{self, Probe};
+//!
+//! # async fn doc() -> Result<(), dynamo_test::health::WaitError> {
+//! health::http("http://127.0.0.1:8000/health")
+//!     .expect_json(|v| v["status"] == "healthy")
+//!     .wait(Duration::from_secs(30))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod combinators;
+mod history;
+mod http;
+mod services;
+mod target;
+mod tcp;
+mod wait;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use combinators::{all, any, from_fn, All, Any, FnProbe};
+pub use http::{http, HttpProbe, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS};
+pub use services::{dynamo_frontend, etcd, nats, openai_models, FrontendProbe};
+pub use tcp::{tcp, TcpProbe};
+pub use wait::{wait, Ready, Wait, WaitError, Watch, DEFAULT_ATTEMPT_TIMEOUT, MAX_BACKOFF};
+
+/// The answer of one probe attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The target is ready.
+    Ready,
+    /// Not ready yet; worth another attempt.
+    NotReady {
+        /// Short reason, e.g. `connection refused` or `HTTP 503 {"health":"false"}`.
+        reason: String,
+        /// The response body, if there was one (truncated), for the error report.
+        body: Option<String>,
+    },
+    /// Waiting is pointless (bad URL, the process exited, ...).
+    Fatal {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Check {
+    /// A not-ready answer without a body.
+    pub fn not_ready(reason: impl Into<String>) -> Check {
+        Check::NotReady {
+            reason: reason.into(),
+            body: None,
+        }
+    }
+
+    /// A fatal answer.
+    pub fn fatal(reason: impl Into<String>) -> Check {
+        Check::Fatal {
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether this is [`Check::Ready`].
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Check::Ready)
+    }
+}
+
+/// A boxed future of one probe attempt.
+pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
+
+/// One kind of readiness check. Implement it for checks of your own, or
+/// use [`from_fn`] with an async closure.
+pub trait Probe: Send + Sync {
+    /// What is probed, for logs and errors (e.g. `HTTP GET http://127.0.0.1:8000/health`).
+    fn describe(&self) -> String;
+
+    /// Makes one attempt, which must end within `budget` (the wait loop
+    /// also enforces it from outside).
+    fn check(&self, budget: Duration) -> CheckFuture<'_>;
+
+    /// Waits until ready, at most `timeout`, with the default settings.
+    fn wait(&self, timeout: Duration) -> impl Future<Output = Result<Ready, WaitError>> + Send
+    where
+        Self: Sized,
+    {
+        wait(self, timeout)
+    }
+
+    /// Boxes the probe, for [`all`] and [`any`].
+    fn boxed(self) -> Box<dyn Probe>
+    where
+        Self: Sized + 'static,
+    {
+        Box::new(self)
+    }
+}
+
+impl<P: Probe + ?Sized> Probe for Box<P> {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn check(&self, budget: Duration) -> CheckFuture<'_> {
+        (**self).check(budget)
+    }
+}
+
+impl<P: Probe + ?Sized> Probe for &P {
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn check(&self, budget: Duration) -> CheckFuture<'_> {
+        (**self).check(budget)
+    }
+}

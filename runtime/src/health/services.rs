@@ -1,0 +1,299 @@
+//! Probes for the services of a Dynamo-style deployment: etcd, NATS, an
+//! OpenAI-compatible model server and a Dynamo frontend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::combinators::{all, All};
+use super::http::{http, one_line, HttpProbe};
+use super::{Check, CheckFuture, Probe};
+
+/// etcd is healthy: `GET {client_url}/health` answers `{"health":"true"}`
+/// (etcd 3.4, and 3.5+ with `"reason":""`). A 503 is reported with etcd's
+/// own reason. Note that etcd's port opens before it has a leader: TCP-open
+/// is not ready.
+pub fn etcd(client_url: &str) -> HttpProbe {
+    http(join(client_url, "/health"))
+        .label("etcd health")
+        .judge(Arc::new(judge_etcd))
+}
+
+fn judge_etcd(status: u16, body: &str) -> Check {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let health = json
+        .as_ref()
+        .and_then(|v| v.get("health"))
+        .and_then(Value::as_str);
+    match (status, health) {
+        (200, Some("true")) => Check::Ready,
+        (_, Some(h)) => {
+            let reason = json
+                .as_ref()
+                .and_then(|v| v.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let reason = if reason.is_empty() {
+                "no reason given".to_string()
+            } else {
+                reason.to_string()
+            };
+            Check::not_ready(format!(
+                "etcd unhealthy (HTTP {status}, health={h:?}): {reason}"
+            ))
+        }
+        _ => Check::not_ready(format!(
+            "HTTP {status} {} (not etcd's health answer)",
+            one_line(body, 120)
+        )),
+    }
+}
+
+/// NATS is healthy: `GET {monitor_url}/healthz` answers `{"status":"ok"}`
+/// and `GET {monitor_url}/varz` answers with the server's details (the
+/// check the port plan names).
+pub fn nats(monitor_url: &str) -> All {
+    all(vec![
+        http(join(monitor_url, "/healthz"))
+            .label("NATS healthz")
+            .judge(Arc::new(judge_nats_healthz))
+            .boxed(),
+        http(join(monitor_url, "/varz"))
+            .label("NATS varz")
+            .judge(Arc::new(judge_nats_varz))
+            .boxed(),
+    ])
+}
+
+fn judge_nats_healthz(status: u16, body: &str) -> Check {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    match json
+        .as_ref()
+        .and_then(|v| v.get("status"))
+        .and_then(Value::as_str)
+    {
+        Some("ok") if status == 200 => Check::Ready,
+        Some(s) => {
+            let error = json
+                .as_ref()
+                .and_then(|v| v.get("error"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            Check::not_ready(
+                format!("NATS unhealthy (HTTP {status}, status={s:?}) {error}")
+                    .trim_end()
+                    .to_string(),
+            )
+        }
+        None => Check::not_ready(format!(
+            "HTTP {status} {} (not NATS's healthz answer)",
+            one_line(body, 120)
+        )),
+    }
+}
+
+fn judge_nats_varz(status: u16, body: &str) -> Check {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let id = json
+        .as_ref()
+        .and_then(|v| v.get("server_id"))
+        .and_then(Value::as_str);
+    match id {
+        Some(_) if status == 200 => Check::Ready,
+        _ => Check::not_ready(format!(
+            "HTTP {status} {} (not NATS's varz answer)",
+            one_line(body, 120)
+        )),
+    }
+}
+
+/// An OpenAI-compatible server lists every one of `models`:
+/// `GET {base_url}/v1/models` has each id in `data[].id`. While some are
+/// missing, the reason names the missing and the listed ones.
+pub fn openai_models<I, S>(base_url: &str, models: I) -> HttpProbe
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let wanted: Vec<String> = models.into_iter().map(Into::into).collect();
+    http(join(base_url, "/v1/models"))
+        .label(format!("models {wanted:?} listed"))
+        .judge(Arc::new(move |status, body| {
+            judge_models(&wanted, status, body)
+        }))
+}
+
+fn judge_models(wanted: &[String], status: u16, body: &str) -> Check {
+    if status != 200 {
+        return Check::not_ready(format!("HTTP {status} {}", one_line(body, 120)));
+    }
+    let json: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(e) => return Check::not_ready(format!("/v1/models body is not JSON ({e})")),
+    };
+    let Some(data) = json.get("data").and_then(Value::as_array) else {
+        return Check::not_ready(format!(
+            "/v1/models has no `data` list: {}",
+            one_line(body, 120)
+        ));
+    };
+    let listed: Vec<&str> = data.iter().filter_map(|m| m.get("id")?.as_str()).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|w| !listed.contains(w))
+        .collect();
+    if missing.is_empty() {
+        Check::Ready
+    } else {
+        Check::not_ready(format!("models missing: {missing:?}; listed: {listed:?}"))
+    }
+}
+
+/// Probe: a Dynamo frontend's `/health` says `"status":"healthy"`, and
+/// optionally lists an endpoint.
+#[derive(Debug, Clone)]
+pub struct FrontendProbe {
+    base_url: String,
+    endpoint: Option<String>,
+}
+
+/// A Dynamo frontend is healthy: `GET {base_url}/health` answers 200 with
+/// `"status":"healthy"`. Add [`FrontendProbe::endpoint`] to also require
+/// an endpoint among `endpoints`.
+pub fn dynamo_frontend(base_url: &str) -> FrontendProbe {
+    FrontendProbe {
+        base_url: base_url.to_string(),
+        endpoint: None,
+    }
+}
+
+impl FrontendProbe {
+    /// Also require `endpoint` (e.g. `dyn://ns.backend.generate`) in `endpoints`.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    fn http(&self) -> HttpProbe {
+        let endpoint = self.endpoint.clone();
+        http(join(&self.base_url, "/health"))
+            .label("Dynamo frontend health")
+            .judge(Arc::new(move |status, body| {
+                judge_frontend(endpoint.as_deref(), status, body)
+            }))
+    }
+}
+
+impl Probe for FrontendProbe {
+    fn describe(&self) -> String {
+        let base = self.http().describe();
+        match &self.endpoint {
+            Some(e) => format!("{base} with endpoint {e}"),
+            None => base,
+        }
+    }
+
+    fn check(&self, budget: Duration) -> CheckFuture<'_> {
+        let probe = self.http();
+        Box::pin(async move { probe.check(budget).await })
+    }
+}
+
+fn judge_frontend(endpoint: Option<&str>, status: u16, body: &str) -> Check {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let state = json
+        .as_ref()
+        .and_then(|v| v.get("status"))
+        .and_then(Value::as_str);
+    if status != 200 || state != Some("healthy") {
+        return Check::not_ready(format!(
+            "frontend not healthy: HTTP {status} {}",
+            one_line(body, 120)
+        ));
+    }
+    let Some(endpoint) = endpoint else {
+        return Check::Ready;
+    };
+    let listed: Vec<&str> = json
+        .as_ref()
+        .and_then(|v| v.get("endpoints"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if listed.contains(&endpoint) {
+        Check::Ready
+    } else {
+        Check::not_ready(format!("endpoint {endpoint:?} not among {listed:?}"))
+    }
+}
+
+fn join(base: &str, path: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(c: Check) -> String {
+        match c {
+            Check::NotReady { reason, .. } | Check::Fatal { reason } => reason,
+            Check::Ready => "ready".into(),
+        }
+    }
+
+    #[test]
+    fn etcd_3_4_and_3_5_bodies() {
+        assert!(judge_etcd(200, r#"{"health":"true"}"#).is_ready()); // 3.4
+        assert!(judge_etcd(200, r#"{"health":"true","reason":""}"#).is_ready()); // 3.5
+        let r = reason(judge_etcd(
+            503,
+            r#"{"health":"false","reason":"RAFT NO LEADER"}"#,
+        ));
+        assert!(r.contains("RAFT NO LEADER") && r.contains("503"), "{r}");
+        let r = reason(judge_etcd(503, r#"{"health":"false"}"#));
+        assert!(r.contains("no reason given"), "{r}");
+        assert!(reason(judge_etcd(200, "hello")).contains("not etcd's health answer"));
+    }
+
+    #[test]
+    fn nats_bodies() {
+        assert!(judge_nats_healthz(200, r#"{"status":"ok"}"#).is_ready());
+        let r = reason(judge_nats_healthz(
+            503,
+            r#"{"status":"unavailable","error":"JetStream not current"}"#,
+        ));
+        assert!(r.contains("JetStream not current"), "{r}");
+        let varz = r#"{"server_id":"NABC","server_name":"n1","version":"2.9.10","port":4222,"http_port":8222}"#;
+        assert!(judge_nats_varz(200, varz).is_ready());
+        assert!(!judge_nats_varz(200, "{}").is_ready());
+    }
+
+    #[test]
+    fn models_name_missing_and_listed() {
+        let want = vec!["a".to_string(), "b".to_string()];
+        let body =
+            r#"{"object":"list","data":[{"id":"a","object":"model"},{"id":"c","object":"model"}]}"#;
+        let r = reason(judge_models(&want, 200, body));
+        assert_eq!(r, r#"models missing: ["b"]; listed: ["a", "c"]"#);
+        let body = r#"{"object":"list","data":[{"id":"a"},{"id":"b"}]}"#;
+        assert!(judge_models(&want, 200, body).is_ready());
+        assert!(reason(judge_models(&want, 200, r#"{"object":"list"}"#)).contains("no `data` list"));
+    }
+
+    #[test]
+    fn frontend_health_and_endpoint() {
+        let healthy =
+            r#"{"status":"healthy","endpoints":["dyn://ns.backend.generate"],"instances":[]}"#;
+        assert!(judge_frontend(None, 200, healthy).is_ready());
+        assert!(judge_frontend(Some("dyn://ns.backend.generate"), 200, healthy).is_ready());
+        let r = reason(judge_frontend(Some("dyn://other"), 200, healthy));
+        assert!(
+            r.contains("dyn://other") && r.contains("dyn://ns.backend.generate"),
+            "{r}"
+        );
+        assert!(!judge_frontend(None, 503, r#"{"status":"unhealthy"}"#).is_ready());
+    }
+}

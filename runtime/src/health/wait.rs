@@ -1,0 +1,341 @@
+//! The wait loop: attempt at once, back off briefly, give up with a story.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use super::history::History;
+use super::{Check, Probe};
+
+/// Default time limit of one attempt (clamped to the time left).
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Upper bound of the backoff between attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(250);
+/// Default backoff cap once the target answers (but is not ready).
+const DEFAULT_BACKOFF_CAP: Duration = Duration::from_millis(50);
+/// Backoff cap while connections are refused: such attempts cost a few
+/// syscalls, and a server that starts listening is seen within this.
+const REFUSED_BACKOFF_CAP: Duration = Duration::from_millis(10);
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+
+/// A boxed future borrowed from a [`Watch`].
+pub type WatchFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something a wait keeps an eye on besides the probe: typically the
+/// process that should become ready. Its exit ends the wait at once; its
+/// activity (a new log line) triggers an early attempt.
+pub trait Watch: Send + Sync {
+    /// Resolves when there is news worth an early attempt.
+    fn changed(&self) -> WatchFuture<'_, ()>;
+    /// Resolves when waiting has become pointless (the process exited),
+    /// with the reason (exit status, log tail).
+    fn gone(&self) -> WatchFuture<'_, String>;
+    /// State for an error report (process state, log path and tail).
+    fn report(&self) -> String;
+}
+
+/// A successful wait.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// What was probed.
+    pub probe: String,
+    /// Time until ready.
+    pub elapsed: Duration,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+}
+
+/// A wait that ended without readiness.
+#[derive(Debug, Clone)]
+pub struct WaitError {
+    /// What was probed.
+    pub probe: String,
+    /// `None` on timeout; the fatal reason otherwise.
+    pub fatal: Option<String>,
+    /// Time waited.
+    pub elapsed: Duration,
+    /// The limit.
+    pub limit: Duration,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Outcomes of the attempts, compressed.
+    pub history: String,
+    /// Body of the last answer (truncated), if any.
+    pub last_body: Option<String>,
+    /// The watched process's state and log tail, if any.
+    pub watched: Option<String>,
+}
+
+impl std::fmt::Display for WaitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.fatal {
+            None => write!(
+                f,
+                "timed out waiting for {}: not ready after {:.2?} (limit {:?}), {} attempts: {}",
+                self.probe, self.elapsed, self.limit, self.attempts, self.history
+            )?,
+            Some(reason) => write!(
+                f,
+                "gave up waiting for {} after {:.2?} (limit {:?}): {reason}; {} attempts: {}",
+                self.probe, self.elapsed, self.limit, self.attempts, self.history
+            )?,
+        }
+        if let Some(body) = &self.last_body {
+            write!(f, "\nlast body: {body}")?;
+        }
+        if let Some(watched) = &self.watched {
+            write!(f, "\n{watched}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for WaitError {}
+
+/// Waits until `probe` is ready, at most `timeout`, with default settings.
+pub async fn wait(probe: &dyn Probe, timeout: Duration) -> Result<Ready, WaitError> {
+    Wait::new(probe, timeout).run().await
+}
+
+/// A configurable wait; [`wait`] is `Wait::new(probe, timeout).run()`.
+pub struct Wait<'a> {
+    probe: &'a dyn Probe,
+    timeout: Duration,
+    attempt_timeout: Duration,
+    backoff_cap: Duration,
+    watch: Option<&'a dyn Watch>,
+}
+
+impl<'a> Wait<'a> {
+    /// A wait for `probe`, at most `timeout`.
+    pub fn new(probe: &'a dyn Probe, timeout: Duration) -> Self {
+        Wait {
+            probe,
+            timeout,
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            backoff_cap: DEFAULT_BACKOFF_CAP,
+            watch: None,
+        }
+    }
+
+    /// Limits each attempt (default 1 s; always clamped to the time left).
+    pub fn attempt_timeout(mut self, limit: Duration) -> Self {
+        self.attempt_timeout = limit;
+        self
+    }
+
+    /// Caps the backoff between attempts (default 50 ms, at most [`MAX_BACKOFF`]).
+    pub fn backoff_cap(mut self, cap: Duration) -> Self {
+        self.backoff_cap = cap.min(MAX_BACKOFF);
+        self
+    }
+
+    /// Watches `watch` during the wait (see [`Watch`]).
+    pub fn watch(mut self, watch: &'a dyn Watch) -> Self {
+        self.watch = Some(watch);
+        self
+    }
+
+    /// Runs the wait.
+    pub async fn run(self) -> Result<Ready, WaitError> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let mut state = State::default();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.error(started, state, None));
+            }
+            let budget = self.attempt_timeout.min(left);
+            let check = tokio::select! {
+                biased;
+                reason = gone(self.watch) => return Err(self.error(started, state, Some(reason))),
+                check = attempt(self.probe, budget) => check,
+            };
+            state.attempts += 1;
+            let cheap = match check {
+                Check::Ready => {
+                    return Ok(Ready {
+                        probe: self.probe.describe(),
+                        elapsed: started.elapsed(),
+                        attempts: state.attempts,
+                    })
+                }
+                Check::Fatal { reason } => {
+                    state.history.push(&reason);
+                    return Err(self.error(started, state, Some(reason)));
+                }
+                Check::NotReady { reason, body } => {
+                    state.history.push(&reason);
+                    if body.is_some() {
+                        state.last_body = body;
+                    }
+                    reason == "connection refused"
+                }
+            };
+            let cap = if cheap {
+                REFUSED_BACKOFF_CAP.min(self.backoff_cap)
+            } else {
+                self.backoff_cap
+            };
+            let pause = state
+                .backoff
+                .next(cap)
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                biased;
+                reason = gone(self.watch) => return Err(self.error(started, state, Some(reason))),
+                () = changed(self.watch) => state.backoff.reset(),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    fn error(&self, started: Instant, state: State, fatal: Option<String>) -> WaitError {
+        WaitError {
+            probe: self.probe.describe(),
+            fatal,
+            elapsed: started.elapsed(),
+            limit: self.timeout,
+            attempts: state.attempts,
+            history: state.history.to_string(),
+            last_body: state.last_body,
+            watched: self.watch.map(|w| w.report()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    attempts: u32,
+    history: History,
+    last_body: Option<String>,
+    backoff: Backoff,
+}
+
+/// One attempt, bounded from outside too (a probe may ignore its budget).
+async fn attempt(probe: &dyn Probe, budget: Duration) -> Check {
+    match tokio::time::timeout(budget, probe.check(budget)).await {
+        Ok(check) => check,
+        Err(_) => Check::not_ready(format!("attempt timed out after {budget:?}")),
+    }
+}
+
+async fn gone(watch: Option<&dyn Watch>) -> String {
+    match watch {
+        Some(w) => w.gone().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn changed(watch: Option<&dyn Watch>) {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Exponential backoff with jitter: 1 ms, x1.5 per step, up to a cap.
+#[derive(Default)]
+struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    fn next(&mut self, cap: Duration) -> Duration {
+        let base = FIRST_BACKOFF
+            .mul_f64(1.5f64.powi(self.step.min(30) as i32))
+            .min(cap);
+        self.step += 1;
+        // +-20% jitter, so that many waiters do not probe in lockstep.
+        base.mul_f64(0.8 + 0.4 * fastrand::f64()).min(cap)
+    }
+
+    fn reset(&mut self) {
+        self.step = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::from_fn;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn backoff_grows_to_its_cap() {
+        let mut b = Backoff::default();
+        let delays: Vec<Duration> = (0..30).map(|_| b.next(Duration::from_millis(50))).collect();
+        assert!(delays[0] <= Duration::from_millis(2));
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(50)));
+        assert!(delays[29] >= Duration::from_millis(40));
+    }
+
+    #[tokio::test]
+    async fn ready_after_some_attempts() {
+        let n = Arc::new(AtomicU32::new(0));
+        let probe = from_fn("counter", {
+            let n = n.clone();
+            move || {
+                let seen = n.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if seen >= 3 {
+                        Check::Ready
+                    } else {
+                        Check::not_ready("warming up")
+                    }
+                }
+            }
+        });
+        let ready = wait(&probe, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(ready.attempts, 4);
+        assert_eq!(ready.probe, "counter");
+    }
+
+    #[tokio::test]
+    async fn timeout_error_tells_the_story() {
+        let probe = from_fn("never", || async { Check::not_ready("HTTP 503") });
+        let started = Instant::now();
+        let err = wait(&probe, Duration::from_millis(200)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(400));
+        let text = err.to_string();
+        assert!(
+            text.starts_with("timed out waiting for never: not ready after"),
+            "{text}"
+        );
+        assert!(text.contains("(limit 200ms)"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "{} attempts: HTTP 503 x{}",
+                err.attempts, err.attempts
+            )),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn fatal_stops_at_once() {
+        let probe = from_fn("bad", || async { Check::fatal("bad URL") });
+        let err = wait(&probe, Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(err.attempts, 1);
+        assert!(err.to_string().contains("gave up waiting for bad"), "{err}");
+        assert!(err.elapsed < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn a_slow_attempt_is_cut_at_the_deadline() {
+        let probe = from_fn("hangs", || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Check::Ready
+        });
+        let started = Instant::now();
+        let err = wait(&probe, Duration::from_millis(150)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(350));
+        assert!(
+            err.history.contains("attempt timed out after"),
+            "{}",
+            err.history
+        );
+    }
+}

@@ -1,8 +1,0 @@
-use dynamo_test::dynamo_test;
-
-#[dynamo_test]
-fn t(port: u16, name: &String) {
-    let _ = (port, name);
-}
-
-fn main() {}

@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test(tokio::flavor = "multi_thread")]
+async fn t() {}
+
+fn main() {}

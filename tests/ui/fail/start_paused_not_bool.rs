@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test(start_paused = "yes")]
+async fn t() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test(timeout)]
+async fn t() {}
+
+fn main() {}
