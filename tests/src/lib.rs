@@ -1,5 +1,7 @@
 //! Helpers shared by the harness's own integration tests (in `tests/tests/`).
 
+pub mod servers;
+
 use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::Mutex;

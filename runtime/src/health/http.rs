@@ -1,8 +1,9 @@
 //! `http(url)`: ready when an HTTP request gets the expected answer.
 //!
-//! Every attempt is bounded: a TCP connect first (a refused attempt costs a
-//! few syscalls, not an HTTP client round), redirects limited, the body read
-//! up to a cap, all within the attempt's budget. HTTPS goes through rustls.
+//! Every attempt is bounded: redirects limited, the body read up to a cap,
+//! all within the attempt's budget. Until the server is found listening,
+//! an attempt is a plain TCP connect (cheap when refused). HTTPS goes
+//! through rustls.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,8 +45,8 @@ pub struct HttpProbe {
     max_body: usize,
     max_redirects: usize,
     label: Option<String>,
-    /// One client per connected address, built on first use.
-    clients: Arc<Mutex<HashMap<SocketAddr, reqwest::Client>>>,
+    /// Clients per address and the address that answers, shared by clones.
+    clients: Arc<Mutex<ClientState>>,
 }
 
 /// A probe that GETs `url` and is ready on a 2xx answer.
@@ -146,16 +147,12 @@ impl HttpProbe {
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Check::fatal(format!("URL {:?} has no host", self.url));
         };
-        let targets = match addresses(host, port).await {
-            Ok(t) => t,
-            Err(e) => return Check::not_ready(e),
-        };
-        let addr = match connect_any(&targets, budget).await {
-            Ok(stream) => match stream.peer_addr() {
-                Ok(a) => a,
-                Err(e) => return Check::not_ready(format!("connect: {e}")),
+        let addr = match self.known_addr() {
+            Some(addr) => addr,
+            None => match find_listener(host, port, budget).await {
+                Ok(addr) => addr,
+                Err(reason) => return Check::not_ready(reason),
             },
-            Err(reason) => return Check::not_ready(reason),
         };
         let client = match self.client_for(host, addr) {
             Ok(c) => c,
@@ -184,7 +181,13 @@ impl HttpProbe {
         if let Some(body) = &self.body {
             request = request.body(body.clone());
         }
-        let mut response = request.send().await.map_err(|e| self.describe_error(&e))?;
+        let mut response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                // The server went away: find it again with cheap connects.
+                self.forget_addr();
+            }
+            self.describe_error(&e)
+        })?;
         let status = response.status().as_u16();
         let mut body = Body::default();
         while let Some(chunk) = response
@@ -256,10 +259,24 @@ impl HttpProbe {
         Check::Ready
     }
 
+    /// The address that accepted last time, while it keeps accepting.
+    fn known_addr(&self) -> Option<SocketAddr> {
+        self.state().known_addr
+    }
+
+    fn forget_addr(&self) {
+        self.state().known_addr = None;
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ClientState> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A client that connects `host` to `addr` (the address that accepted).
     fn client_for(&self, host: &str, addr: SocketAddr) -> Result<reqwest::Client, reqwest::Error> {
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = clients.get(&addr) {
+        let mut state = self.state();
+        state.known_addr = Some(addr);
+        if let Some(c) = state.clients.get(&addr) {
             return Ok(c.clone());
         }
         let client = reqwest::Client::builder()
@@ -268,7 +285,7 @@ impl HttpProbe {
             .resolve(host, addr)
             .pool_max_idle_per_host(0)
             .build()?;
-        clients.insert(addr, client.clone());
+        state.clients.insert(addr, client.clone());
         Ok(client)
     }
 
@@ -309,6 +326,25 @@ impl std::fmt::Debug for HttpProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// What a probe learns across attempts.
+#[derive(Default)]
+struct ClientState {
+    /// One client per address, built on first use.
+    clients: HashMap<SocketAddr, reqwest::Client>,
+    /// The address that accepted last; `None` until found or after it refused.
+    known_addr: Option<SocketAddr>,
+}
+
+/// Finds the address that accepts TCP connections for `host:port`.
+///
+/// While a server is not up yet, an attempt is only a refused connect: a
+/// few syscalls, not an HTTP client round. That keeps fast polling cheap.
+async fn find_listener(host: &str, port: u16, budget: Duration) -> Result<SocketAddr, String> {
+    let targets = addresses(host, port).await?;
+    let stream = connect_any(&targets, budget).await?;
+    stream.peer_addr().map_err(|e| format!("connect: {e}"))
 }
 
 #[derive(Default)]
