@@ -18,7 +18,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, Path};
+use syn::{Ident, ItemFn, Path, ReturnType};
 
 use crate::options::{Flavor, Options};
 use crate::signature::{self, Param, Passing};
@@ -41,7 +41,7 @@ pub fn dynamo_test(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(tokens) => tokens,
         Err(err) => {
             func.attrs
-                .retain(|a| !a.path().segments.last().is_some_and(|s| s.ident == "test"));
+                .retain(|a| a.path().segments.last().is_none_or(|s| s.ident != "test"));
             join(err, quote!(#[allow(dead_code)] #func))
         }
     }
@@ -71,15 +71,25 @@ fn expand(options: &Options, func: &ItemFn) -> syn::Result<TokenStream> {
     let body_fn = body_fn(func);
     let config = config(options, &krate, name);
     let run = if is_async {
-        run_async(&krate, &params, config)
+        run_async(&krate, &params, config, &func.sig.output)
     } else {
-        run_sync(&krate, &params, config, options.timeout_ms.is_some())
+        run_sync(
+            &krate,
+            &params,
+            config,
+            &func.sig.output,
+            options.timeout_ms.is_some(),
+        )
     };
     let attrs = &func.attrs;
     let vis = &func.vis;
+    // Under `cfg(test)` the wrapper is a test. Elsewhere (a doctest, a
+    // trybuild case) it stays a type-checked, unused function rather than
+    // vanishing with `#[test]`, so type errors are reported everywhere.
     Ok(quote! {
         #(#attrs)*
-        #[::core::prelude::v1::test]
+        #[cfg_attr(test, ::core::prelude::v1::test)]
+        #[cfg_attr(not(test), allow(dead_code))]
         #vis fn #name() {
             #body_fn
             #run
@@ -177,23 +187,47 @@ fn arg_ident(i: usize) -> Ident {
     format_ident!("__dynamo_arg_{}", i)
 }
 
-fn run_async(krate: &Path, params: &[Param], config: TokenStream) -> TokenStream {
+/// `TestResult::into_outcome(value)`, spanned at the return type so that
+/// an unsupported type is reported there.
+fn outcome_of(krate: &Path, output: &ReturnType, value: TokenStream) -> TokenStream {
+    let span = match output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => Span::call_site(),
+    };
+    // The argument must carry the span too: rustc reports an unmet bound there.
+    let result = Ident::new("__dynamo_result", span);
+    quote_spanned! {span=> {
+        let #result = #value;
+        #krate::__private::TestResult::into_outcome(#result)
+    }}
+}
+
+fn run_async(
+    krate: &Path,
+    params: &[Param],
+    config: TokenStream,
+    output: &ReturnType,
+) -> TokenStream {
     let injections = injections(krate, params);
     let args = call_args(params);
     let body = body_ident();
+    let outcome = outcome_of(krate, output, quote!(#body(#(#args),*).await));
     quote! {
         #krate::__private::run_async(#config, |__dynamo_ctx: #krate::__private::TestContext| async move {
             #injections
             #krate::__private::enter_body(&__dynamo_ctx);
-            let __dynamo_result = #body(#(#args),*).await;
-            ::core::result::Result::<_, #krate::__private::Error>::Ok(
-                #krate::__private::TestResult::into_outcome(__dynamo_result)
-            )
+            ::core::result::Result::<_, #krate::__private::Error>::Ok(#outcome)
         })
     }
 }
 
-fn run_sync(krate: &Path, params: &[Param], config: TokenStream, has_timeout: bool) -> TokenStream {
+fn run_sync(
+    krate: &Path,
+    params: &[Param],
+    config: TokenStream,
+    output: &ReturnType,
+    has_timeout: bool,
+) -> TokenStream {
     let injections = injections(krate, params);
     let args = call_args(params);
     let vars: Vec<Ident> = (0..params.len()).map(arg_ident).collect();
@@ -201,6 +235,7 @@ fn run_sync(krate: &Path, params: &[Param], config: TokenStream, has_timeout: bo
         .iter()
         .map(|p| matches!(p.passing, Passing::RefMut).then(|| quote!(mut)));
     let body = body_ident();
+    let outcome = outcome_of(krate, output, quote!(#body(#(#args),*)));
     let runner = if has_timeout {
         quote!(run_sync_with_timeout)
     } else {
@@ -217,7 +252,7 @@ fn run_sync(krate: &Path, params: &[Param], config: TokenStream, has_timeout: bo
             |((#(#muts #vars,)*), __dynamo_ctx)| {
                 // Keeps the context alive (and so its reservations) during the body.
                 let _ = &__dynamo_ctx;
-                #body(#(#args),*)
+                #outcome
             },
         )
     }

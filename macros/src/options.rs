@@ -38,8 +38,23 @@ impl Options {
     /// Parses the attribute's arguments, then checks that they fit together.
     pub fn parse(args: TokenStream) -> syn::Result<Options> {
         let mut options = Options::default();
-        let parser = syn::meta::parser(|meta| options.parse_one(meta));
-        syn::parse::Parser::parse2(parser, args)?;
+        let mut ours = false;
+        let parser = syn::meta::parser(|meta| {
+            let result = options.parse_one(meta);
+            ours = result.is_err();
+            result
+        });
+        syn::parse::Parser::parse2(parser, args).map_err(|e| {
+            if ours {
+                e
+            } else {
+                // syn's own wording ("unexpected literal in nested attribute") helps no one.
+                syn::Error::new(
+                    e.span(),
+                    format!("expected options like `timeout = \"30s\"`, separated by commas; #[dynamo_test] accepts {KNOWN}"),
+                )
+            }
+        })?;
         options.check_combinations()?;
         Ok(options)
     }
@@ -53,7 +68,7 @@ impl Options {
             .unwrap_or_default();
         match name.as_str() {
             "flavor" => {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit: LitStr = value(&meta, "a string", "flavor = \"multi_thread\"")?;
                 let value = match lit.value().as_str() {
                     "current_thread" => Flavor::CurrentThread,
                     "multi_thread" => Flavor::MultiThread,
@@ -67,7 +82,7 @@ impl Options {
                 set(&mut self.flavor, "flavor", Spanned { value, span })
             }
             "worker_threads" => {
-                let lit: LitInt = meta.value()?.parse()?;
+                let lit: LitInt = value(&meta, "an integer", "worker_threads = 2")?;
                 let value: usize = lit.base10_parse()?;
                 if value == 0 {
                     return Err(syn::Error::new(
@@ -82,7 +97,7 @@ impl Options {
                 )
             }
             "start_paused" => {
-                let lit: LitBool = meta.value()?.parse()?;
+                let lit: LitBool = value(&meta, "a boolean", "start_paused = true")?;
                 set(
                     &mut self.start_paused,
                     "start_paused",
@@ -93,25 +108,25 @@ impl Options {
                 )
             }
             "crate" => {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit: LitStr = value(&meta, "a string", "crate = \"my_dynamo_test\"")?;
                 let value: Path = lit.parse().map_err(|_| {
                     syn::Error::new(lit.span(), "`crate` takes a path to the dynamo-test crate, e.g. `crate = \"my_dynamo_test\"`")
                 })?;
                 set(&mut self.krate, "crate", Spanned { value, span })
             }
             "timeout" => {
-                let lit: LitStr = meta
-                    .value()
-                    .map_err(|e| timeout_help(e.span()))?
-                    .parse()
-                    .map_err(|e| timeout_help(e.span()))?;
+                let lit: LitStr = value(
+                    &meta,
+                    "a string with a unit (ms, s, m, h)",
+                    "timeout = \"30s\"",
+                )?;
                 let value = parse_duration_ms(&lit.value()).map_err(|why| {
                     syn::Error::new(lit.span(), format!("bad timeout {:?}: {why}; write e.g. `timeout = \"30s\"`, `\"500ms\"` or `\"2m\"`", lit.value()))
                 })?;
                 set(&mut self.timeout_ms, "timeout", Spanned { value, span })
             }
-            _ => Err(syn::Error::new(
-                span,
+            _ => Err(syn::Error::new_spanned(
+                &meta.path,
                 format!(
                     "unknown option `{}`; #[dynamo_test] accepts {KNOWN}",
                     path_text(&meta.path)
@@ -165,11 +180,16 @@ fn set<T>(slot: &mut Option<Spanned<T>>, name: &str, value: Spanned<T>) -> syn::
     Ok(())
 }
 
-fn timeout_help(span: Span) -> syn::Error {
-    syn::Error::new(
-        span,
-        "`timeout` takes a string: `timeout = \"30s\"` (units: ms, s, m, h)",
-    )
+/// The option's value, with an error that says what it takes.
+fn value<T: syn::parse::Parse>(
+    meta: &ParseNestedMeta,
+    what: &str,
+    example: &str,
+) -> syn::Result<T> {
+    let name = path_text(&meta.path);
+    let help = |span| syn::Error::new(span, format!("`{name}` takes {what}: write `{example}`"));
+    let stream = meta.value().map_err(|_| help(meta.path.span()))?;
+    stream.parse().map_err(|e: syn::Error| help(e.span()))
 }
 
 fn path_text(path: &Path) -> String {

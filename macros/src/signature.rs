@@ -32,15 +32,16 @@ pub fn check(item: &ItemFn) -> syn::Result<Vec<Param>> {
     check_attributes(&item.attrs)?;
     let sig = &item.sig;
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(syn::Error::new(
-            sig.generics.span(),
-            "generic test functions are not supported: libtest calls a test without type arguments; \
-             write a non-generic test that calls a generic helper",
-        ));
+        let message = "generic test functions are not supported: libtest calls a test without type arguments; \
+                       write a non-generic test that calls a generic helper";
+        return Err(match &sig.generics.where_clause {
+            Some(w) if sig.generics.params.is_empty() => syn::Error::new_spanned(w, message),
+            _ => syn::Error::new_spanned(&sig.generics.params, message),
+        });
     }
     if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new(
-            variadic.span(),
+        return Err(syn::Error::new_spanned(
+            variadic,
             "variadic test functions are not supported",
         ));
     }
@@ -61,12 +62,15 @@ fn check_attributes(attrs: &[Attribute]) -> syn::Result<()> {
             .is_some_and(|s| s.ident == "test" || s.ident == "dynamo_test")
         {
             let written: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-            return Err(syn::Error::new(
-                attr.span(),
-                format!(
-                    "remove `#[{}]`: `#[dynamo_test]` already makes this function a test (and builds its runtime)",
-                    written.join("::")
-                ),
+            // `#[tokio::test]` placed above us has already expanded into `core::prelude::v1::test`.
+            let shown = if matches!(written[0].as_str(), "core" | "std") {
+                "the other test attribute (`#[test]`, `#[tokio::test]`)".to_string()
+            } else {
+                format!("`#[{}]`", written.join("::"))
+            };
+            return Err(syn::Error::new_spanned(
+                attr,
+                format!("remove {shown}: `#[dynamo_test]` already makes this function a test (and builds its runtime)"),
             ));
         }
     }
@@ -87,8 +91,8 @@ fn check_return_type(output: &ReturnType) -> syn::Result<()> {
     if supported {
         Ok(())
     } else {
-        Err(syn::Error::new(
-            ty.span(),
+        Err(syn::Error::new_spanned(
+            ty,
             "unsupported return type: a #[dynamo_test] function returns `()` or `Result<(), E>` where `E: Debug`",
         ))
     }
@@ -110,15 +114,15 @@ fn param(index: usize, arg: &FnArg) -> syn::Result<Param> {
         }
         Pat::Wild(_) => format!("_{index}"),
         other => {
-            return Err(syn::Error::new(
-                other.span(),
+            return Err(syn::Error::new_spanned(
+                other,
                 "unsupported parameter pattern: bind a plain name (e.g. `ports: ServicePorts`) and destructure it in the body",
             ));
         }
     };
     if let Type::ImplTrait(t) = &*typed.ty {
-        return Err(syn::Error::new(
-            t.span(),
+        return Err(syn::Error::new_spanned(
+            t,
             "`impl Trait` parameters make the test generic; name a concrete type that implements `dynamo_test::Inject`",
         ));
     }

@@ -22,7 +22,7 @@ pub enum Error {
     StateDir(#[from] StateDirError),
     /// A readiness wait failed.
     #[error(transparent)]
-    Wait(#[from] WaitError),
+    Wait(Box<WaitError>),
     /// A test parameter could not be injected.
     #[error("cannot inject parameter `{param}`: {source}")]
     Inject {
@@ -67,5 +67,11 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+}
+
+impl From<WaitError> for Error {
+    fn from(e: WaitError) -> Self {
+        Error::Wait(Box::new(e))
     }
 }

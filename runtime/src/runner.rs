@@ -117,29 +117,28 @@ where
 }
 
 /// Runs a plain (non-async) test: `setup` injects the parameters on a
-/// current-thread runtime, `body` runs on the test's thread.
-pub fn run_sync<A, S, SF, B, R>(config: TestConfig, setup: S, body: B)
+/// current-thread runtime, `body` runs on the test's thread and returns
+/// the outcome ([`TestResult::into_outcome`] of the test's return value).
+pub fn run_sync<A, S, SF, B>(config: TestConfig, setup: S, body: B)
 where
     S: FnOnce(TestContext) -> SF,
     SF: Future<Output = Result<A, Error>>,
-    B: FnOnce(A) -> R,
-    R: TestResult,
+    B: FnOnce(A) -> Result<(), String>,
 {
     run_sync_with(config, setup, |args| {
-        let result = panic::catch_unwind(AssertUnwindSafe(|| body(args).into_outcome()));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| body(args)));
         Ending::from(result.map(Ok))
     });
 }
 
 /// Like [`run_sync`], with a timeout: the body runs on its own thread,
 /// which is abandoned (after teardown) if it outlives the limit.
-pub fn run_sync_with_timeout<A, S, SF, B, R>(config: TestConfig, setup: S, body: B)
+pub fn run_sync_with_timeout<A, S, SF, B>(config: TestConfig, setup: S, body: B)
 where
     S: FnOnce(TestContext) -> SF,
     SF: Future<Output = Result<A, Error>>,
     A: Send + 'static,
-    B: FnOnce(A) -> R + Send + 'static,
-    R: TestResult,
+    B: FnOnce(A) -> Result<(), String> + Send + 'static,
 {
     let limit = config.timeout.unwrap_or(Duration::MAX);
     run_sync_with(config, setup, move |args| {
@@ -152,7 +151,7 @@ where
                     .to_string(),
             )
             .spawn(move || {
-                let result = panic::catch_unwind(AssertUnwindSafe(|| body(args).into_outcome()));
+                let result = panic::catch_unwind(AssertUnwindSafe(|| body(args)));
                 let _ = done.send(result);
             });
         if let Err(e) = spawned {
@@ -459,7 +458,10 @@ mod tests {
             run_sync_with_timeout(
                 config("unit::sync_times_out", Some(Duration::from_millis(100))),
                 |ctx| async move { acquire(&ctx, &s) },
-                |()| std::thread::sleep(Duration::from_secs(2)),
+                |()| {
+                    std::thread::sleep(Duration::from_secs(2));
+                    Ok(())
+                },
             )
         }));
         let text = panic_text(result.unwrap_err());
@@ -475,7 +477,7 @@ mod tests {
             run_sync(
                 config("unit::sync_panics", None),
                 |ctx| async move { acquire(&ctx, &s) },
-                |()| -> () { panic!("sync boom") },
+                |()| -> Result<(), String> { panic!("sync boom") },
             )
         }));
         assert_eq!(panic_text(result.unwrap_err()), "sync boom");

@@ -74,7 +74,7 @@ impl fmt::Display for Exhausted {
                 None => by_holder.push((who, 1)),
             }
         }
-        by_holder.sort_by(|a, b| b.1.cmp(&a.1));
+        by_holder.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         for (who, n) in by_holder.iter().take(10) {
             write!(f, "\n  {n} held by {who}")?;
         }
