@@ -11,6 +11,7 @@ use crate::env;
 use crate::error::Error;
 use crate::health::{self, Probe, Ready};
 use crate::ports::{self, Port};
+use crate::process::{ManagedProcess, ProcessBuilder};
 
 /// Env var naming the root of the per-test output directories (default
 /// `<cargo target dir>/dynamo-test`).
@@ -46,9 +47,14 @@ pub struct TestContext {
 
 struct Inner {
     name: String,
+    namespace: String,
     output_dir: PathBuf,
     port_table: Mutex<Vec<(String, u16)>>,
     resources: Mutex<Vec<Resource>>,
+    /// Env vars every child gets (service endpoints, namespace).
+    child_env: Mutex<Vec<(String, String)>>,
+    /// `(process name, log path)` of every child, for failure reports.
+    logs: Mutex<Vec<(String, PathBuf)>>,
 }
 
 impl TestContext {
@@ -65,9 +71,12 @@ impl TestContext {
         Ok(TestContext {
             inner: Arc::new(Inner {
                 name: name.to_string(),
+                namespace: namespace_for(name),
                 output_dir,
                 port_table: Mutex::new(Vec::new()),
                 resources: Mutex::new(Vec::new()),
+                child_env: Mutex::new(Vec::new()),
+                logs: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -75,6 +84,87 @@ impl TestContext {
     /// The test's full name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// A namespace unique to this test run (`[a-z0-9-]`), for Dynamo's
+    /// `DYN_NAMESPACE`, etcd key prefixes and NATS subjects on shared
+    /// infrastructure. Children get it as `DYN_NAMESPACE`.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// Describes a child process owned by this test; see [`ProcessBuilder`].
+    ///
+    /// ```no_run
+    /// # async fn doc(ctx: &dynamo_test::TestContext, port: u16) -> Result<(), dynamo_test::Error> {
+    /// use dynamo_test::health;
+    /// let server = ctx
+    ///     .process("frontend", "my-frontend")
+    ///     .args(["--port", &port.to_string()])
+    ///     .ready(health::http(format!("http://127.0.0.1:{port}/health")))
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn process(&self, name: &str, program: impl Into<std::ffi::OsString>) -> ProcessBuilder {
+        ProcessBuilder::new(self, name, program.into())
+    }
+
+    /// The env vars every child of this test gets (`DYN_NAMESPACE`, and the
+    /// endpoints of the services the test uses).
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("DYN_NAMESPACE".to_string(), self.inner.namespace.clone())];
+        env.extend(lock(&self.inner.child_env).iter().cloned());
+        env
+    }
+
+    /// Adds an env var that every child started afterwards gets.
+    pub fn set_child_env(&self, key: &str, value: &str) {
+        lock(&self.inner.child_env).push((key.to_string(), value.to_string()));
+    }
+
+    /// Prints a harness line for this test (captured with its output).
+    pub fn note(&self, message: &str) {
+        log(&self.inner.name, message);
+    }
+
+    /// A fresh log path `<output dir>/<name>.log` (`<name>-2.log`, ... if
+    /// the name is taken), emptied.
+    pub(crate) fn new_log_path(&self, name: &str) -> PathBuf {
+        let taken = lock(&self.inner.logs)
+            .iter()
+            .filter(|(n, _)| n == name)
+            .count();
+        let file = match taken {
+            0 => format!("{}.log", dir_name(name)),
+            n => format!("{}-{}.log", dir_name(name), n + 1),
+        };
+        let path = self.inner.output_dir.join(file);
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// Makes `process` part of the test: its log is shown if the test
+    /// fails, and it is stopped at teardown.
+    pub(crate) fn register_process(&self, process: &ManagedProcess) {
+        lock(&self.inner.logs).push((process.name().to_string(), process.log_path().to_path_buf()));
+        let handle = process.clone();
+        self.defer(format!("stop process `{}`", process.name()), async move {
+            handle.stop().await;
+        });
+    }
+
+    /// The tail of every child's log, each line prefixed by the process
+    /// name: printed when a test fails.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut report = String::new();
+        for (name, path) in lock(&self.inner.logs).iter() {
+            let _ = writeln!(report, "[{name}] log {}:", path.display());
+            for line in crate::process::tail(path, lines).lines() {
+                let _ = writeln!(report, "[{name}] {line}");
+            }
+        }
+        report
     }
 
     /// The test's output directory (process logs and the like); it exists.
@@ -230,6 +320,43 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// `crate::mod::my_test` -> `my-test-<pid base36>-<n>`: unique per test
+/// run, and valid in etcd keys, NATS subjects and Dynamo namespaces.
+fn namespace_for(test_name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let short = test_name.rsplit("::").next().unwrap_or(test_name);
+    let mut clean: String = short
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    if clean.is_empty() {
+        clean.push_str("test");
+    }
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{clean}-{}-{n}", base36(std::process::id()))
+}
+
+fn base36(mut n: u32) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// `a::b::c` -> `a.b.c`: one directory per test, readable in `ls`.
 fn dir_name(test_name: &str) -> String {
     test_name
@@ -272,6 +399,20 @@ fn output_root() -> Result<PathBuf, Error> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn namespaces_are_unique_and_safe() {
+        let a = namespace_for("suite::mod_a::My_Test");
+        let b = namespace_for("suite::mod_a::My_Test");
+        assert_ne!(a, b);
+        assert!(a.starts_with("my-test-"), "{a}");
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{a}"
+        );
+        assert_eq!(base36(36 * 36 + 1), "101");
+    }
 
     #[test]
     fn dir_names_are_flat_and_safe() {

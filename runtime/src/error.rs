@@ -23,6 +23,9 @@ pub enum Error {
     /// A readiness wait failed.
     #[error(transparent)]
     Wait(Box<WaitError>),
+    /// A child process could not be started or did not become ready.
+    #[error(transparent)]
+    Process(Box<crate::process::ProcessError>),
     /// A test parameter could not be injected.
     #[error("cannot inject parameter `{param}`: {source}")]
     Inject {

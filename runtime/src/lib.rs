@@ -28,6 +28,7 @@ mod error;
 pub mod health;
 mod inject;
 pub mod ports;
+pub mod process;
 mod runner;
 pub mod state_dir;
 
@@ -38,6 +39,7 @@ pub use inject::Inject;
 pub use ports::{
     find_free_port, find_free_port_from, Port, PortError, PortPlan, ServicePorts, SERVICE_PORTS,
 };
+pub use process::{ManagedProcess, ProcessBuilder};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use crate::context::{log, TestContext};
 use crate::error::Error;
 
+/// Lines of each process log printed when a test fails.
+const LOG_TAIL_LINES: usize = 20;
+
 /// The tokio runtime flavor of an async test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -228,6 +231,15 @@ fn build_runtime(config: &TestConfig) -> std::io::Result<tokio::runtime::Runtime
 /// Turns the ending into libtest's verdict: return for a pass, panic otherwise.
 fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
     let name = config.name;
+    if !matches!(ending, Ending::Passed) {
+        let tails = ctx.log_tails(LOG_TAIL_LINES);
+        if !tails.is_empty() {
+            log(
+                name,
+                &format!("logs of its processes (last {LOG_TAIL_LINES} lines each):\n{tails}"),
+            );
+        }
+    }
     match ending {
         Ending::Passed => {}
         Ending::Panicked(payload) => {

@@ -34,7 +34,9 @@ pub use combinators::{all, any, from_fn, All, Any, FnProbe};
 pub use http::{http, HttpProbe, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS};
 pub use services::{dynamo_frontend, etcd, nats, openai_models, FrontendProbe};
 pub use tcp::{tcp, TcpProbe};
-pub use wait::{wait, Ready, Wait, WaitError, Watch, DEFAULT_ATTEMPT_TIMEOUT, MAX_BACKOFF};
+pub use wait::{
+    wait, Ready, Wait, WaitError, Watch, WatchFuture, DEFAULT_ATTEMPT_TIMEOUT, MAX_BACKOFF,
+};
 
 /// The answer of one probe attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]

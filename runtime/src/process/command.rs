@@ -1,0 +1,165 @@
+//! Finding the program and building the `Command` for a child.
+
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What a child is started with; kept for restarts.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub name: String,
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: Option<PathBuf>,
+}
+
+impl Spec {
+    /// The PATH the child will search: its own if the builder set one.
+    fn search_path(&self) -> OsString {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default()
+    }
+
+    /// Checks program and working directory, so a spawn error names what
+    /// was searched instead of a bare "No such file or directory".
+    pub(crate) fn resolve(&self) -> Result<PathBuf, String> {
+        if let Some(cwd) = &self.cwd {
+            if !cwd.is_dir() {
+                return Err(format!(
+                    "working directory {} does not exist",
+                    cwd.display()
+                ));
+            }
+        }
+        let program = Path::new(&self.program);
+        if program.components().count() > 1 {
+            let full = match &self.cwd {
+                Some(cwd) if program.is_relative() => cwd.join(program),
+                _ => program.to_path_buf(),
+            };
+            return check_executable(&full).map(|()| full);
+        }
+        let path = self.search_path();
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(program);
+            if candidate.is_file() {
+                return check_executable(&candidate).map(|()| candidate);
+            }
+        }
+        Err(format!(
+            "`{}` not found in PATH ({})",
+            program.display(),
+            path.to_string_lossy()
+        ))
+    }
+
+    /// The command: own process group, parent-death signal, owner tag, piped output.
+    pub(crate) fn command(&self, program: &Path, owner_tag: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(&self.args)
+            .env(super::sweep::ENV_OWNER, owner_tag)
+            .env(super::sweep::ENV_OWNER_NAME, &self.name)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(cwd) = &self.cwd {
+            cmd.current_dir(cwd);
+        }
+        let parent = std::process::id();
+        // SAFETY: the closure runs between fork and exec and calls only
+        // async-signal-safe functions (prctl, getppid, raise).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died before prctl: then no signal comes.
+                if libc::getppid() as u32 != parent {
+                    libc::raise(libc::SIGKILL);
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+}
+
+fn check_executable(path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o111 == 0 {
+        return Err(format!(
+            "{} is not executable (mode {:o})",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(program: &str) -> Spec {
+        Spec {
+            name: "t".into(),
+            program: program.into(),
+            args: vec![],
+            env: vec![],
+            cwd: None,
+        }
+    }
+
+    #[test]
+    fn finds_programs_on_path_and_names_the_path_otherwise() {
+        assert!(spec("sh").resolve().unwrap().ends_with("sh"));
+        let err = spec("surely-not-a-program-xyz").resolve().unwrap_err();
+        assert!(
+            err.contains("`surely-not-a-program-xyz` not found in PATH ("),
+            "{err}"
+        );
+        let mut s = spec("sh");
+        s.env.push(("PATH".into(), "/nonexistent".into()));
+        assert_eq!(
+            s.resolve().unwrap_err(),
+            "`sh` not found in PATH (/nonexistent)"
+        );
+    }
+
+    #[test]
+    fn non_executable_and_bad_cwd() {
+        let file = std::env::temp_dir().join(format!("dt-noexec-{}", std::process::id()));
+        std::fs::write(&file, "x").unwrap();
+        let err = spec(file.to_str().unwrap()).resolve().unwrap_err();
+        assert!(err.contains("is not executable (mode"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+
+        let mut s = spec("sh");
+        s.cwd = Some("/nonexistent/dir".into());
+        assert_eq!(
+            s.resolve().unwrap_err(),
+            "working directory /nonexistent/dir does not exist"
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! `ManagedProcess`: a running child, its log, its exit, its teardown.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::command::Spec;
+use super::logs;
+use super::spawner::on_spawner_thread;
+use super::sweep::owner_tag;
+use super::watchdog::Watchdog;
+use crate::error::Error;
+use crate::health::{Probe, Wait, WaitError, Watch, WatchFuture};
+
+/// Lines of log shown in errors and failure reports.
+pub(crate) const TAIL_LINES: usize = 20;
+
+/// A child process could not be started or did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started.
+    #[error("cannot start process `{name}` ({program}): {reason}")]
+    Spawn {
+        /// Its name in the test.
+        name: String,
+        /// The program.
+        program: String,
+        /// Why (names the PATH searched when the program was not found).
+        reason: String,
+    },
+    /// It started, but a readiness probe failed (or it exited first).
+    #[error("process `{name}` (pid {pid}) did not become ready: {source}")]
+    NotReady {
+        /// Its name in the test.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The failed wait, with the process's state and log tail.
+        source: WaitError,
+    },
+}
+
+impl From<ProcessError> for Error {
+    fn from(e: ProcessError) -> Self {
+        Error::Process(Box::new(e))
+    }
+}
+
+/// A child process owned by a test (a cheap handle; clones share it).
+///
+/// Stopped at the test's teardown, in reverse order of start, whatever the
+/// outcome: SIGTERM to its process group, [`grace`](super::ProcessBuilder::grace),
+/// SIGKILL to the group, reap.
+#[derive(Clone)]
+pub struct ManagedProcess {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) spec: Spec,
+    pub(crate) probes: Vec<Arc<dyn Probe>>,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) log_path: PathBuf,
+    log: Arc<Mutex<std::fs::File>>,
+    lines: watch::Sender<u64>,
+    /// The current incarnation (a restart replaces it).
+    running: Mutex<Running>,
+}
+
+/// One incarnation of the process.
+struct Running {
+    pid: u32,
+    exit: watch::Receiver<Option<ExitStatus>>,
+    /// `None` once the group is taken care of.
+    watchdog: Option<Watchdog>,
+}
+
+impl ManagedProcess {
+    /// Spawns the process described by `shared` (without waiting for readiness).
+    pub(crate) fn spawn(
+        spec: Spec,
+        probes: Vec<Arc<dyn Probe>>,
+        startup_timeout: Duration,
+        grace: Duration,
+        log_path: PathBuf,
+    ) -> Result<ManagedProcess, Error> {
+        let log = logs::open(&log_path)
+            .map_err(|e| Error::io(format!("opening log {}", log_path.display()), e))?;
+        let (lines, _) = watch::channel(0);
+        let running = start(&spec, &log, &lines)?;
+        Ok(ManagedProcess {
+            shared: Arc::new(Shared {
+                spec,
+                probes,
+                startup_timeout,
+                grace,
+                log_path,
+                log,
+                lines,
+                running: Mutex::new(running),
+            }),
+        })
+    }
+
+    /// Its name in the test.
+    pub fn name(&self) -> &str {
+        &self.shared.spec.name
+    }
+
+    /// The pid of the current incarnation.
+    pub fn pid(&self) -> u32 {
+        self.running().pid
+    }
+
+    /// The log file holding its stdout and stderr.
+    pub fn log_path(&self) -> &Path {
+        &self.shared.log_path
+    }
+
+    /// The last `n` lines of its log.
+    pub fn log_tail(&self, n: usize) -> String {
+        logs::tail(&self.shared.log_path, n)
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.running().exit.borrow()
+    }
+
+    /// Waits until it exits, and returns the status.
+    pub async fn wait(&self) -> ExitStatus {
+        let mut exit = self.running().exit.clone();
+        loop {
+            if let Some(status) = *exit.borrow_and_update() {
+                return status;
+            }
+            if exit.changed().await.is_err() {
+                // The reaper thread is gone without a status: cannot happen
+                // unless the thread could not start; report a kill.
+                return std::os::unix::process::ExitStatusExt::from_raw(libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Waits until every readiness probe passes, within the startup
+    /// timeout; fails at once if the process exits first.
+    pub async fn wait_ready(&self) -> Result<(), Error> {
+        let watch = ProcessWatch {
+            process: self.clone(),
+        };
+        let started = tokio::time::Instant::now();
+        for probe in &self.shared.probes {
+            let left = self
+                .shared
+                .startup_timeout
+                .saturating_sub(started.elapsed());
+            let waited = Wait::new(probe.as_ref(), left).watch(&watch).run().await;
+            if let Err(source) = waited {
+                return Err(ProcessError::NotReady {
+                    name: self.name().to_string(),
+                    pid: self.pid(),
+                    source,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops it gracefully: SIGTERM to its group, up to the grace period,
+    /// then SIGKILL to the group; reaps it. Returns its exit status.
+    pub async fn stop(&self) -> ExitStatus {
+        let pgid = self.pid();
+        let exited = self.exit_status().is_some();
+        if !exited {
+            signal_group(pgid, libc::SIGTERM);
+            if tokio::time::timeout(self.shared.grace, self.wait())
+                .await
+                .is_err()
+            {
+                logs::note(
+                    &self.shared.log,
+                    &format!(
+                        "still running {:?} after SIGTERM: SIGKILL",
+                        self.shared.grace
+                    ),
+                );
+            }
+        }
+        // The group may hold grandchildren that outlived the leader.
+        signal_group(pgid, libc::SIGKILL);
+        let status = self.wait().await;
+        self.disarm();
+        status
+    }
+
+    /// Kills it at once: SIGKILL to its group. It is reaped in the background.
+    pub fn kill(&self) {
+        let pgid = self.pid();
+        signal_group(pgid, libc::SIGKILL);
+    }
+
+    /// Stops it and starts it again with the same program, arguments,
+    /// environment and log, then waits for readiness: for fault tests.
+    pub async fn restart(&self) -> Result<(), Error> {
+        self.stop().await;
+        logs::note(&self.shared.log, "restart");
+        let running = start(&self.shared.spec, &self.shared.log, &self.shared.lines)?;
+        *self.running() = running;
+        self.wait_ready().await
+    }
+
+    fn disarm(&self) {
+        if let Some(w) = self.running().watchdog.take() {
+            w.disarm();
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, Running> {
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// State, log path and tail, for error reports.
+    fn report(&self) -> String {
+        let state = match self.exit_status() {
+            Some(status) => format!("exited ({status})"),
+            None => "running".to_string(),
+        };
+        format!(
+            "process `{}` (pid {}) is {state}; log {}; last lines:\n{}",
+            self.name(),
+            self.pid(),
+            self.shared.log_path.display(),
+            indent(&self.log_tail(TAIL_LINES))
+        )
+    }
+}
+
+impl std::fmt::Debug for ManagedProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedProcess")
+            .field("name", &self.name())
+            .field("pid", &self.pid())
+            .field("log", &self.shared.log_path)
+            .finish()
+    }
+}
+
+/// Spawns one incarnation: on the spawner thread, with a watchdog, its
+/// output forwarded to the log, and a reaper thread publishing its exit.
+fn start(
+    spec: &Spec,
+    log: &Arc<Mutex<std::fs::File>>,
+    lines: &watch::Sender<u64>,
+) -> Result<Running, Error> {
+    let spawn_error = |reason: String| ProcessError::Spawn {
+        name: spec.name.clone(),
+        program: spec.program.to_string_lossy().into_owned(),
+        reason,
+    };
+    let program = spec.resolve().map_err(spawn_error)?;
+    let mut command = spec.command(&program, &owner_tag());
+    let spawned = on_spawner_thread(move || command.spawn()).and_then(|r| r);
+    let mut child = spawned.map_err(|e| spawn_error(format!("{}: {e}", program.display())))?;
+    let pid = child.id();
+    // Best effort: without /bin/sh, PDEATHSIG still covers the direct child.
+    let watchdog = Watchdog::arm(pid).ok();
+    if let Some(out) = child.stdout.take() {
+        logs::forward(out, log.clone(), lines.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        logs::forward(err, log.clone(), lines.clone());
+    }
+    let (exit_tx, exit) = watch::channel(None);
+    let reaper = std::thread::Builder::new()
+        .name("dynamo-test-reaper".into())
+        .spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = exit_tx.send(Some(status));
+            }
+        });
+    if let Err(e) = reaper {
+        signal_group(pid, libc::SIGKILL);
+        return Err(Error::io("starting a reaper thread", e));
+    }
+    Ok(Running {
+        pid,
+        exit,
+        watchdog,
+    })
+}
+
+/// Sends `signal` to process group `pgid` (the child's pid).
+fn signal_group(pgid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions. A negative pid names
+    // the group; ESRCH (group empty) is fine.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), signal);
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a readiness wait watches: the process's exit and its log lines.
+struct ProcessWatch {
+    process: ManagedProcess,
+}
+
+impl Watch for ProcessWatch {
+    fn changed(&self) -> WatchFuture<'_, ()> {
+        let mut lines = self.process.shared.lines.subscribe();
+        Box::pin(async move {
+            if lines.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+
+    fn gone(&self) -> WatchFuture<'_, String> {
+        Box::pin(async move {
+            let status = self.process.wait().await;
+            format!(
+                "process `{}` exited ({status}) before it was ready",
+                self.process.name()
+            )
+        })
+    }
+
+    fn report(&self) -> String {
+        self.process.report()
+    }
+}

@@ -1,0 +1,29 @@
+//! Managed child processes: started by a test, watched while it waits for
+//! them, logged to files, and never outliving the test.
+//!
+//! Each child runs in its own process group, so teardown reaches its
+//! grandchildren: SIGTERM to the group, a grace period, SIGKILL to the
+//! group, reap. Three more guards cover the cases where teardown never runs
+//! (a SIGKILLed test, nextest's SIGTERM on timeout, which skips
+//! destructors):
+//! - the child gets a parent-death signal (`PR_SET_PDEATHSIG`), set up from
+//!   a long-lived spawner thread because the kernel ties it to the
+//!   spawning *thread* ([`spawner`]);
+//! - a tiny watchdog (`/bin/sh`, in its own group) holds a pipe from the
+//!   test process and kills the child's group when the pipe closes without
+//!   a "done" ([`watchdog`]): this reaches grandchildren too;
+//! - children carry an owner tag (`DYNAMO_TEST_OWNER=pid:starttime`), so a
+//!   sweep can find tagged processes whose owner is dead ([`sweep`]).
+
+mod builder;
+mod command;
+mod logs;
+mod managed;
+mod spawner;
+pub mod sweep;
+mod watchdog;
+
+pub use builder::{ProcessBuilder, DEFAULT_GRACE, DEFAULT_STARTUP_TIMEOUT};
+pub use logs::tail;
+pub use managed::{ManagedProcess, ProcessError};
+pub use sweep::{ENV_OWNER, ENV_OWNER_NAME};

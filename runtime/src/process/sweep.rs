@@ -1,0 +1,120 @@
+//! Finding (and stopping) tagged processes whose owner is gone.
+//!
+//! Every child the harness starts carries `DYNAMO_TEST_OWNER=<pid>:<start
+//! time>` naming the test process. If that process no longer exists (or
+//! its pid now belongs to a process started at another time), the child is
+//! an orphan. Nothing without the tag is ever touched, and nothing is
+//! matched by name.
+
+use std::fs;
+
+/// Env var tagging a child with its owner: `<pid>:<start time in clock ticks>`.
+pub const ENV_OWNER: &str = "DYNAMO_TEST_OWNER";
+/// Env var carrying the child's name in its test (for listings).
+pub const ENV_OWNER_NAME: &str = "DYNAMO_TEST_PROCESS";
+
+/// A tagged process whose owner is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// Its pid.
+    pub pid: u32,
+    /// Its name in the test, from [`ENV_OWNER_NAME`].
+    pub name: String,
+    /// The dead owner's pid.
+    pub owner_pid: u32,
+    /// Its command line.
+    pub command: String,
+}
+
+/// The owner tag of the current process.
+pub(crate) fn owner_tag() -> String {
+    let pid = std::process::id();
+    format!("{pid}:{}", start_time(pid).unwrap_or(0))
+}
+
+/// A process's start time (clock ticks since boot), from /proc/<pid>/stat.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // `rest` starts at field 3 (state); start time is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the tag names a live process (same pid, same start time).
+pub fn owner_alive(tag: &str) -> bool {
+    let Some((pid, started)) = tag.split_once(':') else {
+        return false;
+    };
+    let (Ok(pid), Ok(started)) = (pid.parse::<u32>(), started.parse::<u64>()) else {
+        return false;
+    };
+    start_time(pid) == Some(started)
+}
+
+/// Every tagged process of this user whose owner is dead.
+pub fn find_orphans() -> Vec<Orphan> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(orphan)
+        .collect()
+}
+
+fn orphan(pid: u32) -> Option<Orphan> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let var = |name: &str| {
+        let prefix = format!("{name}=");
+        environ
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let tag = var(ENV_OWNER)?;
+    if owner_alive(&tag) {
+        return None;
+    }
+    let owner_pid = tag.split(':').next()?.parse().ok()?;
+    let command = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
+    Some(Orphan {
+        pid,
+        name: var(ENV_OWNER_NAME).unwrap_or_default(),
+        owner_pid,
+        command,
+    })
+}
+
+/// SIGKILLs each orphan after checking again that it is still one.
+/// Returns the ones stopped.
+pub fn stop_orphans(orphans: &[Orphan]) -> Vec<Orphan> {
+    orphans
+        .iter()
+        .filter(|o| orphan(o.pid).is_some_and(|now| now.owner_pid == o.owner_pid))
+        // SAFETY: kill has no memory-safety preconditions.
+        .filter(|o| unsafe { libc::kill(o.pid as libc::pid_t, libc::SIGKILL) } == 0)
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_tag_is_alive_and_a_forged_one_is_not() {
+        let tag = owner_tag();
+        assert!(owner_alive(&tag), "{tag}");
+        let pid = std::process::id();
+        assert!(!owner_alive(&format!("{pid}:1")));
+        assert!(!owner_alive("nonsense"));
+    }
+}

@@ -1,0 +1,80 @@
+//! Driving the `scenario` binary (a test process that starts a child and a
+//! grandchild) and checking that none of them survives its end.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running scenario: the test process and the pids of its family.
+pub struct Scenario {
+    /// The test process (in a process group of its own).
+    pub process: Child,
+    /// The child and grandchild it started.
+    pub family: Vec<u32>,
+}
+
+/// Starts `scenario MODE` (see its docs) and waits until it prints its
+/// family's pids.
+pub fn start(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
+    let mut process = Command::new(binary)
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let stdout = process
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let mut family = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(pids) = line.strip_prefix("pids ") {
+            family = pids
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            break;
+        }
+    }
+    if family.len() != 2 {
+        let _ = process.kill();
+        return Err(std::io::Error::other("scenario printed no family pids"));
+    }
+    Ok(Scenario { process, family })
+}
+
+/// Whether `pid` is a live process (a zombie counts as dead: it runs nothing).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for every pid to be gone; returns the survivors.
+pub fn survivors_after(pids: &[u32], limit: Duration) -> Vec<u32> {
+    let started = Instant::now();
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() || started.elapsed() >= limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` to the scenario's process group (what nextest does on a timeout).
+pub fn signal_group(scenario: &Scenario, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions; the group is the one we created.
+    unsafe {
+        libc::kill(-(scenario.process.id() as libc::pid_t), signal);
+    }
+}
