@@ -22,11 +22,13 @@ pub(crate) fn note(log: &Mutex<File>, line: &str) {
 }
 
 /// Copies `pipe` into `log` line by line on a thread of its own, bumping
-/// `lines` after each line. Ends when the child closes the pipe.
+/// `lines` after each line. Ends when every writer closes the pipe; `done`
+/// is dropped then, so the reaper can wait for the last lines.
 pub(crate) fn forward(
     pipe: impl Read + Send + 'static,
     log: Arc<Mutex<File>>,
     lines: watch::Sender<u64>,
+    done: std::sync::mpsc::Sender<()>,
 ) {
     let _ = std::thread::Builder::new()
         .name("dynamo-test-log".into())
@@ -44,6 +46,7 @@ pub(crate) fn forward(
                 lines.send_modify(|n| *n += 1);
                 line.clear();
             }
+            drop(done);
         });
 }
 

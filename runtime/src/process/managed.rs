@@ -15,6 +15,9 @@ use super::watchdog::Watchdog;
 use crate::error::Error;
 use crate::health::{Probe, Wait, WaitError, Watch, WatchFuture};
 
+/// How long an exit waits for the child's last output to reach the log.
+const FORWARD_GRACE: Duration = Duration::from_millis(100);
+
 /// Lines of log shown in errors and failure reports.
 pub(crate) const TAIL_LINES: usize = 20;
 
@@ -272,17 +275,21 @@ fn start(
     let pid = child.id();
     // Best effort: without /bin/sh, PDEATHSIG still covers the direct child.
     let watchdog = Watchdog::arm(pid).ok();
+    let (forwarded, forwarders_done) = std::sync::mpsc::channel();
     if let Some(out) = child.stdout.take() {
-        logs::forward(out, log.clone(), lines.clone());
+        logs::forward(out, log.clone(), lines.clone(), forwarded.clone());
     }
     if let Some(err) = child.stderr.take() {
-        logs::forward(err, log.clone(), lines.clone());
+        logs::forward(err, log.clone(), lines.clone(), forwarded);
     }
     let (exit_tx, exit) = watch::channel(None);
     let reaper = std::thread::Builder::new()
         .name("dynamo-test-reaper".into())
         .spawn(move || {
             if let Ok(status) = child.wait() {
+                // Let the last lines reach the log, so an exit report shows
+                // them; a grandchild holding the pipes must not delay it long.
+                let _ = forwarders_done.recv_timeout(FORWARD_GRACE);
                 let _ = exit_tx.send(Some(status));
             }
         });

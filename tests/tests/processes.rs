@@ -1,0 +1,210 @@
+//! Managed processes: readiness, early exit, spawn errors, env, logs,
+//! graceful and forced stops, restart.
+
+use std::time::{Duration, Instant};
+
+use dynamo_test::health;
+use dynamo_test::{dynamo_test, Error, TestContext};
+
+const HTTP_CHILD: &str = env!("CARGO_BIN_EXE_http_child");
+
+#[dynamo_test(timeout = "30s")]
+async fn start_returns_once_the_server_is_ready(api: u16, ctx: &TestContext) -> Result<(), Error> {
+    let started = Instant::now();
+    let server = ctx
+        .process("api", HTTP_CHILD)
+        .args([api.to_string(), "200".into()])
+        .ready(health::http(format!("http://127.0.0.1:{api}/health")))
+        .start()
+        .await?;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(server.exit_status().is_none());
+    assert!(
+        server.log_tail(5).contains("request: GET /health"),
+        "{}",
+        server.log_tail(5)
+    );
+    assert!(server.log_path().starts_with(ctx.output_dir()));
+    assert!(
+        ctx.log_tails(5).contains("[api] http_child listening on"),
+        "{}",
+        ctx.log_tails(5)
+    );
+    Ok(())
+}
+
+#[dynamo_test(timeout = "30s")]
+async fn an_early_exit_fails_start_at_once_with_code_and_log(api: u16, ctx: &TestContext) {
+    let script = "echo starting; echo 'fatal: bad config' >&2; sleep 0.3; exit 3";
+    let started = Instant::now();
+    let err = ctx
+        .process("crasher", "sh")
+        .args(["-c", script])
+        .ready(health::http(format!("http://127.0.0.1:{api}/health")))
+        .startup_timeout(Duration::from_secs(20))
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    // Exits after 0.3 s; reported within 500 ms of that.
+    assert!(took < Duration::from_millis(800), "took {took:?}: {err}");
+    assert!(
+        err.contains("exited (exit status: 3) before it was ready"),
+        "{err}"
+    );
+    assert!(err.contains("  | fatal: bad config"), "{err}");
+    assert!(err.contains("crasher.log"), "{err}");
+}
+
+#[dynamo_test]
+async fn spawn_errors_name_the_program_and_the_path(ctx: &TestContext) {
+    let err = ctx
+        .process("ghost", "no-such-program-xyz")
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("cannot start process `ghost` (no-such-program-xyz): `no-such-program-xyz` not found in PATH ("), "{err}");
+
+    let plain = ctx.output_dir().join("plain-file");
+    std::fs::write(&plain, "not a program").unwrap();
+    let err = ctx
+        .process("notexec", &plain)
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("{} is not executable (mode 644)", plain.display())),
+        "{err}"
+    );
+
+    let err = ctx
+        .process("nocwd", "sh")
+        .current_dir("/no/such/dir")
+        .start()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("working directory /no/such/dir does not exist"),
+        "{err}"
+    );
+}
+
+#[dynamo_test]
+async fn children_get_the_namespace_and_their_own_env(ctx: &TestContext) {
+    let child = ctx
+        .process("env", "sh")
+        .args(["-c", "echo ns=$DYN_NAMESPACE greeting=$GREETING"])
+        .env("GREETING", "hello")
+        .start()
+        .await
+        .unwrap();
+    assert!(child.wait().await.success());
+    let expected = format!("ns={} greeting=hello", ctx.namespace());
+    assert_eq!(child.log_tail(1), expected);
+    assert!(
+        std::env::var_os("GREETING").is_none(),
+        "the test's own env is untouched"
+    );
+}
+
+#[dynamo_test]
+async fn a_child_that_ignores_sigterm_is_killed_after_the_grace(ctx: &TestContext) {
+    let stubborn = ctx
+        .process("stubborn", "sh")
+        .args([
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .grace(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let status = stubborn.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert!(
+        stubborn.log_tail(3).contains("SIGKILL"),
+        "{}",
+        stubborn.log_tail(3)
+    );
+}
+
+#[dynamo_test]
+async fn a_graceful_stop_reaches_grandchildren(ctx: &TestContext) {
+    let family = ctx
+        .process("family", "sh")
+        .args(["-c", "sleep 1000 & echo \"grandchild $!\"; wait"])
+        .start()
+        .await
+        .unwrap();
+    let grandchild = wait_for_line(&family, "grandchild ").await;
+    let grandchild: u32 = grandchild.trim().parse().unwrap();
+    family.stop().await;
+    assert!(!dynamo_test_suite::orphans::alive(grandchild));
+}
+
+#[dynamo_test(timeout = "30s")]
+async fn restart_keeps_arguments_and_log(api: u16, ctx: &TestContext) {
+    let server = ctx
+        .process("api", HTTP_CHILD)
+        .arg(api.to_string())
+        .ready(health::http(format!("http://127.0.0.1:{api}/health")))
+        .start()
+        .await
+        .unwrap();
+    let first = server.pid();
+    server.restart().await.unwrap();
+    assert_ne!(server.pid(), first);
+    // Output reaches the log through a forwarding thread: give it a moment.
+    wait_for_line(&server, "[dynamo-test] restart").await;
+    let second_start = wait_for_line(&server, "http_child listening on").await;
+    assert!(second_start.contains(&api.to_string()));
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert_eq!(log.matches("http_child listening on").count(), 2, "{log}");
+}
+
+#[dynamo_test]
+async fn kill_is_immediate(ctx: &TestContext) {
+    let sleeper = ctx
+        .process("sleeper", "sleep")
+        .arg("1000")
+        .start()
+        .await
+        .unwrap();
+    sleeper.kill();
+    let status = tokio::time::timeout(Duration::from_secs(2), sleeper.wait())
+        .await
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+}
+
+/// Waits until the last log lines include one starting with `prefix`;
+/// returns the rest of the last such line.
+async fn wait_for_line(process: &dynamo_test::ManagedProcess, prefix: &str) -> String {
+    for _ in 0..200 {
+        if let Some(line) = process
+            .log_tail(20)
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix))
+        {
+            return line.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "no line starting with {prefix:?} in {}",
+        process.log_tail(20)
+    );
+}
