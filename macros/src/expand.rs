@@ -20,7 +20,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Path, ReturnType};
 
-use crate::options::{Flavor, Options};
+use crate::options::{Flavor, Options, ServiceKind};
 use crate::signature::{self, Param, Passing};
 
 /// The macro's entry point: the wrapper, or on bad input one error plus a
@@ -131,12 +131,30 @@ fn config(options: &Options, krate: &Path, name: &Ident) -> TokenStream {
         _ => quote!(#krate::__private::Flavor::CurrentThread),
     };
     let start_paused = options.start_paused.as_ref().is_some_and(|p| p.value);
+    let services = options.services.iter().map(|s| {
+        let kind = match s.value.kind {
+            ServiceKind::Etcd => quote!(Etcd),
+            ServiceKind::Nats => quote!(Nats),
+        };
+        let mode = if s.value.isolated {
+            quote!(Isolated)
+        } else {
+            quote!(Shared)
+        };
+        quote! {
+            #krate::__private::ServiceRequest {
+                kind: #krate::__private::ServiceKind::#kind,
+                mode: #krate::__private::Mode::#mode,
+            }
+        }
+    });
     quote! {
         #krate::__private::TestConfig {
             name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
             timeout: #timeout,
             flavor: #flavor,
             start_paused: #start_paused,
+            services: &[#(#services),*],
         }
     }
 }

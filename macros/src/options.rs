@@ -30,9 +30,24 @@ pub struct Options {
     pub krate: Option<Spanned<Path>>,
     /// The timeout in milliseconds.
     pub timeout_ms: Option<Spanned<u64>>,
+    /// `services(etcd, nats(isolated))`, in order.
+    pub services: Vec<Spanned<Service>>,
 }
 
-const KNOWN: &str = "`flavor`, `worker_threads`, `start_paused`, `timeout`, `crate`";
+/// Infrastructure a test needs before its body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub kind: ServiceKind,
+    pub isolated: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    Etcd,
+    Nats,
+}
+
+const KNOWN: &str = "`flavor`, `worker_threads`, `start_paused`, `timeout`, `services`, `crate`";
 
 impl Options {
     /// Parses the attribute's arguments, then checks that they fit together.
@@ -125,6 +140,27 @@ impl Options {
                 })?;
                 set(&mut self.timeout_ms, "timeout", Spanned { value, span })
             }
+            "services" => {
+                if !self.services.is_empty() {
+                    return Err(syn::Error::new(
+                        span,
+                        "duplicate option `services`; list every service in one `services(...)`",
+                    ));
+                }
+                if !meta.input.peek(syn::token::Paren) {
+                    return Err(syn::Error::new(
+                        span,
+                        "`services` takes a list: write `services(etcd, nats)`",
+                    ));
+                }
+                let mut found = Vec::new();
+                meta.parse_nested_meta(|inner| {
+                    found.push(parse_service(&inner)?);
+                    Ok(())
+                })?;
+                self.services = found;
+                Ok(())
+            }
             _ => Err(syn::Error::new_spanned(
                 &meta.path,
                 format!(
@@ -136,6 +172,17 @@ impl Options {
     }
 
     fn check_combinations(&self) -> syn::Result<()> {
+        for (i, s) in self.services.iter().enumerate() {
+            if self.services[..i]
+                .iter()
+                .any(|earlier| earlier.value.kind == s.value.kind)
+            {
+                return Err(syn::Error::new(
+                    s.span,
+                    "this service is listed twice; list it once",
+                ));
+            }
+        }
         let multi = matches!(&self.flavor, Some(f) if f.value == Flavor::MultiThread);
         if let Some(w) = &self.worker_threads {
             if !multi {
@@ -178,6 +225,41 @@ fn set<T>(slot: &mut Option<Spanned<T>>, name: &str, value: Spanned<T>) -> syn::
     }
     *slot = Some(value);
     Ok(())
+}
+
+/// One entry of `services(...)`: `etcd`, `nats`, `etcd(isolated)`, `nats(shared)`.
+fn parse_service(meta: &ParseNestedMeta) -> syn::Result<Spanned<Service>> {
+    let span = meta.path.span();
+    let kind = match path_text(&meta.path).as_str() {
+        "etcd" => ServiceKind::Etcd,
+        "nats" => ServiceKind::Nats,
+        other => {
+            return Err(syn::Error::new_spanned(
+                &meta.path,
+                format!("unknown service `{other}`; `services` takes `etcd` and `nats`, e.g. `services(etcd, nats(isolated))`"),
+            ))
+        }
+    };
+    let mut isolated = false;
+    if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|mode| {
+            match path_text(&mode.path).as_str() {
+                "isolated" => isolated = true,
+                "shared" => isolated = false,
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        &mode.path,
+                        format!("unknown service mode `{other}`; write `isolated` (a private instance) or `shared` (the default)"),
+                    ))
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(Spanned {
+        value: Service { kind, isolated },
+        span,
+    })
 }
 
 /// The option's value, with an error that says what it takes.
@@ -262,5 +344,14 @@ mod tests {
         );
         assert!(err(quote!(timeout = "1s", timeout = "2s")).contains("duplicate option `timeout`"));
         assert!(err(quote!(bogus = 1)).contains("unknown option `bogus`"));
+        assert!(err(quote!(services(redis))).contains("unknown service `redis`"));
+        assert!(err(quote!(services(etcd, etcd(isolated)))).contains("listed twice"));
+        let o = Options::parse(quote!(services(etcd(isolated), nats))).unwrap();
+        let got: Vec<(bool, bool)> = o
+            .services
+            .iter()
+            .map(|s| (s.value.kind == ServiceKind::Etcd, s.value.isolated))
+            .collect();
+        assert_eq!(got, [(true, true), (false, false)]);
     }
 }

@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::health::{self, Probe, Ready};
 use crate::ports::{self, Port};
 use crate::process::{ManagedProcess, ProcessBuilder};
+use crate::services::ServiceKind;
 
 /// Env var naming the root of the per-test output directories (default
 /// `<cargo target dir>/dynamo-test`).
@@ -55,7 +56,12 @@ struct Inner {
     child_env: Mutex<Vec<(String, String)>>,
     /// `(process name, log path)` of every child, for failure reports.
     logs: Mutex<Vec<(String, PathBuf)>>,
+    /// The services the test uses, obtained once each.
+    services: Mutex<Vec<(ServiceKind, ServiceSlot)>>,
 }
+
+/// The cell holding one service of a test.
+pub(crate) type ServiceSlot = Arc<tokio::sync::OnceCell<Arc<crate::services::Instance>>>;
 
 impl TestContext {
     /// A context for the test named `name` (its full path, e.g.
@@ -77,6 +83,7 @@ impl TestContext {
                 resources: Mutex::new(Vec::new()),
                 child_env: Mutex::new(Vec::new()),
                 logs: Mutex::new(Vec::new()),
+                services: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -165,6 +172,27 @@ impl TestContext {
             }
         }
         report
+    }
+
+    /// The cell for the test's instance of `kind` (see `services`).
+    pub(crate) fn service_slot(&self, kind: ServiceKind) -> ServiceSlot {
+        let mut services = lock(&self.inner.services);
+        if let Some((_, slot)) = services.iter().find(|(k, _)| *k == kind) {
+            return slot.clone();
+        }
+        let slot = ServiceSlot::default();
+        services.push((kind, slot.clone()));
+        slot
+    }
+
+    /// The ports of the isolated instance of `kind`, if the test has one.
+    pub(crate) fn isolated_ports(
+        &self,
+        kind: ServiceKind,
+    ) -> Option<crate::services::ServicePortPair> {
+        let slot = self.service_slot(kind);
+        let instance = slot.get()?;
+        (instance.source == crate::services::Source::Isolated).then_some(instance.ports?)
     }
 
     /// The test's output directory (process logs and the like); it exists.
@@ -375,7 +403,7 @@ fn dir_name(test_name: &str) -> String {
 /// `DYNAMO_TEST_OUTPUT_DIR`, else `<target>/dynamo-test` found from the
 /// test binary's path (`<target>/<profile>/deps/<binary>`), else the
 /// system temp dir.
-fn output_root() -> Result<PathBuf, Error> {
+pub(crate) fn output_root() -> Result<PathBuf, Error> {
     if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
         return Ok(PathBuf::from(dir));
     }

@@ -26,6 +26,9 @@ pub enum Error {
     /// A child process could not be started or did not become ready.
     #[error(transparent)]
     Process(Box<crate::process::ProcessError>),
+    /// A service (etcd, NATS) could not be found, started or reached.
+    #[error("{0}")]
+    Service(String),
     /// A test parameter could not be injected.
     #[error("cannot inject parameter `{param}`: {source}")]
     Inject {

@@ -9,6 +9,7 @@ use std::future::Future;
 use crate::context::TestContext;
 use crate::error::Error;
 use crate::ports::{Port, PortPlan, ServicePorts};
+use crate::services::ServiceKind;
 
 /// A type that `#[dynamo_test]` can pass to a test as a parameter.
 ///
@@ -44,7 +45,7 @@ use crate::ports::{Port, PortPlan, ServicePorts};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be injected into a `#[dynamo_test]` function",
     label = "this parameter type does not implement `dynamo_test::Inject`",
-    note = "injectable types: `u16` or `dynamo_test::Port` (a reserved port), `dynamo_test::ServicePorts`, `dynamo_test::TestContext` (also as `&TestContext`)",
+    note = "injectable types: `u16` or `dynamo_test::Port` (a reserved port), `dynamo_test::ServicePorts`, `dynamo_test::TestContext` (also as `&TestContext`), `dynamo_test::Etcd`, `dynamo_test::Nats`",
     note = "to inject a type of your own, implement `dynamo_test::Inject` for it"
 )]
 pub trait Inject: Sized {
@@ -69,7 +70,14 @@ impl Inject for Port {
 /// The port plan in force, with a `dynamo_serve` port reserved from its base.
 impl Inject for ServicePorts {
     async fn inject(ctx: &TestContext, param: &str) -> Result<Self, Error> {
-        let plan = PortPlan::from_env()?;
+        let mut plan = PortPlan::from_env()?;
+        // An isolated service's ports are the ones the test talks to.
+        if let Some(p) = ctx.isolated_ports(ServiceKind::Etcd) {
+            (plan.etcd_client, plan.etcd_peer) = (p.client, p.second);
+        }
+        if let Some(p) = ctx.isolated_ports(ServiceKind::Nats) {
+            (plan.nats_client, plan.nats_http) = (p.client, p.second);
+        }
         for (name, port) in plan.named_fixed_ports() {
             ctx.record_port(&format!("{param}.{name}"), port);
         }

@@ -30,6 +30,7 @@ mod inject;
 pub mod ports;
 pub mod process;
 mod runner;
+pub mod services;
 pub mod state_dir;
 
 pub use context::{TestContext, DEFAULT_WAIT_TIMEOUT, ENV_OUTPUT_DIR};
@@ -40,6 +41,7 @@ pub use ports::{
     find_free_port, find_free_port_from, Port, PortError, PortPlan, ServicePorts, SERVICE_PORTS,
 };
 pub use process::{ManagedProcess, ProcessBuilder};
+pub use services::{Etcd, Nats};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]
@@ -52,6 +54,7 @@ pub mod __private {
     pub use crate::runner::{
         enter_body, run_async, run_sync, run_sync_with_timeout, Flavor, TestConfig, TestResult,
     };
+    pub use crate::services::{Mode, ServiceKind, ServiceRequest};
     pub use crate::{Error, Inject, TestContext};
     pub use std::time::Duration;
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::context::{log, TestContext};
 use crate::error::Error;
+use crate::services::{self, ServiceRequest};
 
 /// Lines of each process log printed when a test fails.
 const LOG_TAIL_LINES: usize = 20;
@@ -41,6 +42,8 @@ pub struct TestConfig {
     pub flavor: Flavor,
     /// Start tokio's clock paused (current-thread async tests).
     pub start_paused: bool,
+    /// Services to obtain before the parameters are injected.
+    pub services: &'static [ServiceRequest],
 }
 
 /// What a test body may return: `()` or `Result<(), E>` with `E: Debug`.
@@ -100,7 +103,10 @@ where
     };
     let ctx = new_context(&config);
     let ending = runtime.block_on(async {
-        let body = CatchUnwind(Box::pin(test(ctx.clone())));
+        let body = CatchUnwind(Box::pin(async {
+            services::require(&ctx, config.services).await?;
+            test(ctx.clone()).await
+        }));
         let ending = match config.timeout {
             None => Ending::from(body.await),
             Some(limit) => {
@@ -184,7 +190,10 @@ where
     };
     let ctx = new_context(&config);
     let started = Instant::now();
-    let setup = runtime.block_on(CatchUnwind(Box::pin(setup(ctx.clone()))));
+    let setup = runtime.block_on(CatchUnwind(Box::pin(async {
+        services::require(&ctx, config.services).await?;
+        setup(ctx.clone()).await
+    })));
     let ending = match setup {
         Ok(Ok(args)) => match config.timeout {
             Some(limit) if started.elapsed() >= limit => Ending::TimedOut(limit),
@@ -325,6 +334,7 @@ mod tests {
             timeout,
             flavor: Flavor::CurrentThread,
             start_paused: false,
+            services: &[],
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod allocator;
 mod bind_check;
+pub mod holders;
 mod range;
 mod reservation;
 mod service_ports;

@@ -31,6 +31,7 @@ fn main() {
         timeout,
         flavor: Flavor::CurrentThread,
         start_paused: false,
+        services: &[],
     };
     run_async(config, |ctx: TestContext| async move {
         let family = start_family(&ctx).await?;

@@ -1,0 +1,250 @@
+//! `Etcd`: the handle a test gets for etcd.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::instance::{Instance, Source};
+use crate::context::TestContext;
+use crate::error::Error;
+use crate::inject::Inject;
+use crate::process::ManagedProcess;
+
+/// etcd for one test: endpoints, ports, the test's key prefix, a few key
+/// operations over etcd's JSON gateway, and (isolated mode) stop/start/kill.
+///
+/// Injecting it (`etcd: Etcd`) requires etcd, as `services(etcd)` does.
+/// Keys under [`Etcd::key_prefix`] are deleted at teardown.
+#[derive(Clone, Debug)]
+pub struct Etcd {
+    instance: Arc<Instance>,
+    http: reqwest::Client,
+}
+
+impl Etcd {
+    pub(crate) fn new(instance: Arc<Instance>) -> Etcd {
+        Etcd {
+            instance,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The first client URL, e.g. `http://127.0.0.1:2379`.
+    pub fn client_url(&self) -> &str {
+        &self.instance.endpoints[0]
+    }
+
+    /// Every client URL (what children get as `ETCD_ENDPOINTS`, comma-joined).
+    pub fn endpoints(&self) -> &[String] {
+        &self.instance.endpoints
+    }
+
+    /// The client port, when the harness knows it (not for `ETCD_ENDPOINTS`).
+    pub fn port(&self) -> Option<u16> {
+        self.instance.ports.map(|p| p.client)
+    }
+
+    /// The peer port, when the harness knows it.
+    pub fn peer_port(&self) -> Option<u16> {
+        self.instance.ports.map(|p| p.second)
+    }
+
+    /// Where the instance comes from.
+    pub fn source(&self) -> Source {
+        self.instance.source
+    }
+
+    /// This test's key prefix, `/<namespace>/`: keys under it are the
+    /// test's own and are deleted at teardown.
+    pub fn key_prefix(&self) -> String {
+        format!("/{}/", self.instance.namespace)
+    }
+
+    /// `key_prefix() + name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.key_prefix())
+    }
+
+    /// Puts `key` = `value` (through etcd's `/v3/kv/put` gateway).
+    pub async fn put(&self, key: &str, value: &str) -> Result<(), Error> {
+        self.call(
+            "/v3/kv/put",
+            json!({"key": base64::encode(key), "value": base64::encode(value)}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The value of `key`, if set (through `/v3/kv/range`).
+    pub async fn get(&self, key: &str) -> Result<Option<String>, Error> {
+        let reply = self
+            .call("/v3/kv/range", json!({"key": base64::encode(key)}))
+            .await?;
+        let value = reply["kvs"][0]["value"].as_str().and_then(base64::decode);
+        Ok(value)
+    }
+
+    /// Every `(key, value)` under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, Error> {
+        let body = json!({"key": base64::encode(prefix), "range_end": base64::encode_bytes(&prefix_end(prefix))});
+        let reply = self.call("/v3/kv/range", body).await?;
+        let kvs = reply["kvs"].as_array().cloned().unwrap_or_default();
+        Ok(kvs
+            .iter()
+            .filter_map(|kv| {
+                Some((
+                    base64::decode(kv["key"].as_str()?)?,
+                    base64::decode(kv["value"].as_str()?)?,
+                ))
+            })
+            .collect())
+    }
+
+    /// Deletes every key under `prefix`; returns how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, Error> {
+        let body = json!({"key": base64::encode(prefix), "range_end": base64::encode_bytes(&prefix_end(prefix))});
+        let reply = self.call("/v3/kv/deleterange", body).await?;
+        Ok(reply["deleted"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The etcd process, in isolated mode.
+    pub fn process(&self) -> Option<&ManagedProcess> {
+        self.instance.process.as_ref()
+    }
+
+    /// Stops the isolated instance gracefully (isolated mode only).
+    pub async fn stop(&self) -> Result<(), Error> {
+        self.isolated("stop")?.stop().await;
+        Ok(())
+    }
+
+    /// Starts the isolated instance again, same ports and data, and waits
+    /// until healthy (isolated mode only).
+    pub async fn start(&self) -> Result<(), Error> {
+        self.isolated("start")?.restart().await
+    }
+
+    /// Kills the isolated instance at once, SIGKILL (isolated mode only).
+    pub fn kill(&self) -> Result<(), Error> {
+        self.isolated("kill")?.kill();
+        Ok(())
+    }
+
+    fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
+        self.instance.process.as_ref().ok_or_else(|| {
+            Error::Service(format!(
+                "`{what}` needs a private etcd: the shared one serves other tests too; \
+                 write #[dynamo_test(services(etcd(isolated)))]"
+            ))
+        })
+    }
+
+    async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
+        let url = format!("{}{path}", self.client_url());
+        let failed = |why: String| Error::Service(format!("etcd {url}: {why}"));
+        let response = self
+            .http
+            .post(&url)
+            .timeout(Duration::from_secs(5))
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| failed(e.to_string()))?;
+        if !status.is_success() {
+            return Err(failed(format!("HTTP {status}: {text}")));
+        }
+        serde_json::from_str(&text).map_err(|e| failed(format!("bad JSON ({e}): {text}")))
+    }
+}
+
+impl Inject for Etcd {
+    async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {
+        super::etcd(ctx).await
+    }
+}
+
+/// The end of the key range that holds every key starting with `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0] // every key
+}
+
+/// The standard base64 alphabet, as etcd's gateway expects for bytes fields.
+mod base64 {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    pub(super) fn encode(text: &str) -> String {
+        encode_bytes(text.as_bytes())
+    }
+
+    pub(super) fn encode_bytes(bytes: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn decode(text: &str) -> Option<String> {
+        let mut bits = 0u32;
+        let mut count = 0;
+        let mut out = Vec::new();
+        for c in text.bytes().filter(|&c| c != b'=') {
+            let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+            bits = (bits << 6) | v;
+            count += 6;
+            if count >= 8 {
+                count -= 8;
+                out.push((bits >> count) as u8);
+                bits &= (1 << count) - 1;
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn round_trips() {
+            for s in ["", "f", "fo", "foo", "foob", "/ns-1/key"] {
+                assert_eq!(super::decode(&super::encode(s)).as_deref(), Some(s));
+            }
+            assert_eq!(super::encode("foob"), "Zm9vYg==");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_key() {
+        assert_eq!(prefix_end("/a/"), b"/a0".to_vec());
+        assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+    }
+}

@@ -1,0 +1,190 @@
+//! What a test holds for one service: endpoints, ports, origin, and (in
+//! isolated mode) the process.
+
+use std::sync::Arc;
+
+use super::kind::{ServiceKind, ServicePortPair};
+use super::shared::{self, Origin};
+use crate::context::TestContext;
+use crate::error::Error;
+use crate::health::{self, Probe};
+use crate::process::ManagedProcess;
+
+/// Where a test's service instance comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The shared instance on the fixed ports, started by the harness.
+    SharedStarted,
+    /// A healthy instance already on the fixed ports that the harness did
+    /// not start: reused, never stopped.
+    SharedExternal,
+    /// Endpoints from the environment (`ETCD_ENDPOINTS` / `NATS_SERVER`):
+    /// nothing is started.
+    FromEnv,
+    /// A private instance on reserved dynamic ports, owned by the test.
+    Isolated,
+}
+
+/// One service as a test sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Instance {
+    pub endpoints: Vec<String>,
+    /// Local ports, when the harness knows them.
+    pub ports: Option<ServicePortPair>,
+    pub source: Source,
+    pub namespace: String,
+    /// The process, in isolated mode.
+    pub process: Option<ManagedProcess>,
+}
+
+/// How a test asked for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The shared instance (or the environment's endpoints).
+    Shared,
+    /// A private instance on dynamic ports.
+    Isolated,
+}
+
+/// A service request from `#[dynamo_test(services(...))]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceRequest {
+    /// Which service.
+    pub kind: ServiceKind,
+    /// Shared or isolated.
+    pub mode: Mode,
+}
+
+impl Instance {
+    /// Obtains the service for the test in `ctx`: from the environment, the
+    /// shared instance, or a private one. Healthy on return.
+    pub(crate) async fn obtain(
+        ctx: &TestContext,
+        kind: ServiceKind,
+        mode: Mode,
+    ) -> Result<Arc<Instance>, Error> {
+        let instance = match (mode, endpoints_from_env(kind)?) {
+            (Mode::Isolated, _) => isolated(ctx, kind).await?,
+            (Mode::Shared, Some(endpoints)) => from_env(ctx, kind, endpoints).await?,
+            (Mode::Shared, None) => shared(ctx, kind).await?,
+        };
+        if let (Some(ports), false) = (instance.ports, instance.source == Source::Isolated) {
+            ctx.record_port(&format!("{}.client", kind.name()), ports.client);
+            ctx.record_port(
+                &format!("{}.{}", kind.name(), second_port_name(kind)),
+                ports.second,
+            );
+        }
+        let joined = instance.endpoints.join(",");
+        ctx.set_child_env(kind.endpoints_env(), &joined);
+        ctx.note(&format!(
+            "{} at {joined} ({:?})",
+            kind.name(),
+            instance.source
+        ));
+        Ok(Arc::new(instance))
+    }
+}
+
+fn second_port_name(kind: ServiceKind) -> &'static str {
+    match kind {
+        ServiceKind::Etcd => "peer",
+        ServiceKind::Nats => "http",
+    }
+}
+
+/// `ETCD_ENDPOINTS` / `NATS_SERVER`, comma-separated, if set.
+fn endpoints_from_env(kind: ServiceKind) -> Result<Option<Vec<String>>, Error> {
+    let name = kind.endpoints_env();
+    let Some(value) = crate::env::var(&crate::env::process_env, name)? else {
+        return Ok(None);
+    };
+    let endpoints: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let scheme_ok = |e: &String| match kind {
+        ServiceKind::Etcd => e.starts_with("http://") || e.starts_with("https://"),
+        ServiceKind::Nats => e.starts_with("nats://") || e.starts_with("tls://"),
+    };
+    if endpoints.is_empty() || !endpoints.iter().all(scheme_ok) {
+        let expected = match kind {
+            ServiceKind::Etcd => "comma-separated http:// URLs, e.g. http://127.0.0.1:2379",
+            ServiceKind::Nats => "comma-separated nats:// URLs, e.g. nats://127.0.0.1:4222",
+        };
+        return Err(crate::env::EnvError::new(name, &value, expected).into());
+    }
+    Ok(Some(endpoints))
+}
+
+async fn from_env(
+    ctx: &TestContext,
+    kind: ServiceKind,
+    endpoints: Vec<String>,
+) -> Result<Instance, Error> {
+    let first = endpoints[0].clone();
+    let probe: Box<dyn Probe> = match kind {
+        ServiceKind::Etcd => health::etcd(&first).boxed(),
+        ServiceKind::Nats => health::tcp(
+            first
+                .trim_start_matches("nats://")
+                .trim_start_matches("tls://"),
+        )
+        .boxed(),
+    };
+    ctx.wait_for_within(probe, std::time::Duration::from_secs(10))
+        .await?;
+    Ok(Instance {
+        endpoints,
+        ports: None,
+        source: Source::FromEnv,
+        namespace: ctx.namespace().to_string(),
+        process: None,
+    })
+}
+
+async fn shared(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Error> {
+    let plan = crate::ports::PortPlan::from_env()?;
+    let ports = kind.fixed_ports(&plan);
+    let origin = shared::acquire(kind, ports).await?;
+    Ok(Instance {
+        endpoints: vec![kind.client_url(ports)],
+        ports: Some(ports),
+        source: match origin {
+            Origin::Harness => Source::SharedStarted,
+            Origin::External => Source::SharedExternal,
+        },
+        namespace: ctx.namespace().to_string(),
+        process: None,
+    })
+}
+
+async fn isolated(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Error> {
+    let program = super::binaries::find(kind.program(), kind.bin_env(), kind.endpoints_env())
+        .map_err(|e| Error::Service(e.to_string()))?;
+    let ports = ServicePortPair {
+        client: ctx.reserve_port(&format!("{}.isolated.client", kind.name()))?,
+        second: ctx.reserve_port(&format!(
+            "{}.isolated.{}",
+            kind.name(),
+            second_port_name(kind)
+        ))?,
+    };
+    let data_dir = ctx.output_dir().join(format!("{}-data", kind.name()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let process = ctx
+        .process(kind.name(), program)
+        .args(kind.args(ports, &data_dir))
+        .ready(kind.probe(ports))
+        .startup_timeout(std::time::Duration::from_secs(30))
+        .start()
+        .await?;
+    Ok(Instance {
+        endpoints: vec![kind.client_url(ports)],
+        ports: Some(ports),
+        source: Source::Isolated,
+        namespace: ctx.namespace().to_string(),
+        process: Some(process),
+    })
+}

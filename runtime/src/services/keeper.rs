@@ -1,0 +1,89 @@
+//! The keeper: runs one shared service instance and stops it when its
+//! last user is gone.
+//!
+//! Users are processes holding a *shared* `flock` on the service's users
+//! file. The keeper (a `/bin/sh` in its own process group, so no test's
+//! group signal reaches it) tries for an *exclusive* lock every 200 ms; it
+//! gets one only when no user is left, dead users included, since the
+//! kernel drops a dead process's locks. After the grace period without
+//! users it stops the service while still holding the exclusive lock, so
+//! a user arriving meanwhile waits and then starts a fresh instance. It
+//! needs `flock(1)` from util-linux.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Env var naming the service a keeper runs (for `dynamo-test` listings).
+pub const ENV_SERVICE: &str = "DYNAMO_TEST_SERVICE";
+
+/// The poll interval of the keeper's lock check.
+const TICK: Duration = Duration::from_millis(200);
+
+const SCRIPT: &str = r#"
+users=$1 record=$2 log=$3 ticks=$4 data=$5; shift 5; prog=$1
+trap '' INT HUP
+"$@" >>"$log" 2>&1 </dev/null &
+svc=$!
+echo "keeper $$: started $prog as pid $svc" >>"$log"
+stop() {
+  kill -TERM "$svc" 2>/dev/null
+  ( sleep 3; kill -KILL "$svc" 2>/dev/null ) & killer=$!
+  wait "$svc"
+  kill "$killer" 2>/dev/null
+  rm -f "$record"; rm -rf "$data"
+  echo "keeper $$: stopped $prog (pid $svc): no user left" >>"$log"
+}
+trap 'stop; exit 0' TERM
+exec 9<"$users"
+idle=0
+while kill -0 "$svc" 2>/dev/null; do
+  sleep 0.2
+  if flock -n -x 9; then
+    idle=$((idle+1))
+    if [ "$idle" -ge "$ticks" ]; then stop; exit 0; fi
+    flock -u 9
+  else
+    idle=0
+  fi
+done
+wait "$svc"; status=$?
+rm -f "$record"; rm -rf "$data"
+echo "keeper $$: $prog exited by itself (status $status)" >>"$log"
+"#;
+
+/// Paths and settings of one keeper.
+pub(crate) struct KeeperSpec<'a> {
+    pub name: &'a str,
+    pub users_file: &'a Path,
+    pub record_file: &'a Path,
+    pub log_file: &'a Path,
+    pub data_dir: &'a Path,
+    pub grace: Duration,
+    pub program: &'a Path,
+    pub args: &'a [String],
+}
+
+/// Starts the keeper, which starts the service. The keeper is not tied to
+/// this process: it outlives it while other users remain.
+pub(crate) fn start(spec: &KeeperSpec) -> std::io::Result<Child> {
+    let ticks = (spec.grace.as_millis() / TICK.as_millis()).max(1);
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg("dynamo-test-keeper")
+        .arg(spec.users_file)
+        .arg(spec.record_file)
+        .arg(spec.log_file)
+        .arg(ticks.to_string())
+        .arg(spec.data_dir)
+        .arg(spec.program)
+        .args(spec.args)
+        .env(ENV_SERVICE, spec.name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+}

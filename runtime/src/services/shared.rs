@@ -1,0 +1,273 @@
+//! Shared instances on the fixed ports: one per port for the whole run,
+//! shared by every thread and process, started by the first user and
+//! stopped by its keeper after the last.
+//!
+//! Per port, in `<state dir>/services/`:
+//! - `<name>-<port>.users`: every process using the instance holds a
+//!   shared flock on it until it exits (the keeper watches it);
+//! - `<name>-<port>.start`: an exclusive flock serialising starters;
+//! - `<name>-<port>.record`: written while the harness runs an instance
+//!   (keeper pid, service binary), removed by the keeper.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::binaries;
+use super::keeper::{self, KeeperSpec};
+use super::kind::{ServiceKind, ServicePortPair};
+use crate::error::Error;
+use crate::health;
+use crate::ports::holders;
+use crate::state_dir;
+
+/// How a shared instance came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Started by the harness (by this or another process of the run).
+    Harness,
+    /// Already running when the harness looked, not started by it: reused, never stopped.
+    External,
+}
+
+/// Default time a shared instance stays up after its last user is gone.
+pub const DEFAULT_IDLE_GRACE: Duration = Duration::from_secs(2);
+/// Limit for a service to become healthy after start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Limit for an instance found listening to turn healthy (etcd opens its
+/// port before it has a leader).
+const LISTENING_GRACE: Duration = Duration::from_secs(3);
+
+type Slot = Arc<tokio::sync::OnceCell<Origin>>;
+
+/// Instances this process uses, by kind and port: resolved once per process.
+static IN_USE: Mutex<Option<HashMap<(ServiceKind, u16), Slot>>> = Mutex::new(None);
+/// The users-file locks this process holds: released when it exits.
+static USER_LOCKS: Mutex<Vec<File>> = Mutex::new(Vec::new());
+
+/// The shared instance of `kind` on `ports`, started if needed; healthy.
+/// Returns whether the harness started it.
+pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, Error> {
+    let slot = {
+        let mut map = IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+        map.get_or_insert_with(HashMap::new)
+            .entry((kind, ports.client))
+            .or_default()
+            .clone()
+    };
+    let origin = *slot.get_or_try_init(|| first_use(kind, ports)).await?;
+    // Each test checks health before its body: the instance may have died.
+    health::wait(kind.probe(ports).as_ref(), LISTENING_GRACE).await?;
+    Ok(origin)
+}
+
+/// This process's first use: join the users, then reuse or start.
+async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, Error> {
+    let files = Files::new(kind, ports.client)?;
+    let users = files.open(&files.users)?;
+    // Blocks while a keeper holds the exclusive lock to stop an idle instance.
+    let users = blocking(move || users.lock_shared().map(|()| users))
+        .await
+        .map_err(|e| Error::io(format!("joining the users of {}", kind.name()), e))?;
+    USER_LOCKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(users);
+
+    if healthy_now(kind, ports).await {
+        return Ok(origin(&files));
+    }
+    let start_lock = files.open(&files.start)?;
+    let start_lock = blocking(move || start_lock.lock().map(|()| start_lock))
+        .await
+        .map_err(|e| {
+            Error::io(
+                format!("waiting for another process starting {}", kind.name()),
+                e,
+            )
+        })?;
+    let result = reuse_or_start(kind, ports, &files).await;
+    drop(start_lock);
+    result
+}
+
+async fn reuse_or_start(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    files: &Files,
+) -> Result<Origin, Error> {
+    if healthy_now(kind, ports).await {
+        // Another process started it while we waited for the start lock.
+        return Ok(origin(files));
+    }
+    if holders::is_listening(ports.client) || holders::is_listening(ports.second) {
+        return wait_for_stranger(kind, ports, files).await;
+    }
+    start(kind, ports, files).await?;
+    Ok(Origin::Harness)
+}
+
+/// Something listens on the ports but is not (yet) healthy.
+async fn wait_for_stranger(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    files: &Files,
+) -> Result<Origin, Error> {
+    match health::wait(kind.probe(ports).as_ref(), LISTENING_GRACE).await {
+        Ok(_) => Ok(origin(files)),
+        Err(wait) => {
+            let port = if holders::is_listening(ports.client) {
+                ports.client
+            } else {
+                ports.second
+            };
+            let who: Vec<String> = holders::listeners(port)
+                .iter()
+                .map(|l| l.to_string())
+                .collect();
+            Err(Error::Service(format!(
+                "port {port} (the {} port of the plan) is held by {}, which is not a healthy {}: {wait}\n\
+                 fix: stop that process, or move the harness's {} ports with the DYNAMO_TEST_* port variables, \
+                 or set {} to a running {}",
+                kind.name(),
+                who.join(", "),
+                kind.program(),
+                kind.name(),
+                kind.endpoints_env(),
+                kind.name()
+            )))
+        }
+    }
+}
+
+/// Starts the keeper (which starts the service) and waits until healthy.
+async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Result<(), Error> {
+    let program = binaries::find(kind.program(), kind.bin_env(), kind.endpoints_env())
+        .map_err(|e| Error::Service(e.to_string()))?;
+    let data_dir = files.dir.join(format!(
+        "{}-{}-data-{}",
+        kind.name(),
+        ports.client,
+        std::process::id()
+    ));
+    let log_dir = crate::context::output_root()?.join("services");
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| Error::io(format!("creating {}", log_dir.display()), e))?;
+    let log_file = log_dir.join(format!("{}-{}.log", kind.name(), ports.client));
+    let args = kind.args(ports, &data_dir);
+    let spec = KeeperSpec {
+        name: kind.name(),
+        users_file: &files.users,
+        record_file: &files.record,
+        log_file: &log_file,
+        data_dir: &data_dir,
+        grace: idle_grace()?,
+        program: &program,
+        args: &args,
+    };
+    let mut keeper =
+        keeper::start(&spec).map_err(|e| Error::io("starting the service keeper (/bin/sh)", e))?;
+    let record = format!(
+        "keeper_pid={}\nprogram={}\nlog={}\n",
+        keeper.id(),
+        program.display(),
+        log_file.display()
+    );
+    std::fs::write(&files.record, record)
+        .map_err(|e| Error::io("writing the service record", e))?;
+    let waited = health::wait(kind.probe(ports).as_ref(), START_TIMEOUT).await;
+    // The keeper outlives us when others still use the service; reap it if it ends first.
+    std::thread::spawn(move || keeper.wait());
+    waited.map(|_| ()).map_err(|wait| {
+        Error::Service(format!(
+            "started {} ({}) but it did not become healthy: {wait}\nlog {}:\n{}",
+            kind.name(),
+            program.display(),
+            log_file.display(),
+            crate::process::tail(&log_file, 20)
+        ))
+    })
+}
+
+/// One attempt: is a healthy instance there now?
+async fn healthy_now(kind: ServiceKind, ports: ServicePortPair) -> bool {
+    kind.probe(ports)
+        .check(Duration::from_secs(1))
+        .await
+        .is_ready()
+}
+
+/// A running instance is ours if a keeper record exists.
+fn origin(files: &Files) -> Origin {
+    if files.record.exists() {
+        Origin::Harness
+    } else {
+        Origin::External
+    }
+}
+
+/// Env var: seconds a shared service stays up after its last user (default 2, at most 5).
+pub const ENV_IDLE_GRACE: &str = "DYNAMO_TEST_SERVICE_GRACE_MS";
+
+fn idle_grace() -> Result<Duration, Error> {
+    let ms = crate::env::parse::<u64>(
+        &crate::env::process_env,
+        ENV_IDLE_GRACE,
+        "milliseconds, 200 to 5000",
+    )?;
+    match ms {
+        None => Ok(DEFAULT_IDLE_GRACE),
+        Some(ms) if (200..=5000).contains(&ms) => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(crate::env::EnvError::new(
+            ENV_IDLE_GRACE,
+            &ms.to_string(),
+            "milliseconds, 200 to 5000",
+        )
+        .into()),
+    }
+}
+
+/// Runs blocking lock calls off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+}
+
+/// The coordination files of one service port.
+struct Files {
+    dir: PathBuf,
+    users: PathBuf,
+    start: PathBuf,
+    record: PathBuf,
+}
+
+impl Files {
+    fn new(kind: ServiceKind, port: u16) -> Result<Files, Error> {
+        let dir = state_dir::ensure_state_subdir("services")?;
+        let base = format!("{}-{port}", kind.name());
+        Ok(Files {
+            users: dir.join(format!("{base}.users")),
+            start: dir.join(format!("{base}.start")),
+            record: dir.join(format!("{base}.record")),
+            dir,
+        })
+    }
+
+    fn open(&self, path: &PathBuf) -> Result<File, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))
+    }
+}

@@ -1,0 +1,58 @@
+//! `need_service etcd|nats shared|isolated`: a test process that asks for
+//! one service, the way `#[dynamo_test(services(..))]` does, and prints
+//! `source=<Source> url=<url>`; on failure it prints the error and exits
+//! 1. The service tests run it with a prepared environment (a bad PATH, a
+//! port held by a stranger, `ETCD_ENDPOINTS`), which a test cannot set in
+//! its own process.
+
+use dynamo_test::__private::{run_async, Flavor, Mode, ServiceKind, ServiceRequest, TestConfig};
+use dynamo_test::{services, TestContext};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (kind, mode) = match (
+        args.first().map(String::as_str),
+        args.get(1).map(String::as_str),
+    ) {
+        (Some("etcd"), Some(m)) => (ServiceKind::Etcd, m),
+        (Some("nats"), Some(m)) => (ServiceKind::Nats, m),
+        _ => usage(),
+    };
+    let mode = match mode {
+        "shared" => Mode::Shared,
+        "isolated" => Mode::Isolated,
+        _ => usage(),
+    };
+    let request: &'static [ServiceRequest] = Box::leak(Box::new([ServiceRequest { kind, mode }]));
+    let config = TestConfig {
+        name: "need_service::main",
+        timeout: Some(std::time::Duration::from_secs(60)),
+        flavor: Flavor::CurrentThread,
+        start_paused: false,
+        services: request,
+    };
+    let outcome = std::panic::catch_unwind(|| {
+        run_async(config, |ctx: TestContext| async move {
+            let (source, url) = match kind {
+                ServiceKind::Etcd => {
+                    let etcd = services::etcd(&ctx).await?;
+                    (etcd.source(), etcd.client_url().to_string())
+                }
+                ServiceKind::Nats => {
+                    let nats = services::nats(&ctx).await?;
+                    (nats.source(), nats.url().to_string())
+                }
+            };
+            println!("source={source:?} url={url}");
+            Ok(Ok(()))
+        })
+    });
+    if outcome.is_err() {
+        std::process::exit(1);
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: need_service etcd|nats shared|isolated");
+    std::process::exit(2);
+}
