@@ -18,3 +18,16 @@ else
   echo "cargo-nextest is not installed: cargo install cargo-nextest --locked" >&2
   exit 1
 fi
+
+# Nothing the harness started may outlive the run: shared services stop a
+# grace (2 s by default) after their last user. Processes it started carry
+# DYNAMO_TEST_SERVICE (keepers and services) or DYNAMO_TEST_OWNER (children).
+echo "== leftovers"
+sleep 4
+left=$(grep -lsE 'DYNAMO_TEST_(SERVICE|OWNER)=' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true)
+if [ -n "$left" ]; then
+  echo "processes started by the harness are still running after the run:" >&2
+  for pid in $left; do tr '\0' ' ' < "/proc/$pid/cmdline" >&2; echo >&2; done
+  exit 1
+fi
+echo "none"

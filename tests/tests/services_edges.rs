@@ -1,0 +1,172 @@
+//! Service edge cases, each in a test process (the `need_service` binary)
+//! with a prepared environment: a missing binary, a port held by a
+//! stranger, an external instance that is reused and survives, and
+//! endpoints from `ETCD_ENDPOINTS`.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use dynamo_test::health::{self, Probe};
+use dynamo_test::{dynamo_test, Port};
+
+const NEED_SERVICE: &str = env!("CARGO_BIN_EXE_need_service");
+
+fn need_service(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+    let mut cmd = Command::new(NEED_SERVICE);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+#[test]
+fn a_missing_binary_says_where_it_looked_and_how_to_install() {
+    let (out, text) = need_service(
+        &["etcd", "isolated"],
+        &[("PATH", "/nonexistent"), ("ETCD_BIN", "")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text.contains(
+            "etcd not found: looked in $ETCD_BIN (unset), PATH, /usr/sbin, /usr/local/bin"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("apt-get install etcd-server nats-server"),
+        "{text}"
+    );
+}
+
+#[dynamo_test]
+fn a_port_held_by_a_stranger_names_the_holder(client: Port, peer: Port) {
+    let stranger = std::net::TcpListener::bind(client.addr()).unwrap();
+    let (out, text) = need_service(
+        &["etcd", "shared"],
+        &[
+            ("DYNAMO_TEST_ETCD_CLIENT_PORT", &client.to_string()),
+            ("DYNAMO_TEST_ETCD_PEER_PORT", &peer.to_string()),
+        ],
+    );
+    drop(stranger);
+    assert!(!out.status.success());
+    let me = format!("held by pid {} (", std::process::id());
+    assert!(
+        text.contains(&format!(
+            "port {client} (the etcd port of the plan) is {me}"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("which is not a healthy etcd"), "{text}");
+    assert!(text.contains("fix: stop that process"), "{text}");
+}
+
+/// An etcd started by this test, not by the harness.
+struct ExternalEtcd {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ExternalEtcd {
+    async fn start(client: u16, peer: u16, dir: &std::path::Path) -> ExternalEtcd {
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new(
+            dynamo_test::services::find_binary("etcd", "ETCD_BIN", "ETCD_ENDPOINTS").unwrap(),
+        )
+        .args(["--name", "external", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer_url,
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ])
+        .args(["--initial-cluster", &format!("external={peer_url}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        health::etcd(&url)
+            .wait(Duration::from_secs(30))
+            .await
+            .unwrap();
+        ExternalEtcd { child, url }
+    }
+}
+
+impl Drop for ExternalEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[dynamo_test(timeout = "60s")]
+async fn an_external_instance_is_reused_and_survives(
+    client: Port,
+    peer: Port,
+    ctx: &dynamo_test::TestContext,
+) {
+    let external = ExternalEtcd::start(
+        client.get(),
+        peer.get(),
+        &ctx.output_dir().join("external-etcd"),
+    )
+    .await;
+    let (out, text) = need_service(
+        &["etcd", "shared"],
+        &[
+            ("DYNAMO_TEST_ETCD_CLIENT_PORT", &client.to_string()),
+            ("DYNAMO_TEST_ETCD_PEER_PORT", &peer.to_string()),
+        ],
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("source=SharedExternal"), "{text}");
+    // The harness never stops what it did not start: still healthy after its grace.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    health::etcd(&external.url)
+        .wait(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[dynamo_test(timeout = "60s")]
+async fn etcd_endpoints_from_the_environment_start_nothing(
+    client: Port,
+    peer: Port,
+    ctx: &dynamo_test::TestContext,
+) {
+    let external = ExternalEtcd::start(
+        client.get(),
+        peer.get(),
+        &ctx.output_dir().join("external-etcd"),
+    )
+    .await;
+    let (out, text) = need_service(&["etcd", "shared"], &[("ETCD_ENDPOINTS", &external.url)]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("source=FromEnv url={}", external.url)),
+        "{text}"
+    );
+
+    let (out, text) = need_service(&["etcd", "shared"], &[("ETCD_ENDPOINTS", "localhost:2379")]);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("ETCD_ENDPOINTS=\"localhost:2379\" is invalid"),
+        "{text}"
+    );
+}

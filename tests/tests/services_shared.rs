@@ -1,0 +1,154 @@
+//! Tests sharing the one etcd and the one NATS of the run: real traffic,
+//! isolation by namespace, children told where the services are.
+
+use std::time::Duration;
+
+use dynamo_test::services::Source;
+use dynamo_test::{dynamo_test, Error, Etcd, Nats, ServicePorts, TestContext};
+use dynamo_test_suite::nats_client::NatsClient;
+
+/// Each test writes keys under its prefix, reads them back, sees no other
+/// test's keys, and sends itself a message over NATS.
+macro_rules! shared_service_tests {
+    ($($name:ident),* $(,)?) => {$(
+        #[dynamo_test(services(etcd, nats), timeout = "60s")]
+        async fn $name(etcd: Etcd, nats: Nats, ctx: &TestContext) -> Result<(), Error> {
+            round_trip(&etcd, &nats, ctx).await
+        }
+    )*};
+}
+
+shared_service_tests!(
+    shared_a, shared_b, shared_c, shared_d, shared_e, shared_f, shared_g, shared_h
+);
+
+async fn round_trip(etcd: &Etcd, nats: &Nats, ctx: &TestContext) -> Result<(), Error> {
+    assert!(matches!(
+        etcd.source(),
+        Source::SharedStarted | Source::SharedExternal | Source::FromEnv
+    ));
+    for i in 0..3 {
+        etcd.put(
+            &etcd.key(&format!("worker/{i}")),
+            &format!("{}:{i}", ctx.name()),
+        )
+        .await?;
+    }
+    assert_eq!(
+        etcd.get(&etcd.key("worker/1")).await?,
+        Some(format!("{}:1", ctx.name()))
+    );
+    let mine = etcd.list(&etcd.key_prefix()).await?;
+    assert_eq!(
+        mine.len(),
+        3,
+        "only this test's keys under its prefix: {mine:?}"
+    );
+
+    let mut sub = NatsClient::connect(nats.url()).await.unwrap();
+    let subject = nats.subject("requests");
+    sub.subscribe(&subject, 1).await.unwrap();
+    let mut publisher = NatsClient::connect(nats.url()).await.unwrap();
+    publisher
+        .publish(&subject, ctx.name().as_bytes())
+        .await
+        .unwrap();
+    let message = sub.next_message(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(message.subject, subject);
+    assert_eq!(message.payload, ctx.name().as_bytes());
+    Ok(())
+}
+
+#[dynamo_test(services(etcd, nats))]
+async fn children_are_told_where_the_services_are(
+    etcd: Etcd,
+    nats: Nats,
+    ports: ServicePorts,
+    ctx: &TestContext,
+) {
+    let child = ctx
+        .process("env", "sh")
+        .args(["-c", "echo \"$ETCD_ENDPOINTS $NATS_SERVER $DYN_NAMESPACE\""])
+        .start()
+        .await
+        .unwrap();
+    child.wait().await;
+    let expected = format!(
+        "{} {} {}",
+        etcd.endpoints().join(","),
+        nats.url(),
+        ctx.namespace()
+    );
+    assert_eq!(child.log_tail(1), expected);
+    if etcd.source() != Source::FromEnv {
+        assert_eq!(etcd.port(), Some(ports.etcd_client));
+        assert_eq!(nats.port(), Some(ports.nats_client));
+        assert!(ctx
+            .port_table()
+            .contains(&format!("etcd.client={}", ports.etcd_client)));
+    }
+}
+
+#[dynamo_test]
+async fn a_parameter_alone_requires_the_service(etcd: Etcd) -> Result<(), Error> {
+    etcd.put(&etcd.key("k"), "v").await?;
+    assert_eq!(etcd.get(&etcd.key("k")).await?.as_deref(), Some("v"));
+    Ok(())
+}
+
+#[dynamo_test(services(etcd))]
+async fn shared_instances_refuse_stop_and_kill(etcd: Etcd) {
+    let err = etcd.kill().unwrap_err().to_string();
+    assert!(err.contains("services(etcd(isolated))"), "{err}");
+    let err = etcd.stop().await.unwrap_err().to_string();
+    assert!(err.contains("needs a private etcd"), "{err}");
+}
+
+/// Runs a test the way `#[dynamo_test(services(etcd))]` expands, so that
+/// what its teardown did can be checked after it.
+fn run_with_etcd<F, Fut>(name: &'static str, body: F)
+where
+    F: FnOnce(Etcd) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    use dynamo_test::__private::{
+        run_async, Flavor, Mode, ServiceKind, ServiceRequest, TestConfig,
+    };
+    const ETCD: &[ServiceRequest] = &[ServiceRequest {
+        kind: ServiceKind::Etcd,
+        mode: Mode::Shared,
+    }];
+    let config = TestConfig {
+        name,
+        timeout: None,
+        flavor: Flavor::CurrentThread,
+        start_paused: false,
+        services: ETCD,
+    };
+    run_async(config, |ctx| async move {
+        let etcd = dynamo_test::services::etcd(&ctx).await?;
+        body(etcd).await.map(Ok)
+    });
+}
+
+#[test]
+fn a_tests_keys_are_deleted_at_its_teardown() {
+    let prefix = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = prefix.clone();
+    run_with_etcd("services_shared::writer", |etcd| async move {
+        etcd.put(&etcd.key("a"), "1").await?;
+        etcd.put(&etcd.key("b/c"), "2").await?;
+        *seen.lock().unwrap() = etcd.key_prefix();
+        Ok(())
+    });
+    let prefix = prefix.lock().unwrap().clone();
+    assert!(prefix.starts_with("/writer-"), "{prefix}");
+    run_with_etcd("services_shared::checker", |etcd| async move {
+        assert_eq!(
+            etcd.list(&prefix).await?,
+            vec![],
+            "keys under {prefix} outlived their test"
+        );
+        Ok(())
+    });
+}
