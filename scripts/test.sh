@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-services.sh
 
 echo "== cargo test"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
 
 if cargo nextest --version >/dev/null 2>&1; then

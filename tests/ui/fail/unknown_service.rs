@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test(services(etcd, redis))]
+async fn t() {}
+
+fn main() {}
