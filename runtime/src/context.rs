@@ -400,10 +400,11 @@ fn dir_name(test_name: &str) -> String {
         .collect()
 }
 
+/// The root of the per-test output directories:
 /// `DYNAMO_TEST_OUTPUT_DIR`, else `<target>/dynamo-test` found from the
-/// test binary's path (`<target>/<profile>/deps/<binary>`), else the
+/// running binary's path (`<target>/<profile>/deps/<binary>`), else the
 /// system temp dir.
-pub(crate) fn output_root() -> Result<PathBuf, Error> {
+pub fn output_root() -> Result<PathBuf, Error> {
     if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
         return Ok(PathBuf::from(dir));
     }

@@ -33,7 +33,7 @@ mod runner;
 pub mod services;
 pub mod state_dir;
 
-pub use context::{TestContext, DEFAULT_WAIT_TIMEOUT, ENV_OUTPUT_DIR};
+pub use context::{output_root, TestContext, DEFAULT_WAIT_TIMEOUT, ENV_OUTPUT_DIR};
 pub use dynamo_test_macros::dynamo_test;
 pub use error::Error;
 pub use inject::Inject;

@@ -170,7 +170,8 @@ async fn restart_keeps_arguments_and_log(api: u16, ctx: &TestContext) {
     // Output reaches the log through a forwarding thread: give it a moment.
     let starts = || {
         let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
-        log.matches(&format!("http_child listening on 127.0.0.1:{api}")).count()
+        log.matches(&format!("http_child listening on 127.0.0.1:{api}"))
+            .count()
     };
     for _ in 0..200 {
         if starts() == 2 {

@@ -25,11 +25,19 @@ pub use etcd::Etcd;
 pub use instance::{Mode, ServiceRequest, Source};
 pub use kind::{ServiceKind, ServicePortPair};
 pub use nats::Nats;
-pub use shared::{Origin, DEFAULT_IDLE_GRACE, ENV_IDLE_GRACE};
+pub use shared::{records, users_file, Origin, ServiceRecord, DEFAULT_IDLE_GRACE, ENV_IDLE_GRACE};
 
 use crate::context::TestContext;
 use crate::error::Error;
 pub(crate) use instance::Instance;
+
+/// Obtains the shared instance of `kind` for this process (as a test
+/// would), starting it if needed. Used by `dynamo-test up`.
+pub async fn acquire_shared(kind: ServiceKind) -> Result<(ServicePortPair, Origin), Error> {
+    let plan = crate::ports::PortPlan::from_env()?;
+    let ports = kind.fixed_ports(&plan);
+    Ok((ports, shared::acquire(kind, ports).await?))
+}
 
 /// Obtains every requested service before the test's body (and before its
 /// parameters are injected, so `Etcd`/`Nats` parameters get the same).

@@ -271,3 +271,68 @@ impl Files {
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))
     }
 }
+
+/// A shared instance the harness runs now (or ran: see `keeper_alive`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRecord {
+    /// `etcd` or `nats`.
+    pub name: String,
+    /// Its client port.
+    pub port: u16,
+    /// The keeper's pid.
+    pub keeper_pid: Option<u32>,
+    /// Whether the keeper still runs (false: a stale record).
+    pub keeper_alive: bool,
+    /// The service binary.
+    pub program: String,
+    /// Its log file.
+    pub log: String,
+    /// The record file.
+    pub path: PathBuf,
+}
+
+/// The records of the shared instances in the state directory.
+pub fn records() -> Result<Vec<ServiceRecord>, Error> {
+    let dir = state_dir::ensure_state_subdir("services")?;
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<ServiceRecord> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| parse_record(&e.path()))
+        .collect();
+    found.sort_by(|a, b| (&a.name, a.port).cmp(&(&b.name, b.port)));
+    Ok(found)
+}
+
+fn parse_record(path: &std::path::Path) -> Option<ServiceRecord> {
+    let stem = path.file_name()?.to_str()?.strip_suffix(".record")?;
+    let (name, port) = stem.rsplit_once('-')?;
+    let text = std::fs::read_to_string(path).ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+    };
+    let keeper_pid: Option<u32> = field("keeper_pid").and_then(|p| p.parse().ok());
+    let keeper_alive = keeper_pid.is_some_and(|pid| {
+        crate::ports::holders::command_line(pid).is_some_and(|c| c.contains("dynamo-test-keeper"))
+    });
+    Some(ServiceRecord {
+        name: name.to_string(),
+        port: port.parse().ok()?,
+        keeper_pid,
+        keeper_alive,
+        program: field("program").unwrap_or_default(),
+        log: field("log").unwrap_or_default(),
+        path: path.to_path_buf(),
+    })
+}
+
+/// The users file of the shared instance of `kind` on `port`, created if
+/// missing (for `dynamo-test up`, whose holder locks it).
+pub fn users_file(kind: ServiceKind, port: u16) -> Result<PathBuf, Error> {
+    let files = Files::new(kind, port)?;
+    files.open(&files.users)?;
+    Ok(files.users)
+}

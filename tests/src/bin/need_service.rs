@@ -1,9 +1,10 @@
 //! `need_service etcd|nats shared|isolated`: a test process that asks for
 //! one service, the way `#[dynamo_test(services(..))]` does, and prints
-//! `source=<Source> url=<url>`; on failure it prints the error and exits
-//! 1. The service tests run it with a prepared environment (a bad PATH, a
-//! port held by a stranger, `ETCD_ENDPOINTS`), which a test cannot set in
-//! its own process.
+//! `source=<Source> url=<url>`; on failure it prints the error and exits 1.
+//!
+//! The service tests run it with a prepared environment (a bad PATH, a port
+//! held by a stranger, or `ETCD_ENDPOINTS`), which a test cannot set in its
+//! own process.
 
 use dynamo_test::__private::{run_async, Flavor, Mode, ServiceKind, ServiceRequest, TestConfig};
 use dynamo_test::{services, TestContext};

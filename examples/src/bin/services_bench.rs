@@ -1,0 +1,1182 @@
+//! Services benchmark: what do shared etcd + NATS cost a test suite, and
+//! how fast does the harness bring them up from cold?
+//!
+//! ```text
+//! cargo build --release -p dynamo-test-examples --bin services_bench
+//! target/release/services_bench [--suite-runs N] [--cold-runs N] [--tests N] [--threads N]
+//! ```
+//!
+//! **(1) Suite.** `--tests` tests (default 40) that each need etcd and NATS
+//! run like `cargo test` runs them: on threads, `--threads` at a time
+//! (default 2, libtest's default on a 2-core machine), each through
+//! `dynamo_test::__private::run_async` (what `#[dynamo_test(services(etcd,
+//! nats))]` expands to). Each body does [`WORKLOAD`]. Three arms, run
+//! interleaved `--suite-runs` times (default 3):
+//!
+//! 1. *harness, shared, cold*: nothing runs at start; the first test's
+//!    harness starts etcd and nats-server (through its keeper), the others
+//!    reuse them;
+//! 2. *by hand*: this process starts etcd and nats-server itself, with the
+//!    harness's own arguments, before the suite (untimed) and stops them
+//!    after; the suite gets `ETCD_ENDPOINTS` / `NATS_SERVER` and starts
+//!    nothing;
+//! 3. *harness, isolated*: every test gets its own private etcd + NATS.
+//!
+//! Wall time is from spawning the suite's process to its exit. Target:
+//! harness / by hand <= 1.15 (p50 of the runs).
+//!
+//! **(2) Cold start.** Time to a healthy etcd + NATS, `--cold-runs` times
+//! (default 15), interleaved: the binaries spawned directly with the
+//! harness's arguments (`ServiceKind::args`), their health endpoints polled
+//! every 1 ms with plain HTTP/1.1 (etcd `GET /health` `{"health":"true"}`,
+//! NATS `GET /healthz` `{"status":"ok"}`), against the harness: from the
+//! `run_async` call to the test body, with `services(etcd, nats)` and
+//! nothing running. Target: harness p50 <= direct p50 + 20 ms. A last
+//! row (no target) starts the harness as soon as the previous shared
+//! instance has stopped (ports closed, keeper record removed) instead of
+//! after its keeper is entirely gone: what a test run started right after
+//! another one sees.
+//!
+//! **Isolation from other runs.** The suite runs in a worker process (this
+//! binary with `--worker`) whose environment is prepared here, since the
+//! harness reads its settings from env vars that a process must not change
+//! for itself. Four ports reserved with `dynamo_test::find_free_port` (and
+//! held for the whole bench) become the "fixed" etcd/NATS ports through
+//! `DYNAMO_TEST_{ETCD,NATS}_*_PORT`, so the real 2379/4222 are never
+//! touched; `DYNAMO_TEST_SERVICE_GRACE_MS=200` lets shared services stop
+//! soon after a run, and every run waits until the previous run's services
+//! are gone (ports closed, keeper records removed), so each harness run is
+//! really cold.
+//!
+//! Exit code 1 if a target is missed or a run failed, 2 on a usage error.
+
+use std::fs;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dynamo_test::__private::{run_async, Flavor, TestConfig};
+use dynamo_test::ports::{self as dt_ports, holders};
+use dynamo_test::services::{self, Mode, ServiceKind, ServicePortPair, ServiceRequest};
+use dynamo_test::{find_free_port, Port, TestContext};
+use serde_json::{json, Value};
+
+const USAGE: &str =
+    "usage: services_bench [--suite-runs N] [--cold-runs N] [--tests N] [--threads N]
+  --suite-runs N  runs of each suite arm (default 3)
+  --cold-runs N   runs of each cold-start arm (default 15)
+  --tests N       tests in the suite (default 40)
+  --threads N     tests run at a time (default 2)";
+
+/// What each test's body does, as printed with the results.
+const WORKLOAD: &str = "put 10 keys under etcd.key(..) and get each back (etcd's JSON gateway, \
+     one request at a time); connect to NATS, subscribe to nats.subject(..), publish 10 messages \
+     and receive all 10; sleep 50 ms (standing for the code under test)";
+const KEYS: usize = 10;
+const MESSAGES: usize = 10;
+const BODY_SLEEP: Duration = Duration::from_millis(50);
+
+/// Targets.
+const TARGET_SUITE_RATIO: f64 = 1.15;
+const TARGET_COLD_EXTRA: Duration = Duration::from_millis(20);
+
+/// Idle grace of the shared services in the workers (the harness's minimum).
+const GRACE_MS: &str = "200";
+/// Interval of the direct arm's health polls.
+const POLL_EVERY: Duration = Duration::from_millis(1);
+/// Limit for a service to become healthy, or for ports to close.
+const LIMIT: Duration = Duration::from_secs(30);
+/// Prefix of the worker's one result line on stdout.
+const RESULT_TAG: &str = "services_bench-result ";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        return worker::main(&args[1..]);
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    match Config::parse(&args) {
+        Ok(config) => run(&config),
+        Err(msg) => {
+            eprintln!("services_bench: {msg}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs both benchmarks, prints the tables and checks the targets.
+fn run(config: &Config) -> ExitCode {
+    let bench = match Bench::new() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("services_bench: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "ports (reserved, used as the plan's fixed ports): etcd {}/{}, nats {}/{}; scratch {}",
+        bench.etcd.client,
+        bench.etcd.second,
+        bench.nats.client,
+        bench.nats.second,
+        bench.dir.display()
+    );
+    let suite = measure_suite(&bench, config);
+    let cold = measure_cold(&bench, config);
+    let suite_ok = print_suite(config, &suite);
+    let cold_ok = print_cold(config, &cold);
+    if suite_ok && cold_ok {
+        let _ = fs::remove_dir_all(&bench.dir);
+        ExitCode::SUCCESS
+    } else {
+        println!("(scratch dir kept for inspection: {})", bench.dir.display());
+        ExitCode::from(1)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Arguments
+// ---------------------------------------------------------------------------
+
+/// Command-line settings.
+struct Config {
+    suite_runs: usize,
+    cold_runs: usize,
+    tests: usize,
+    threads: usize,
+}
+
+impl Config {
+    fn parse(args: &[String]) -> Result<Config, String> {
+        let mut c = Config {
+            suite_runs: 3,
+            cold_runs: 15,
+            tests: 40,
+            threads: 2,
+        };
+        let mut rest = args.iter();
+        while let Some(flag) = rest.next() {
+            let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let n: usize = value
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("bad value {value:?} for {flag}: a number >= 1"))?;
+            match flag.as_str() {
+                "--suite-runs" => c.suite_runs = n,
+                "--cold-runs" => c.cold_runs = n,
+                "--tests" => c.tests = n,
+                "--threads" => c.threads = n,
+                _ => return Err(format!("unknown flag {flag}")),
+            }
+        }
+        Ok(c)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The bench's ports, scratch dir and worker processes
+// ---------------------------------------------------------------------------
+
+/// Ports and scratch space shared by every run.
+struct Bench {
+    exe: PathBuf,
+    /// Worker output dirs, data dirs and logs of the directly started services.
+    dir: PathBuf,
+    etcd: ServicePortPair,
+    nats: ServicePortPair,
+    /// Held for the whole bench: no other harness user gets these numbers.
+    _reserved: Vec<Port>,
+}
+
+/// One finished worker process.
+struct WorkerRun {
+    /// Spawn to exit, measured here.
+    wall: Duration,
+    /// The worker's result line.
+    result: Value,
+}
+
+impl Bench {
+    fn new() -> Result<Bench, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+        let dir = std::env::temp_dir().join(format!("services-bench-{}", std::process::id()));
+        fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let reserved: Vec<Port> = (0..4)
+            .map(|_| find_free_port().map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let pair = |a: &Port, b: &Port| ServicePortPair {
+            client: a.get(),
+            second: b.get(),
+        };
+        Ok(Bench {
+            exe,
+            dir,
+            etcd: pair(&reserved[0], &reserved[1]),
+            nats: pair(&reserved[2], &reserved[3]),
+            _reserved: reserved,
+        })
+    }
+
+    fn ports(&self) -> [u16; 4] {
+        [
+            self.etcd.client,
+            self.etcd.second,
+            self.nats.client,
+            self.nats.second,
+        ]
+    }
+
+    /// Runs `services_bench --worker <job>` with the bench's environment
+    /// plus `extra`, and times it from spawn to exit.
+    fn worker(
+        &self,
+        job: &str,
+        config: &Config,
+        extra: &[(&str, String)],
+    ) -> Result<WorkerRun, String> {
+        let mut command = Command::new(&self.exe);
+        command
+            .args(["--worker", job])
+            .args([config.tests.to_string(), config.threads.to_string()])
+            .env(dt_ports::ENV_ETCD_CLIENT_PORT, self.etcd.client.to_string())
+            .env(dt_ports::ENV_ETCD_PEER_PORT, self.etcd.second.to_string())
+            .env(dt_ports::ENV_NATS_CLIENT_PORT, self.nats.client.to_string())
+            .env(dt_ports::ENV_NATS_HTTP_PORT, self.nats.second.to_string())
+            .env(services::ENV_IDLE_GRACE, GRACE_MS)
+            .env(dynamo_test::ENV_OUTPUT_DIR, self.dir.join("out"))
+            .env_remove(ServiceKind::Etcd.endpoints_env())
+            .env_remove(ServiceKind::Nats.endpoints_env())
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null());
+        let started = Instant::now();
+        let output = command
+            .output()
+            .map_err(|e| format!("running the worker: {e}"))?;
+        let wall = started.elapsed();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let result = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(RESULT_TAG))
+            .and_then(|l| serde_json::from_str::<Value>(l).ok());
+        match result {
+            Some(result) if output.status.success() => Ok(WorkerRun { wall, result }),
+            _ => Err(format!(
+                "worker `{job}` failed ({}):\nstdout (last lines):\n{}\nstderr (last lines):\n{}",
+                output.status,
+                tail(&stdout, 15),
+                tail(&String::from_utf8_lossy(&output.stderr), 15)
+            )),
+        }
+    }
+
+    /// Waits until the previous run's services are gone: stopped (see
+    /// [`Bench::wait_services_stopped`]) and their keepers' exclusive locks
+    /// on the users files released, so that the next user neither reuses
+    /// nor waits for anything.
+    fn wait_services_gone(&self) -> Result<(), String> {
+        self.wait_services_stopped()?;
+        self.wait_until("keeper locks released", || {
+            let held: Vec<String> = self
+                .coordination_files("users")
+                .into_iter()
+                .filter(|f| lock_is_held(f))
+                .map(|f| f.display().to_string())
+                .collect();
+            (!held.is_empty()).then(|| format!("users files still locked: {held:?}"))
+        })
+    }
+
+    /// Waits until nothing listens on the bench's ports and the harness's
+    /// keepers have removed their records: the services have stopped.
+    fn wait_services_stopped(&self) -> Result<(), String> {
+        self.wait_until("services stopped", || {
+            let listening: Vec<u16> = self
+                .ports()
+                .into_iter()
+                .filter(|&p| holders::is_listening(p))
+                .collect();
+            let recorded: Vec<PathBuf> = self
+                .coordination_files("record")
+                .into_iter()
+                .filter(|r| r.exists())
+                .collect();
+            (!listening.is_empty() || !recorded.is_empty())
+                .then(|| format!("ports {listening:?} listening, records {recorded:?}"))
+        })
+    }
+
+    /// Polls `pending` (the reason still to wait, or `None`) every 5 ms.
+    fn wait_until(&self, what: &str, pending: impl Fn() -> Option<String>) -> Result<(), String> {
+        let started = Instant::now();
+        while let Some(why) = pending() {
+            if started.elapsed() > LIMIT {
+                return Err(format!("{what}: not after {LIMIT:?}: {why}"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// The harness's coordination files `<state dir>/services/<name>-<client port>.<ext>`
+    /// of the bench's etcd and NATS ports.
+    fn coordination_files(&self, ext: &str) -> Vec<PathBuf> {
+        let Ok(state) = dynamo_test::state_dir::state_dir_path() else {
+            return Vec::new();
+        };
+        let services = state.join("services");
+        vec![
+            services.join(format!("etcd-{}.{ext}", self.etcd.client)),
+            services.join(format!("nats-{}.{ext}", self.nats.client)),
+        ]
+    }
+}
+
+/// Whether some process holds a flock on `path` that excludes an
+/// exclusive one (tried without blocking, released at once).
+fn lock_is_held(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(file) = fs::File::open(path) else {
+        return false; // no file, no lock
+    };
+    // SAFETY: flock(2) on a descriptor we own for the duration of the call.
+    let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if got {
+        // SAFETY: as above.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+    }
+    !got
+}
+
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// (1) The suite
+// ---------------------------------------------------------------------------
+
+/// How the suite gets its services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SuiteArm {
+    Harness,
+    ByHand,
+    Isolated,
+}
+
+impl SuiteArm {
+    const ALL: [SuiteArm; 3] = [SuiteArm::Harness, SuiteArm::ByHand, SuiteArm::Isolated];
+
+    fn name(self) -> &'static str {
+        match self {
+            SuiteArm::Harness => "harness, shared, cold start",
+            SuiteArm::ByHand => "by hand (ETCD_ENDPOINTS/NATS_SERVER)",
+            SuiteArm::Isolated => "harness, isolated (private per test)",
+        }
+    }
+}
+
+/// Every suite run of every arm, interleaved: `(arm, run or error)`.
+fn measure_suite(bench: &Bench, config: &Config) -> Vec<(SuiteArm, Result<WorkerRun, String>)> {
+    let mut runs = Vec::new();
+    for i in 0..config.suite_runs {
+        for arm in SuiteArm::ALL {
+            let run = suite_run(bench, config, arm);
+            match &run {
+                Ok(r) => eprintln!(
+                    "suite run {}/{}: {:<38} {:>8.1} ms",
+                    i + 1,
+                    config.suite_runs,
+                    arm.name(),
+                    ms(r.wall)
+                ),
+                Err(e) => eprintln!("suite run {}: {} failed: {e}", i + 1, arm.name()),
+            }
+            runs.push((arm, run));
+        }
+    }
+    runs
+}
+
+/// One run of the suite in `arm`, starting from no services at all.
+fn suite_run(bench: &Bench, config: &Config, arm: SuiteArm) -> Result<WorkerRun, String> {
+    bench.wait_services_gone()?;
+    match arm {
+        SuiteArm::Harness => bench.worker("suite-shared", config, &[]),
+        SuiteArm::Isolated => bench.worker("suite-isolated", config, &[]),
+        SuiteArm::ByHand => {
+            let started = direct::Pair::start(&bench.dir, bench.etcd, bench.nats)?;
+            let env = [
+                (
+                    ServiceKind::Etcd.endpoints_env(),
+                    ServiceKind::Etcd.client_url(bench.etcd),
+                ),
+                (
+                    ServiceKind::Nats.endpoints_env(),
+                    ServiceKind::Nats.client_url(bench.nats),
+                ),
+            ];
+            let run = bench.worker("suite-shared", config, &env);
+            drop(started); // stops both
+            run
+        }
+    }
+}
+
+/// Prints table (1); returns whether every run passed and the target is met.
+fn print_suite(config: &Config, runs: &[(SuiteArm, Result<WorkerRun, String>)]) -> bool {
+    println!(
+        "\n(1) Suite: {} tests, each with services(etcd, nats), {} at a time on threads; \
+         {} runs per arm, arms interleaved.\n    Each test's body: {WORKLOAD}.\n    \
+         Wall: spawn of the test process to its exit. Per test: setup = run_async call to body, \
+         teardown = body end to run_async return.\n",
+        config.tests, config.threads, config.suite_runs
+    );
+    let mut ok = runs.iter().all(|(_, r)| r.is_ok());
+    let walls = |arm: SuiteArm| -> Vec<Duration> { ok_runs(runs, arm).map(|r| r.wall).collect() };
+    let by_hand = Summary::of(&walls(SuiteArm::ByHand));
+    println!(
+        "{:<38} {:>4} {:>9} {:>9} {:>9} {:>9}   {:>16} {:>16}",
+        "arm", "runs", "wall p50", "min", "max", "/by hand", "setup p50 / max", "teardn p50 / max"
+    );
+    for arm in SuiteArm::ALL {
+        let wall = Summary::of(&walls(arm));
+        let setup = Summary::of(&per_test(runs, arm, "setup_ms"));
+        let teardown = Summary::of(&per_test(runs, arm, "teardown_ms"));
+        let ratio = match (wall, by_hand) {
+            (Some(w), Some(b)) => format!("{:.3}", ms(w.p50) / ms(b.p50)),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<38} {:>4} {:>9} {:>9} {:>9} {:>9}   {:>16} {:>16}",
+            arm.name(),
+            walls(arm).len(),
+            fmt(wall.map(|s| s.p50)),
+            fmt(wall.map(|s| s.min)),
+            fmt(wall.map(|s| s.max)),
+            ratio,
+            pair(setup),
+            pair(teardown)
+        );
+    }
+    let harness = Summary::of(&walls(SuiteArm::Harness));
+    if let (Some(h), Some(b)) = (harness, by_hand) {
+        let ratio = ms(h.p50) / ms(b.p50);
+        let met = ratio <= TARGET_SUITE_RATIO;
+        ok &= met;
+        println!(
+            "target: harness (shared, cold) / by hand <= {TARGET_SUITE_RATIO} (p50): {ratio:.3} -> {}",
+            verdict(met)
+        );
+    }
+    for (arm, run) in runs {
+        if let Err(e) = run {
+            println!("FAILED run of {}: {e}", arm.name());
+        }
+    }
+    ok
+}
+
+/// The successful runs of `arm`.
+fn ok_runs(
+    runs: &[(SuiteArm, Result<WorkerRun, String>)],
+    arm: SuiteArm,
+) -> impl Iterator<Item = &WorkerRun> {
+    runs.iter()
+        .filter(move |(a, _)| *a == arm)
+        .filter_map(|(_, r)| r.as_ref().ok())
+}
+
+/// Per-test durations `field` of every successful run of `arm`.
+fn per_test(
+    runs: &[(SuiteArm, Result<WorkerRun, String>)],
+    arm: SuiteArm,
+    field: &str,
+) -> Vec<Duration> {
+    ok_runs(runs, arm)
+        .flat_map(|r| r.result[field].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_f64())
+        .map(|v| Duration::from_secs_f64(v / 1e3))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// (2) Cold start
+// ---------------------------------------------------------------------------
+
+/// Cold-start times of every run, per arm.
+#[derive(Default)]
+struct ColdTimes {
+    etcd: Vec<Duration>,
+    nats: Vec<Duration>,
+    both: Vec<Duration>,
+    harness: Vec<Duration>,
+    /// Harness, started as soon as the previous instance had stopped.
+    restart: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+/// Direct and harness cold starts, interleaved.
+fn measure_cold(bench: &Bench, config: &Config) -> ColdTimes {
+    let mut times = ColdTimes::default();
+    for i in 0..config.cold_runs {
+        match cold_direct(bench) {
+            Ok(pair) => {
+                times.etcd.push(pair.etcd);
+                times.nats.push(pair.nats);
+                times.both.push(pair.both);
+            }
+            Err(e) => times.errors.push(format!("direct: {e}")),
+        }
+        match cold_harness(bench, config, Bench::wait_services_gone) {
+            Ok(ready) => times.harness.push(ready),
+            Err(e) => times.errors.push(format!("harness: {e}")),
+        }
+        match cold_harness(bench, config, Bench::wait_services_stopped) {
+            Ok(ready) => times.restart.push(ready),
+            Err(e) => times.errors.push(format!("harness, restart: {e}")),
+        }
+        eprintln!(
+            "cold run {}/{}: direct both {} / harness {} / harness right after a stop {}",
+            i + 1,
+            config.cold_runs,
+            fmt(times.both.last().copied()),
+            fmt(times.harness.last().copied()),
+            fmt(times.restart.last().copied())
+        );
+    }
+    times
+}
+
+/// The binaries' own start-to-healthy times.
+struct DirectTimes {
+    etcd: Duration,
+    nats: Duration,
+    both: Duration,
+}
+
+fn cold_direct(bench: &Bench) -> Result<DirectTimes, String> {
+    bench.wait_services_gone()?;
+    let pair = direct::Pair::start(&bench.dir, bench.etcd, bench.nats)?;
+    Ok(DirectTimes {
+        etcd: pair.etcd.ready,
+        nats: pair.nats.ready,
+        both: pair.both,
+    })
+}
+
+/// The harness's time from `run_async` to the body, measured in a worker
+/// started once `settled` has returned.
+fn cold_harness(
+    bench: &Bench,
+    config: &Config,
+    settled: fn(&Bench) -> Result<(), String>,
+) -> Result<Duration, String> {
+    settled(bench)?;
+    let run = bench.worker("cold", config, &[])?;
+    run.result["ready_ms"]
+        .as_f64()
+        .map(|v| Duration::from_secs_f64(v / 1e3))
+        .ok_or_else(|| format!("no ready_ms in {}", run.result))
+}
+
+/// Prints table (2); returns whether every run passed and the target is met.
+fn print_cold(config: &Config, times: &ColdTimes) -> bool {
+    println!(
+        "\n(2) Cold start to healthy, etcd + NATS; {} runs per arm, interleaved.\n    \
+         Direct: the binaries spawned with ServiceKind::args, health polled every 1 ms over HTTP/1.1 \
+         (etcd /health, NATS /healthz).\n    Harness: run_async call to test body with \
+         services(etcd, nats), nothing running (its keeper starts both).\n    \
+         Right after a shared stop: the same, started as soon as the previous harness \
+         instance's ports closed and its keeper removed its record.\n",
+        config.cold_runs
+    );
+    println!(
+        "{:<58} {:>4} {:>9} {:>9} {:>9}",
+        "arm", "runs", "p50", "min", "max"
+    );
+    let rows: [(&str, &Vec<Duration>); 5] = [
+        ("direct: etcd (spawn -> /health true)", &times.etcd),
+        ("direct: nats-server (spawn -> /healthz ok)", &times.nats),
+        (
+            "direct: both spawned at once (-> both healthy)",
+            &times.both,
+        ),
+        (
+            "harness: run_async -> body, services(etcd, nats)",
+            &times.harness,
+        ),
+        (
+            "  (not a target) the same, right after a shared stop",
+            &times.restart,
+        ),
+    ];
+    for (name, values) in rows {
+        let s = Summary::of(values);
+        println!(
+            "{:<58} {:>4} {:>9} {:>9} {:>9}",
+            name,
+            values.len(),
+            fmt(s.map(|s| s.p50)),
+            fmt(s.map(|s| s.min)),
+            fmt(s.map(|s| s.max))
+        );
+    }
+    let mut ok = times.errors.is_empty();
+    if let (Some(h), Some(d)) = (Summary::of(&times.harness), Summary::of(&times.both)) {
+        let extra = ms(h.p50) - ms(d.p50);
+        let met = extra <= ms(TARGET_COLD_EXTRA);
+        ok &= met;
+        println!(
+            "target: harness p50 <= direct (both) p50 + {} ms: {extra:+.1} ms -> {}",
+            TARGET_COLD_EXTRA.as_millis(),
+            verdict(met)
+        );
+    }
+    for e in &times.errors {
+        println!("FAILED cold run: {e}");
+    }
+    ok
+}
+
+// ---------------------------------------------------------------------------
+// Statistics and formatting
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    p50: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Summary {
+    /// p50 (nearest rank), min and max; `None` without values.
+    fn of(values: &[Duration]) -> Option<Summary> {
+        let mut sorted = values.to_vec();
+        sorted.sort();
+        let n = sorted.len();
+        (n > 0).then(|| Summary {
+            p50: sorted[n.div_ceil(2) - 1],
+            min: sorted[0],
+            max: sorted[n - 1],
+        })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn fmt(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.1} ms", ms(d)))
+}
+
+fn pair(s: Option<Summary>) -> String {
+    s.map_or("-".into(), |s| {
+        format!("{:.1} / {:.1}", ms(s.p50), ms(s.max))
+    })
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "PASS"
+    } else {
+        "MISSED"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Services started directly (the by-hand arm, the direct cold start)
+// ---------------------------------------------------------------------------
+
+mod direct {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// A service this process started; stopped (SIGTERM, then SIGKILL
+    /// after 5 s) and its data dir removed when dropped.
+    pub struct Running {
+        child: std::process::Child,
+        data: PathBuf,
+        /// Spawn to healthy.
+        pub ready: Duration,
+    }
+
+    /// etcd and nats-server, started at once.
+    pub struct Pair {
+        pub etcd: Running,
+        pub nats: Running,
+        /// First spawn to both healthy.
+        pub both: Duration,
+    }
+
+    impl Pair {
+        /// Spawns both with the harness's arguments and waits until both
+        /// are healthy, polling each every [`POLL_EVERY`].
+        pub fn start(
+            dir: &Path,
+            etcd: ServicePortPair,
+            nats: ServicePortPair,
+        ) -> Result<Pair, String> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            let mut etcd_cmd = command(ServiceKind::Etcd, etcd, dir)?;
+            let mut nats_cmd = command(ServiceKind::Nats, nats, dir)?;
+            runtime.block_on(async {
+                let first = Instant::now();
+                let etcd_child =
+                    Spawned::new(etcd_cmd.spawn(), data_dir(ServiceKind::Etcd, etcd, dir))?;
+                let nats_started = Instant::now();
+                let nats_child =
+                    Spawned::new(nats_cmd.spawn(), data_dir(ServiceKind::Nats, nats, dir))?;
+                let (e, n) = tokio::join!(
+                    poll_healthy(ServiceKind::Etcd, etcd, first),
+                    poll_healthy(ServiceKind::Nats, nats, nats_started)
+                );
+                let (etcd_ready, nats_ready) = (e?, n?);
+                Ok(Pair {
+                    both: (first + etcd_ready).max(nats_started + nats_ready) - first,
+                    etcd: etcd_child.ready(etcd_ready),
+                    nats: nats_child.ready(nats_ready),
+                })
+            })
+        }
+    }
+
+    /// A spawned child not yet healthy (stopped if dropped).
+    struct Spawned(Option<Running>);
+
+    impl Spawned {
+        fn new(
+            child: std::io::Result<std::process::Child>,
+            data: PathBuf,
+        ) -> Result<Spawned, String> {
+            let child = child.map_err(|e| format!("spawning: {e}"))?;
+            Ok(Spawned(Some(Running {
+                child,
+                data,
+                ready: Duration::ZERO,
+            })))
+        }
+
+        fn ready(mut self, ready: Duration) -> Running {
+            let mut running = self.0.take().expect("taken once");
+            running.ready = ready;
+            running
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let pid = self.child.id() as libc::pid_t;
+            // SAFETY: kill(2) on our own child's pid; it is not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) {
+                if Instant::now() > deadline {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = fs::remove_dir_all(&self.data);
+        }
+    }
+
+    fn data_dir(kind: ServiceKind, ports: ServicePortPair, dir: &Path) -> PathBuf {
+        dir.join(format!("{}-{}-data", kind.name(), ports.client))
+    }
+
+    /// The command line the harness would use, output to a log file.
+    fn command(kind: ServiceKind, ports: ServicePortPair, dir: &Path) -> Result<Command, String> {
+        let program = services::find_binary(kind.program(), kind.bin_env(), kind.endpoints_env())
+            .map_err(|e| e.to_string())?;
+        let data = data_dir(kind, ports, dir);
+        let _ = fs::remove_dir_all(&data);
+        let log_path = dir.join(format!("{}-{}.log", kind.name(), ports.client));
+        let log =
+            fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut command = Command::new(program);
+        command
+            .args(kind.args(ports, &data))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        Ok(command)
+    }
+
+    /// Polls the health endpoint every [`POLL_EVERY`]; returns the time
+    /// from `since` to the first healthy answer.
+    async fn poll_healthy(
+        kind: ServiceKind,
+        ports: ServicePortPair,
+        since: Instant,
+    ) -> Result<Duration, String> {
+        let (port, path) = match kind {
+            ServiceKind::Etcd => (ports.client, "/health"),
+            ServiceKind::Nats => (ports.second, "/healthz"),
+        };
+        loop {
+            if is_healthy(kind, http_get(port, path).await) {
+                return Ok(since.elapsed());
+            }
+            if since.elapsed() > LIMIT {
+                return Err(format!("{} not healthy after {LIMIT:?}", kind.name()));
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+
+    /// `GET path` over plain HTTP/1.1: `(status, whole response)`, or
+    /// `None` if refused, cut off or slower than 500 ms.
+    async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+        let exchange = async {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await.ok()?;
+            let text = String::from_utf8_lossy(&response).into_owned();
+            let status = text.split_whitespace().nth(1)?.parse().ok()?;
+            Some((status, text))
+        };
+        tokio::time::timeout(Duration::from_millis(500), exchange)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// etcd: 200 and `{"health":"true"}`; NATS: 200 and `{"status":"ok"}`.
+    /// The JSON is taken from the first `{` to the last `}`, which also
+    /// copes with a chunked body.
+    fn is_healthy(kind: ServiceKind, answer: Option<(u16, String)>) -> bool {
+        let Some((200, text)) = answer else {
+            return false;
+        };
+        let (Some(start), Some(end)) = (text.find('{'), text.rfind('}')) else {
+            return false;
+        };
+        let Ok(json) = serde_json::from_str::<Value>(&text[start..=end]) else {
+            return false;
+        };
+        match kind {
+            ServiceKind::Etcd => json["health"] == "true",
+            ServiceKind::Nats => json["status"] == "ok",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worker: the test process, run with a prepared environment
+// ---------------------------------------------------------------------------
+
+mod worker {
+    use super::*;
+
+    static SHARED: [ServiceRequest; 2] = [
+        ServiceRequest {
+            kind: ServiceKind::Etcd,
+            mode: Mode::Shared,
+        },
+        ServiceRequest {
+            kind: ServiceKind::Nats,
+            mode: Mode::Shared,
+        },
+    ];
+    static ISOLATED: [ServiceRequest; 2] = [
+        ServiceRequest {
+            kind: ServiceKind::Etcd,
+            mode: Mode::Isolated,
+        },
+        ServiceRequest {
+            kind: ServiceKind::Nats,
+            mode: Mode::Isolated,
+        },
+    ];
+
+    /// `--worker suite-shared|suite-isolated|cold TESTS THREADS`: prints
+    /// one result line (JSON after [`RESULT_TAG`]); exit 1 if a test failed.
+    pub fn main(args: &[String]) -> ExitCode {
+        let number = |i: usize| args.get(i).and_then(|a| a.parse::<usize>().ok());
+        let (Some(job), Some(tests), Some(threads)) = (args.first(), number(1), number(2)) else {
+            eprintln!(
+                "usage: services_bench --worker suite-shared|suite-isolated|cold TESTS THREADS"
+            );
+            return ExitCode::from(2);
+        };
+        let result = match job.as_str() {
+            "suite-shared" => suite(Mode::Shared, tests, threads),
+            "suite-isolated" => suite(Mode::Isolated, tests, threads),
+            "cold" => cold(),
+            other => {
+                eprintln!("unknown worker job {other}");
+                return ExitCode::from(2);
+            }
+        };
+        println!("{RESULT_TAG}{result}");
+        if result["failures"] == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    }
+
+    /// The suite: `tests` tests on `threads` threads, like libtest.
+    fn suite(mode: Mode, tests: usize, threads: usize) -> Value {
+        let next = AtomicUsize::new(0);
+        let timings = Mutex::new(Vec::new());
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= tests {
+                        break;
+                    }
+                    let name: &'static str = format!("services_bench::suite::test_{i:02}").leak();
+                    let timing = run_test(name, mode, true);
+                    timings.lock().unwrap().push(timing);
+                });
+            }
+        });
+        let timings = timings.into_inner().unwrap();
+        let field =
+            |f: fn(&Timing) -> Duration| -> Vec<f64> { timings.iter().map(|t| ms(f(t))).collect() };
+        json!({
+            "wall_ms": ms(started.elapsed()),
+            "failures": timings.iter().filter(|t| !t.passed).count(),
+            "setup_ms": field(|t| t.setup),
+            "body_ms": field(|t| t.body),
+            "teardown_ms": field(|t| t.teardown),
+        })
+    }
+
+    /// One test with services(etcd, nats), shared, and an empty body: the
+    /// time to its body is the harness's cold start.
+    fn cold() -> Value {
+        let timing = run_test("services_bench::cold_start", Mode::Shared, false);
+        json!({
+            "failures": usize::from(!timing.passed),
+            "ready_ms": ms(timing.setup),
+        })
+    }
+
+    /// Where one test's time went.
+    struct Timing {
+        /// `run_async` called -> body entered (runtime, context, services).
+        setup: Duration,
+        body: Duration,
+        /// Body done -> `run_async` returned (teardown, runtime shutdown).
+        teardown: Duration,
+        passed: bool,
+    }
+
+    /// Runs one test the way `#[dynamo_test(services(etcd, nats))]` does.
+    fn run_test(name: &'static str, mode: Mode, work: bool) -> Timing {
+        let config = TestConfig {
+            name,
+            timeout: Some(Duration::from_secs(60)),
+            flavor: Flavor::CurrentThread,
+            start_paused: false,
+            services: match mode {
+                Mode::Shared => &SHARED,
+                Mode::Isolated => &ISOLATED,
+            },
+        };
+        let marks: Arc<Mutex<[Option<Instant>; 2]>> = Arc::default();
+        let body_marks = marks.clone();
+        let called = Instant::now();
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_async(config, move |ctx: TestContext| async move {
+                body_marks.lock().unwrap()[0] = Some(Instant::now());
+                let result = if work { workload(&ctx).await } else { Ok(()) };
+                body_marks.lock().unwrap()[1] = Some(Instant::now());
+                Ok(result)
+            })
+        }));
+        let returned = Instant::now();
+        let [entered, left] = *marks.lock().unwrap();
+        let entered = entered.unwrap_or(returned);
+        let left = left.unwrap_or(returned);
+        Timing {
+            setup: entered - called,
+            body: left - entered,
+            teardown: returned - left,
+            passed: outcome.is_ok(),
+        }
+    }
+
+    /// The test body: see [`WORKLOAD`].
+    async fn workload(ctx: &TestContext) -> Result<(), String> {
+        let etcd = services::etcd(ctx).await.map_err(|e| e.to_string())?;
+        let nats = services::nats(ctx).await.map_err(|e| e.to_string())?;
+        for i in 0..KEYS {
+            let key = etcd.key(&format!("key-{i}"));
+            etcd.put(&key, &format!("value-{i}"))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for i in 0..KEYS {
+            let got = etcd
+                .get(&etcd.key(&format!("key-{i}")))
+                .await
+                .map_err(|e| e.to_string())?;
+            if got.as_deref() != Some(format!("value-{i}").as_str()) {
+                return Err(format!("etcd key-{i}: got {got:?}"));
+            }
+        }
+        nats_round_trip(nats.url(), &nats.subject("bench"))
+            .await
+            .map_err(|e| format!("nats: {e}"))?;
+        tokio::time::sleep(BODY_SLEEP).await;
+        Ok(())
+    }
+
+    /// Subscribes to `subject`, publishes [`MESSAGES`] messages and receives them all.
+    async fn nats_round_trip(url: &str, subject: &str) -> std::io::Result<()> {
+        let mut client = nats_client::NatsClient::connect(url).await?;
+        client.subscribe(subject, 1).await?;
+        for i in 0..MESSAGES {
+            client
+                .publish(subject, format!("message {i}").as_bytes())
+                .await?;
+        }
+        for i in 0..MESSAGES {
+            let payload = client.next_message(Duration::from_secs(5)).await?;
+            if payload != format!("message {i}").as_bytes() {
+                return Err(std::io::Error::other(format!(
+                    "message {i}: got {payload:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A minimal NATS client (from tests/src/nats_client.rs, trimmed)
+// ---------------------------------------------------------------------------
+
+mod nats_client {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::net::TcpStream;
+
+    /// A connection speaking NATS's text protocol (CONNECT, SUB, PUB, MSG, PING/PONG).
+    pub struct NatsClient {
+        reader: BufReader<OwnedReadHalf>,
+        writer: OwnedWriteHalf,
+    }
+
+    impl NatsClient {
+        /// Connects to `url` (`nats://host:port`) and completes the handshake.
+        pub async fn connect(url: &str) -> std::io::Result<NatsClient> {
+            let addr = url.trim_start_matches("nats://");
+            let (read, writer) = TcpStream::connect(addr).await?.into_split();
+            let mut client = NatsClient {
+                reader: BufReader::new(read),
+                writer,
+            };
+            let info = client.line().await?;
+            if !info.starts_with("INFO ") {
+                return Err(std::io::Error::other(format!(
+                    "expected INFO, got {info:?}"
+                )));
+            }
+            client
+                .send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n")
+                .await?;
+            client.expect_pong().await.map(|()| client)
+        }
+
+        /// Subscribes to `subject` as `sid`; returns once the server has it.
+        pub async fn subscribe(&mut self, subject: &str, sid: u32) -> std::io::Result<()> {
+            self.send(format!("SUB {subject} {sid}\r\nPING\r\n").as_bytes())
+                .await?;
+            self.expect_pong().await
+        }
+
+        /// Publishes `payload` on `subject`.
+        pub async fn publish(&mut self, subject: &str, payload: &[u8]) -> std::io::Result<()> {
+            let mut frame = format!("PUB {subject} {}\r\n", payload.len()).into_bytes();
+            frame.extend_from_slice(payload);
+            frame.extend_from_slice(b"\r\n");
+            self.send(&frame).await
+        }
+
+        /// The payload of the next message, within `limit`.
+        pub async fn next_message(&mut self, limit: Duration) -> std::io::Result<Vec<u8>> {
+            tokio::time::timeout(limit, self.read_message())
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no message"))?
+        }
+
+        async fn read_message(&mut self) -> std::io::Result<Vec<u8>> {
+            loop {
+                let line = self.line().await?;
+                if line == "PING" {
+                    self.send(b"PONG\r\n").await?;
+                    continue;
+                }
+                let Some(rest) = line.strip_prefix("MSG ") else {
+                    continue; // +OK, PONG, INFO updates
+                };
+                let size: usize = rest
+                    .split_whitespace()
+                    .last()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| std::io::Error::other(line.clone()))?;
+                let mut payload = vec![0; size + 2];
+                self.reader.read_exact(&mut payload).await?;
+                payload.truncate(size);
+                return Ok(payload);
+            }
+        }
+
+        async fn expect_pong(&mut self) -> std::io::Result<()> {
+            loop {
+                match self.line().await?.as_str() {
+                    "PONG" => return Ok(()),
+                    "PING" => self.send(b"PONG\r\n").await?,
+                    err if err.starts_with("-ERR") => {
+                        return Err(std::io::Error::other(err.to_string()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        async fn line(&mut self) -> std::io::Result<String> {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).await? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "server closed the connection",
+                ));
+            }
+            Ok(line.trim_end().to_string())
+        }
+
+        async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            self.writer.write_all(bytes).await
+        }
+    }
+}

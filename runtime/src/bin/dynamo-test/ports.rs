@@ -1,0 +1,146 @@
+//! `dynamo-test ports`: the plan, who holds the fixed ports, live reservations.
+
+use std::time::{Duration, SystemTime};
+
+use dynamo_test::health::Probe;
+use dynamo_test::ports::{holders, live_reservations, PortPlan};
+use dynamo_test::services::ServiceKind;
+use serde_json::{json, Value};
+
+use crate::output::{age, Out};
+
+pub async fn run(out: &Out) -> i32 {
+    let plan = match PortPlan::from_env() {
+        Ok(p) => p,
+        Err(e) => return crate::fail(out, &e.to_string()),
+    };
+    let fixed = fixed_ports(&plan).await;
+    let reservations = reservations();
+    if out.json {
+        out.json(&json!({
+            "plan": {
+                "etcd_client": plan.etcd_client, "etcd_peer": plan.etcd_peer,
+                "nats_client": plan.nats_client, "nats_http": plan.nats_http,
+                "dynamo_serve_base": plan.dynamo_serve_base,
+            },
+            "fixed": fixed,
+            "reservations": reservations,
+        }));
+        return 0;
+    }
+    out.heading("Fixed ports (the port plan)");
+    let rows: Vec<Vec<String>> = fixed.iter().map(|f| fixed_row(out, f)).collect();
+    out.table(&["name", "port", "state", "health", "holder"], &rows);
+    println!(
+        "  dynamo_serve  {}+  dynamic: first free port per test",
+        plan.dynamo_serve_base
+    );
+    println!();
+    out.heading("Live reservations");
+    if reservations.is_empty() {
+        println!("  none");
+    }
+    let rows: Vec<Vec<String>> = reservations
+        .iter()
+        .map(|r| {
+            vec![
+                r["port"].to_string(),
+                r["pid"].as_u64().map_or("?".into(), |p| p.to_string()),
+                r["test"].as_str().unwrap_or("?").to_string(),
+                r["age_ms"]
+                    .as_u64()
+                    .map_or("?".into(), |ms| age(Duration::from_millis(ms))),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.table(&["port", "pid", "test", "age"], &rows);
+    }
+    0
+}
+
+fn fixed_row(out: &Out, f: &Value) -> Vec<String> {
+    let state = if f["listening"].as_bool() == Some(true) {
+        out.warn("listening")
+    } else {
+        out.good("free")
+    };
+    let health = match f["healthy"].as_bool() {
+        Some(true) => out.good("healthy"),
+        Some(false) => out.bad("unhealthy"),
+        None => "-".into(),
+    };
+    let holders: Vec<String> = f["holders"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| shorten(h["text"].as_str().unwrap_or("?"), 70))
+                .collect()
+        })
+        .unwrap_or_default();
+    vec![
+        f["name"].as_str().unwrap_or("?").to_string(),
+        f["port"].to_string(),
+        state,
+        health,
+        holders.join("; "),
+    ]
+}
+
+/// Each fixed port: listening or not, by whom, and (client ports) healthy or not.
+async fn fixed_ports(plan: &PortPlan) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for (name, port) in plan.named_fixed_ports() {
+        let listeners = holders::listeners(port);
+        let kind = match name {
+            "etcd_client" => Some(ServiceKind::Etcd),
+            "nats_client" => Some(ServiceKind::Nats),
+            _ => None,
+        };
+        let healthy = match kind {
+            Some(kind) if !listeners.is_empty() => Some(check(kind, plan).await),
+            _ => None,
+        };
+        rows.push(json!({
+            "name": name,
+            "port": port,
+            "listening": !listeners.is_empty(),
+            "healthy": healthy,
+            "holders": listeners.iter().map(|l| json!({"pid": l.pid, "command": l.command, "text": l.to_string()})).collect::<Vec<_>>(),
+        }));
+    }
+    rows
+}
+
+async fn check(kind: ServiceKind, plan: &PortPlan) -> bool {
+    kind.probe(kind.fixed_ports(plan))
+        .check(Duration::from_secs(1))
+        .await
+        .is_ready()
+}
+
+fn reservations() -> Vec<Value> {
+    let now = SystemTime::now();
+    live_reservations()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let holder = r.holder.as_ref();
+            json!({
+                "port": r.port,
+                "pid": holder.map(|h| h.pid),
+                "test": holder.map(|h| h.label.clone()),
+                "age_ms": holder.and_then(|h| now.duration_since(h.since).ok()).map(|d| d.as_millis() as u64),
+            })
+        })
+        .collect()
+}
+
+/// Long command lines are cut in tables (JSON keeps them whole).
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    format!("{cut}...")
+}

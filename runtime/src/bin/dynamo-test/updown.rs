@@ -1,0 +1,167 @@
+//! `dynamo-test up` / `down`: the shared services for a development loop.
+//!
+//! `up` starts a *holder* per service: a process that holds the service's
+//! users lock (see the keeper in `dynamo_test::services`), so the service
+//! stays up between test runs, which then reuse it. `down` stops only the
+//! holders `up` recorded; the keeper then stops the service after its
+//! grace. Nothing else is touched.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dynamo_test::ports::holders;
+use dynamo_test::process::sweep::start_time;
+use dynamo_test::services::{self, Origin, ServiceKind};
+use serde_json::json;
+
+use crate::output::Out;
+
+/// Holds the users lock until killed: `exec sleep` keeps fd 9 (the lock).
+const HOLDER: &str = r#"exec 9<"$0" && flock -s 9 && exec sleep 2147483647"#;
+
+pub async fn up(out: &Out, etcd: bool, nats: bool) -> i32 {
+    let kinds = [(etcd, ServiceKind::Etcd), (nats, ServiceKind::Nats)];
+    let mut report = Vec::new();
+    for kind in kinds.iter().filter(|(wanted, _)| *wanted).map(|(_, k)| *k) {
+        match up_one(kind).await {
+            Ok(line) => report.push(line),
+            Err(e) => return crate::fail(out, &format!("{}: {e}", kind.name())),
+        }
+    }
+    if out.json {
+        out.json(&json!({ "up": report }));
+    } else {
+        for r in &report {
+            println!(
+                "{} {} at {} ({})",
+                out.good("up"),
+                r["service"].as_str().unwrap_or(""),
+                r["url"].as_str().unwrap_or(""),
+                r["note"].as_str().unwrap_or("")
+            );
+        }
+        println!("tests now reuse them; `dynamo-test down` stops what `up` started");
+    }
+    0
+}
+
+async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
+    let plan = dynamo_test::PortPlan::from_env().map_err(|e| e.to_string())?;
+    let port = kind.fixed_ports(&plan).client;
+    let marker = marker_path(kind, port)?;
+    let already = read_marker(&marker).filter(|(pid, started)| start_time(*pid) == Some(*started));
+    if already.is_none() {
+        let users = services::users_file(kind, port).map_err(|e| e.to_string())?;
+        let holder = spawn_holder(&users, kind).map_err(|e| format!("starting the holder: {e}"))?;
+        let started = start_time(holder).unwrap_or(0);
+        std::fs::write(&marker, format!("{holder}:{started}\n")).map_err(|e| e.to_string())?;
+    }
+    let (ports, origin) = services::acquire_shared(kind)
+        .await
+        .map_err(|e| e.to_string())?;
+    let note = match (origin, already.is_some()) {
+        (_, true) => "already up",
+        (Origin::Harness, false) => "started; kept up until `dynamo-test down`",
+        (Origin::External, false) => {
+            "an instance the harness did not start was already there: reused, never stopped"
+        }
+    };
+    Ok(
+        json!({"service": kind.name(), "url": kind.client_url(ports), "port": ports.client, "note": note}),
+    )
+}
+
+fn spawn_holder(users: &Path, kind: ServiceKind) -> std::io::Result<u32> {
+    let child = Command::new("/bin/sh")
+        .args(["-c", HOLDER])
+        .arg(users)
+        .env(services::keeper::ENV_SERVICE, format!("up-{}", kind.name()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    let mut child = child;
+    // Give flock a moment to take the lock before this process (also a user) exits.
+    std::thread::sleep(Duration::from_millis(100));
+    if let Some(status) = child.try_wait()? {
+        return Err(std::io::Error::other(format!(
+            "the holder exited at once ({status})"
+        )));
+    }
+    let pid = child.id();
+    // Not waited for: it must outlive this command (it is reparented on our exit).
+    std::mem::forget(child);
+    Ok(pid)
+}
+
+pub async fn down(out: &Out) -> i32 {
+    let plan = match dynamo_test::PortPlan::from_env() {
+        Ok(p) => p,
+        Err(e) => return crate::fail(out, &e.to_string()),
+    };
+    let mut stopped = Vec::new();
+    for kind in [ServiceKind::Etcd, ServiceKind::Nats] {
+        let port = kind.fixed_ports(&plan).client;
+        let Ok(marker) = marker_path(kind, port) else {
+            continue;
+        };
+        let Some((pid, started)) = read_marker(&marker) else {
+            continue;
+        };
+        // Only the holder `up` started: same pid *and* same start time.
+        if start_time(pid) == Some(started) {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our holder.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+        let _ = std::fs::remove_file(&marker);
+        let gone = wait_until_closed(port, Duration::from_secs(10)).await;
+        stopped.push(json!({"service": kind.name(), "port": port, "stopped": gone}));
+    }
+    if out.json {
+        out.json(&json!({ "down": stopped }));
+    } else if stopped.is_empty() {
+        println!("nothing to stop: `dynamo-test up` started nothing that still runs");
+    } else {
+        for s in &stopped {
+            let state = if s["stopped"] == true {
+                out.good("stopped")
+            } else {
+                out.warn("still running (other users remain)")
+            };
+            println!(
+                "{} {} on {}",
+                state,
+                s["service"].as_str().unwrap_or(""),
+                s["port"]
+            );
+        }
+    }
+    0
+}
+
+/// Waits until nothing listens on `port` (the keeper stopped the service).
+async fn wait_until_closed(port: u16, limit: Duration) -> bool {
+    let started = Instant::now();
+    while holders::is_listening(port) {
+        if started.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+fn marker_path(kind: ServiceKind, port: u16) -> Result<PathBuf, String> {
+    let users = services::users_file(kind, port).map_err(|e| e.to_string())?;
+    Ok(users.with_extension("up"))
+}
+
+/// `pid:start_time` of the holder `up` started.
+fn read_marker(path: &Path) -> Option<(u32, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (pid, started) = text.trim().split_once(':')?;
+    Some((pid.parse().ok()?, started.parse().ok()?))
+}

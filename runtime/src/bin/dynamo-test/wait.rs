@@ -1,0 +1,96 @@
+//! `dynamo-test wait URL...`: the probe engine as a wait-for tool.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use dynamo_test::health::{self, Probe};
+use serde_json::json;
+
+use crate::output::Out;
+
+/// The probe for a URL: http(s):// GET 2xx, tcp:// connect, etcd:// health, nats:// connect.
+fn probe_for(url: &str) -> Box<dyn Probe> {
+    if let Some(rest) = url.strip_prefix("tcp://") {
+        health::tcp(rest.trim_end_matches('/')).boxed()
+    } else if let Some(rest) = url.strip_prefix("etcd://") {
+        health::etcd(&format!("http://{}", rest.trim_end_matches('/'))).boxed()
+    } else if let Some(rest) = url.strip_prefix("nats://") {
+        health::tcp(rest.trim_end_matches('/')).boxed()
+    } else {
+        health::http(url).boxed()
+    }
+}
+
+pub async fn run(out: &Out, urls: &[String], timeout: Duration) -> i32 {
+    let started = Instant::now();
+    let probes: Vec<Box<dyn Probe>> = urls.iter().map(|u| probe_for(u)).collect();
+    let waits = probes.iter().map(|p| health::wait(p.as_ref(), timeout));
+    let live = !out.json && std::io::stderr().is_terminal();
+    let status = live.then(|| tokio::spawn(status_line(started, urls.len())));
+    let results = join(waits).await;
+    if let Some(status) = status {
+        status.abort();
+        eprint!("\r\x1b[2K");
+    }
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if out.json {
+        let items: Vec<_> = urls
+            .iter()
+            .zip(&results)
+            .map(|(url, r)| match r {
+                Ok(ready) => json!({"url": url, "ready": true, "elapsed_ms": ready.elapsed.as_millis() as u64, "attempts": ready.attempts}),
+                Err(e) => json!({"url": url, "ready": false, "error": e.to_string()}),
+            })
+            .collect();
+        out.json(&json!({"ready": failed == 0, "results": items}));
+    } else {
+        for (url, r) in urls.iter().zip(&results) {
+            match r {
+                Ok(ready) => println!(
+                    "{} {url} in {:.1?} ({} attempts)",
+                    out.good("ready"),
+                    ready.elapsed,
+                    ready.attempts
+                ),
+                Err(e) => println!("{} {url}: {e}", out.bad("not ready")),
+            }
+        }
+    }
+    i32::from(failed > 0)
+}
+
+/// Runs the waits concurrently, results in order.
+async fn join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
+}
+
+/// A live "waiting 1.2s for 2 URLs" line on a terminal, until aborted.
+async fn status_line(started: Instant, count: usize) {
+    loop {
+        eprint!(
+            "\r\x1b[2Kwaiting {:.1?} for {count} URL(s)...",
+            started.elapsed()
+        );
+        let _ = std::io::stderr().flush();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
