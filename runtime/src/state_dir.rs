@@ -107,6 +107,20 @@ pub fn ensure_private_dir(path: &Path) -> Result<(), StateDirError> {
     Ok(())
 }
 
+/// Opens (creating, mode 0600) a lock file in the state directory, never
+/// through a symlink, and closed on exec so children do not inherit locks.
+pub fn open_lock_file(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// The real uid of this process.
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.

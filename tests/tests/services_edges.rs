@@ -11,7 +11,15 @@ use dynamo_test::{dynamo_test, Port};
 
 const NEED_SERVICE: &str = env!("CARGO_BIN_EXE_need_service");
 
-fn need_service(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
+/// Env moving the plan's etcd ports to `client` and `peer`.
+fn etcd_ports_env(client: &Port, peer: &Port) -> Vec<(&'static str, String)> {
+    vec![
+        ("DYNAMO_TEST_ETCD_CLIENT_PORT", client.to_string()),
+        ("DYNAMO_TEST_ETCD_PEER_PORT", peer.to_string()),
+    ]
+}
+
+fn need_service(args: &[&str], env: &[(&str, String)]) -> (Output, String) {
     let mut cmd = Command::new(NEED_SERVICE);
     cmd.args(args);
     for (k, v) in env {
@@ -30,7 +38,7 @@ fn need_service(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
 fn a_missing_binary_says_where_it_looked_and_how_to_install() {
     let (out, text) = need_service(
         &["etcd", "isolated"],
-        &[("PATH", "/nonexistent"), ("ETCD_BIN", "")],
+        &[("PATH", "/nonexistent".into()), ("ETCD_BIN", String::new())],
     );
     assert!(!out.status.success());
     assert!(
@@ -48,13 +56,7 @@ fn a_missing_binary_says_where_it_looked_and_how_to_install() {
 #[dynamo_test]
 fn a_port_held_by_a_stranger_names_the_holder(client: Port, peer: Port) {
     let stranger = std::net::TcpListener::bind(client.addr()).unwrap();
-    let (out, text) = need_service(
-        &["etcd", "shared"],
-        &[
-            ("DYNAMO_TEST_ETCD_CLIENT_PORT", &client.to_string()),
-            ("DYNAMO_TEST_ETCD_PEER_PORT", &peer.to_string()),
-        ],
-    );
+    let (out, text) = need_service(&["etcd", "shared"], &etcd_ports_env(&client, &peer));
     drop(stranger);
     assert!(!out.status.success());
     let me = format!("held by pid {} (", std::process::id());
@@ -127,13 +129,7 @@ async fn an_external_instance_is_reused_and_survives(
         &ctx.output_dir().join("external-etcd"),
     )
     .await;
-    let (out, text) = need_service(
-        &["etcd", "shared"],
-        &[
-            ("DYNAMO_TEST_ETCD_CLIENT_PORT", &client.to_string()),
-            ("DYNAMO_TEST_ETCD_PEER_PORT", &peer.to_string()),
-        ],
-    );
+    let (out, text) = need_service(&["etcd", "shared"], &etcd_ports_env(&client, &peer));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("source=SharedExternal"), "{text}");
     // The harness never stops what it did not start: still healthy after its grace.
@@ -156,14 +152,20 @@ async fn etcd_endpoints_from_the_environment_start_nothing(
         &ctx.output_dir().join("external-etcd"),
     )
     .await;
-    let (out, text) = need_service(&["etcd", "shared"], &[("ETCD_ENDPOINTS", &external.url)]);
+    let (out, text) = need_service(
+        &["etcd", "shared"],
+        &[("ETCD_ENDPOINTS", external.url.clone())],
+    );
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains(&format!("source=FromEnv url={}", external.url)),
         "{text}"
     );
 
-    let (out, text) = need_service(&["etcd", "shared"], &[("ETCD_ENDPOINTS", "localhost:2379")]);
+    let (out, text) = need_service(
+        &["etcd", "shared"],
+        &[("ETCD_ENDPOINTS", "localhost:2379".into())],
+    );
     assert!(!out.status.success());
     assert!(
         text.contains("ETCD_ENDPOINTS=\"localhost:2379\" is invalid"),

@@ -7,9 +7,8 @@
 //! and nothing to clean up. Lock files are never deleted (deleting would
 //! race with a process about to lock the same path).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,14 +96,7 @@ impl LockDir {
     }
 
     fn open(&self, port: u16) -> io::Result<File> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(self.file_path(port))
+        crate::state_dir::open_lock_file(&self.file_path(port))
     }
 
     /// Locks `port` for us, or `None` if someone else holds it.

@@ -135,12 +135,7 @@ impl Etcd {
     }
 
     fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
-        self.instance.process.as_ref().ok_or_else(|| {
-            Error::Service(format!(
-                "`{what}` needs a private etcd: the shared one serves other tests too; \
-                 write #[dynamo_test(services(etcd(isolated)))]"
-            ))
-        })
+        self.instance.isolated("etcd", what)
     }
 
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {

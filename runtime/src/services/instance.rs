@@ -56,6 +56,17 @@ pub struct ServiceRequest {
 }
 
 impl Instance {
+    /// The private process, or an error saying that `what` needs isolated mode.
+    pub(crate) fn isolated(&self, service: &str, what: &str) -> Result<&ManagedProcess, Error> {
+        self.process.as_ref().ok_or_else(|| {
+            Error::Service(format!(
+                "`{what}` needs a private {service}: the shared one serves other tests too; \
+                 write #[dynamo_test(services({}(isolated)))]",
+                service.to_ascii_lowercase()
+            ))
+        })
+    }
+
     /// Obtains the service for the test in `ctx`: from the environment, the
     /// shared instance, or a private one. Healthy on return.
     pub(crate) async fn obtain(

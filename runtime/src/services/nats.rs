@@ -90,12 +90,7 @@ impl Nats {
     }
 
     fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
-        self.instance.process.as_ref().ok_or_else(|| {
-            Error::Service(format!(
-                "`{what}` needs a private NATS: the shared one serves other tests too; \
-                 write #[dynamo_test(services(nats(isolated)))]"
-            ))
-        })
+        self.instance.isolated("NATS", what)
     }
 }
 

@@ -10,7 +10,7 @@
 //!   (keeper pid, service binary), removed by the keeper.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -259,15 +259,7 @@ impl Files {
     }
 
     fn open(&self, path: &PathBuf) -> Result<File, Error> {
-        use std::os::unix::fs::OpenOptionsExt;
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
+        state_dir::open_lock_file(path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))
     }
 }
