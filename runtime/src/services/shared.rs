@@ -258,7 +258,7 @@ impl Files {
         })
     }
 
-    fn open(&self, path: &PathBuf) -> Result<File, Error> {
+    fn open(&self, path: &std::path::Path) -> Result<File, Error> {
         state_dir::open_lock_file(path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))
     }
