@@ -527,8 +527,9 @@ fn timeval(tv: libc::timeval) -> Duration {
 
 fn print_cpu_table(config: &Config, results: &[CpuResult]) {
     println!(
-        "\nWaiter CPU during a {CPU_WAIT:?} wait that never succeeds (user+sys of the \
+        "\nWaiter CPU during a {} s wait that never succeeds (user+sys of the \
          waiting thread, getrusage(RUSAGE_THREAD); {} repetitions each)\n",
+        CPU_WAIT.as_secs(),
         config.cpu_reps
     );
     println!(
@@ -583,7 +584,7 @@ fn check_targets(latencies: &[(Arm, Latencies)], cpu: &[CpuResult]) -> bool {
         ok = false;
     }
     for r in cpu.iter().filter(|r| r.arm == Arm::Harness) {
-        let what = format!("CPU per 2 s wait, {}", r.target.name());
+        let what = format!("CPU per {} s wait, {}", CPU_WAIT.as_secs(), r.target.name());
         ok &= verdict(&what, r.median_cpu(), TARGET_CPU);
         if !r.errors.is_empty() {
             println!("  FAIL  {} CPU runs failed", r.errors.len());
