@@ -68,6 +68,12 @@ impl<E: Debug> TestResult for Result<(), E> {
     }
 }
 
+/// The body's verdict: `Err` with the error's text when it returned one.
+pub type Outcome = Result<(), String>;
+
+/// What running setup and body gives: the outcome, a setup error, or a panic.
+type Run = Result<Result<Outcome, Error>, Box<dyn Any + Send>>;
+
 /// How a test ended.
 enum Ending {
     Passed,
@@ -77,8 +83,8 @@ enum Ending {
     TimedOut(Duration),
 }
 
-impl From<Result<Result<Result<(), String>, Error>, Box<dyn Any + Send>>> for Ending {
-    fn from(r: Result<Result<Result<(), String>, Error>, Box<dyn Any + Send>>) -> Self {
+impl From<Run> for Ending {
+    fn from(r: Run) -> Self {
         match r {
             Ok(Ok(Ok(()))) => Ending::Passed,
             Ok(Ok(Err(message))) => Ending::Returned(message),
@@ -92,7 +98,7 @@ impl From<Result<Result<Result<(), String>, Error>, Box<dyn Any + Send>>> for En
 pub fn run_async<F, Fut>(config: TestConfig, test: F)
 where
     F: FnOnce(TestContext) -> Fut,
-    Fut: Future<Output = Result<Result<(), String>, Error>>,
+    Fut: Future<Output = Result<Outcome, Error>>,
 {
     let runtime = match build_runtime(&config) {
         Ok(rt) => rt,
@@ -132,7 +138,7 @@ pub fn run_sync<A, S, SF, B>(config: TestConfig, setup: S, body: B)
 where
     S: FnOnce(TestContext) -> SF,
     SF: Future<Output = Result<A, Error>>,
-    B: FnOnce(A) -> Result<(), String>,
+    B: FnOnce(A) -> Outcome,
 {
     run_sync_with(config, setup, |args| {
         let result = panic::catch_unwind(AssertUnwindSafe(|| body(args)));
@@ -147,7 +153,7 @@ where
     S: FnOnce(TestContext) -> SF,
     SF: Future<Output = Result<A, Error>>,
     A: Send + 'static,
-    B: FnOnce(A) -> Result<(), String> + Send + 'static,
+    B: FnOnce(A) -> Outcome + Send + 'static,
 {
     let limit = config.timeout.unwrap_or(Duration::MAX);
     run_sync_with(config, setup, move |args| {
