@@ -17,6 +17,11 @@ const DEFAULT_BACKOFF_CAP: Duration = Duration::from_millis(50);
 /// syscalls, and a server that starts listening is seen within this.
 const REFUSED_BACKOFF_CAP: Duration = Duration::from_millis(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+/// Pauses also grow with the time already waited: a target that becomes
+/// ready after `t` is seen at most about `t / 15` late, and a long wait
+/// costs O(log t) + t / MAX_BACKOFF attempts instead of one per 10 ms.
+/// Measured (BENCHMARKS.md): a 2 s refused wait costs ~14 ms CPU, not ~35.
+const LATENESS_DIVISOR: u32 = 15;
 
 /// A boxed future borrowed from a [`Watch`].
 pub type WatchFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -124,7 +129,9 @@ impl<'a> Wait<'a> {
         self
     }
 
-    /// Caps the backoff between attempts (default 50 ms, at most [`MAX_BACKOFF`]).
+    /// Caps the backoff between early attempts (default 50 ms; 10 ms while
+    /// connections are refused). Later pauses grow with the time waited
+    /// (about a fifteenth of it), never beyond [`MAX_BACKOFF`].
     pub fn backoff_cap(mut self, cap: Duration) -> Self {
         self.backoff_cap = cap.min(MAX_BACKOFF);
         self
@@ -173,11 +180,12 @@ impl<'a> Wait<'a> {
                     reason == "connection refused"
                 }
             };
-            let cap = if cheap {
+            let early_cap = if cheap {
                 REFUSED_BACKOFF_CAP.min(self.backoff_cap)
             } else {
                 self.backoff_cap
             };
+            let cap = early_cap.max(started.elapsed() / LATENESS_DIVISOR).min(MAX_BACKOFF);
             let pause = state
                 .backoff
                 .next(cap)
