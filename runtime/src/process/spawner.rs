@@ -33,13 +33,8 @@ pub(crate) fn on_spawner_thread<T: Send + 'static>(
 }
 
 fn spawner() -> std::io::Result<&'static Mutex<mpsc::Sender<Job>>> {
-    if let Some(s) = SPAWNER.get() {
-        return Ok(s);
-    }
-    let (tx, rx) = mpsc::channel::<Job>();
-    let mut spare = Some(rx);
-    let sender = SPAWNER.get_or_init(|| {
-        let rx = spare.take().expect("first initialisation");
+    Ok(SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
         let started = std::thread::Builder::new()
             .name("dynamo-test-spawner".into())
             .spawn(move || {
@@ -48,10 +43,9 @@ fn spawner() -> std::io::Result<&'static Mutex<mpsc::Sender<Job>>> {
                 }
             });
         if let Err(e) = started {
-            // Keep the error visible: every spawn will report the gone thread.
+            // Every spawn then reports the gone thread (its jobs cannot be sent).
             eprintln!("[dynamo-test] cannot start the spawner thread: {e}");
         }
         Mutex::new(tx)
-    });
-    Ok(sender)
+    }))
 }
