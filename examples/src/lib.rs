@@ -4,3 +4,7 @@
 /// completions) that stands in for the user's application in tests; also
 /// runnable as the `mock_model_server` binary.
 pub mod mock_server;
+
+/// A minimal NATS client (the text protocol), for tests and benchmarks
+/// that send real messages through a real nats-server.
+pub mod nats_client;

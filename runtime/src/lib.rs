@@ -27,6 +27,7 @@ pub mod env;
 mod error;
 pub mod health;
 mod inject;
+pub mod join;
 pub mod ports;
 pub mod process;
 mod runner;

@@ -1,6 +1,5 @@
 //! Helpers shared by the harness's own integration tests (in `tests/tests/`).
 
-pub mod nats_client;
 pub mod orphans;
 pub mod servers;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use dynamo_test::health::{self, Probe};
 use dynamo_test::services::Source;
 use dynamo_test::{dynamo_test, Error, Etcd, Nats, ServicePorts};
-use dynamo_test_suite::nats_client::NatsClient;
+use dynamo_test_examples::nats_client::NatsClient;
 
 #[dynamo_test(services(etcd(isolated)), timeout = "60s")]
 async fn kill_etcd_mid_test_and_restart_it(etcd: Etcd, ports: ServicePorts) -> Result<(), Error> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dynamo_test::services::Source;
 use dynamo_test::{dynamo_test, Error, Etcd, Nats, ServicePorts, TestContext};
-use dynamo_test_suite::nats_client::NatsClient;
+use dynamo_test_examples::nats_client::NatsClient;
 
 /// Each test writes keys under its prefix, reads them back, sees no other
 /// test's keys, and sends itself a message over NATS.

@@ -25,17 +25,18 @@
 //! Wall time is from spawning the suite's process to its exit. Target:
 //! harness / by hand <= 1.15 (p50 of the runs).
 //!
-//! **(2) Cold start.** Time to a healthy etcd + NATS, `--cold-runs` times
-//! (default 15), interleaved: the binaries spawned directly with the
+//! **(2) Cold start.** Time to a healthy etcd + NATS, interleaved
+//! `--cold-runs` times (default 30: etcd's own start-to-healthy is spread
+//! evenly over ~25-120 ms by its randomised first election, so fewer runs
+//! make p50 jumpy). Direct: both binaries spawned at once with the
 //! harness's arguments (`ServiceKind::args`), their health endpoints polled
 //! every 1 ms with plain HTTP/1.1 (etcd `GET /health` `{"health":"true"}`,
-//! NATS `GET /healthz` `{"status":"ok"}`), against the harness: from the
-//! `run_async` call to the test body, with `services(etcd, nats)` and
-//! nothing running. Target: harness p50 <= direct p50 + 20 ms. A last
-//! row (no target) starts the harness as soon as the previous shared
-//! instance has stopped (ports closed, keeper record removed) instead of
-//! after its keeper is entirely gone: what a test run started right after
-//! another one sees.
+//! NATS `GET /healthz` `{"status":"ok"}`). Harness: from the `run_async`
+//! call to the test body, with `services(etcd, nats)` and nothing running.
+//! Target: harness p50 <= direct p50 + 20 ms. A last row (no target)
+//! starts the harness as soon as the previous shared instance has stopped
+//! (ports closed, keeper record removed) rather than once its keeper is
+//! entirely gone: what a test run started right after another one sees.
 //!
 //! **Isolation from other runs.** The suite runs in a worker process (this
 //! binary with `--worker`) whose environment is prepared here, since the
@@ -45,8 +46,8 @@
 //! `DYNAMO_TEST_{ETCD,NATS}_*_PORT`, so the real 2379/4222 are never
 //! touched; `DYNAMO_TEST_SERVICE_GRACE_MS=200` lets shared services stop
 //! soon after a run, and every run waits until the previous run's services
-//! are gone (ports closed, keeper records removed), so each harness run is
-//! really cold.
+//! are gone (ports closed, keeper records removed, no lock left on the
+//! keepers' users files), so each harness run is really cold.
 //!
 //! Exit code 1 if a target is missed or a run failed, 2 on a usage error.
 
@@ -67,7 +68,7 @@ use serde_json::{json, Value};
 const USAGE: &str =
     "usage: services_bench [--suite-runs N] [--cold-runs N] [--tests N] [--threads N]
   --suite-runs N  runs of each suite arm (default 3)
-  --cold-runs N   runs of each cold-start arm (default 15)
+  --cold-runs N   runs of each cold-start arm (default 30)
   --tests N       tests in the suite (default 40)
   --threads N     tests run at a time (default 2)";
 
@@ -127,10 +128,13 @@ fn run(config: &Config) -> ExitCode {
         bench.nats.second,
         bench.dir.display()
     );
+    print_socket_context();
     let suite = measure_suite(&bench, config);
     let cold = measure_cold(&bench, config);
     let suite_ok = print_suite(config, &suite);
     let cold_ok = print_cold(config, &cold);
+    println!();
+    print_socket_context();
     if suite_ok && cold_ok {
         let _ = fs::remove_dir_all(&bench.dir);
         ExitCode::SUCCESS
@@ -138,6 +142,22 @@ fn run(config: &Config) -> ExitCode {
         println!("(scratch dir kept for inspection: {})", bench.dir.display());
         ExitCode::from(1)
     }
+}
+
+/// Prints how large the host's TCP socket table is and what one scan of
+/// it costs: the harness scans it (`ports::holders::is_listening`, which
+/// reads /proc/net/tcp and tcp6) before starting a shared service. Printed
+/// before and after the runs: other work on the host changes it.
+fn print_socket_context() {
+    let started = Instant::now();
+    let sockets: usize = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .map(|t| fs::read_to_string(t).map_or(0, |s| s.lines().count().saturating_sub(1)))
+        .sum();
+    println!(
+        "host: {sockets} TCP sockets (TIME_WAIT included); reading /proc/net/tcp + tcp6 once took {:.1} ms",
+        ms(started.elapsed())
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -156,7 +176,7 @@ impl Config {
     fn parse(args: &[String]) -> Result<Config, String> {
         let mut c = Config {
             suite_runs: 3,
-            cold_runs: 15,
+            cold_runs: 30,
             tests: 40,
             threads: 2,
         };
@@ -600,8 +620,8 @@ fn print_cold(config: &Config, times: &ColdTimes) -> bool {
         config.cold_runs
     );
     println!(
-        "{:<58} {:>4} {:>9} {:>9} {:>9}",
-        "arm", "runs", "p50", "min", "max"
+        "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
+        "arm", "runs", "p50", "min", "max", "mean"
     );
     let rows: [(&str, &Vec<Duration>); 5] = [
         ("direct: etcd (spawn -> /health true)", &times.etcd),
@@ -622,12 +642,13 @@ fn print_cold(config: &Config, times: &ColdTimes) -> bool {
     for (name, values) in rows {
         let s = Summary::of(values);
         println!(
-            "{:<58} {:>4} {:>9} {:>9} {:>9}",
+            "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
             name,
             values.len(),
             fmt(s.map(|s| s.p50)),
             fmt(s.map(|s| s.min)),
-            fmt(s.map(|s| s.max))
+            fmt(s.map(|s| s.max)),
+            fmt(s.map(|s| s.mean))
         );
     }
     let mut ok = times.errors.is_empty();
@@ -656,10 +677,11 @@ struct Summary {
     p50: Duration,
     min: Duration,
     max: Duration,
+    mean: Duration,
 }
 
 impl Summary {
-    /// p50 (nearest rank), min and max; `None` without values.
+    /// p50 (nearest rank), min, max and mean; `None` without values.
     fn of(values: &[Duration]) -> Option<Summary> {
         let mut sorted = values.to_vec();
         sorted.sort();
@@ -668,6 +690,7 @@ impl Summary {
             p50: sorted[n.div_ceil(2) - 1],
             min: sorted[0],
             max: sorted[n - 1],
+            mean: sorted.iter().sum::<Duration>() / n as u32,
         })
     }
 }
@@ -1050,7 +1073,7 @@ mod worker {
 
     /// Subscribes to `subject`, publishes [`MESSAGES`] messages and receives them all.
     async fn nats_round_trip(url: &str, subject: &str) -> std::io::Result<()> {
-        let mut client = nats_client::NatsClient::connect(url).await?;
+        let mut client = dynamo_test_examples::nats_client::NatsClient::connect(url).await?;
         client.subscribe(subject, 1).await?;
         for i in 0..MESSAGES {
             client
@@ -1058,7 +1081,7 @@ mod worker {
                 .await?;
         }
         for i in 0..MESSAGES {
-            let payload = client.next_message(Duration::from_secs(5)).await?;
+            let payload = client.next_message(Duration::from_secs(5)).await?.payload;
             if payload != format!("message {i}").as_bytes() {
                 return Err(std::io::Error::other(format!(
                     "message {i}: got {payload:?}"
@@ -1066,117 +1089,5 @@ mod worker {
             }
         }
         Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------
-// A minimal NATS client (from tests/src/nats_client.rs, trimmed)
-// ---------------------------------------------------------------------------
-
-mod nats_client {
-    use std::time::Duration;
-
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-    use tokio::net::TcpStream;
-
-    /// A connection speaking NATS's text protocol (CONNECT, SUB, PUB, MSG, PING/PONG).
-    pub struct NatsClient {
-        reader: BufReader<OwnedReadHalf>,
-        writer: OwnedWriteHalf,
-    }
-
-    impl NatsClient {
-        /// Connects to `url` (`nats://host:port`) and completes the handshake.
-        pub async fn connect(url: &str) -> std::io::Result<NatsClient> {
-            let addr = url.trim_start_matches("nats://");
-            let (read, writer) = TcpStream::connect(addr).await?.into_split();
-            let mut client = NatsClient {
-                reader: BufReader::new(read),
-                writer,
-            };
-            let info = client.line().await?;
-            if !info.starts_with("INFO ") {
-                return Err(std::io::Error::other(format!(
-                    "expected INFO, got {info:?}"
-                )));
-            }
-            client
-                .send(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n")
-                .await?;
-            client.expect_pong().await.map(|()| client)
-        }
-
-        /// Subscribes to `subject` as `sid`; returns once the server has it.
-        pub async fn subscribe(&mut self, subject: &str, sid: u32) -> std::io::Result<()> {
-            self.send(format!("SUB {subject} {sid}\r\nPING\r\n").as_bytes())
-                .await?;
-            self.expect_pong().await
-        }
-
-        /// Publishes `payload` on `subject`.
-        pub async fn publish(&mut self, subject: &str, payload: &[u8]) -> std::io::Result<()> {
-            let mut frame = format!("PUB {subject} {}\r\n", payload.len()).into_bytes();
-            frame.extend_from_slice(payload);
-            frame.extend_from_slice(b"\r\n");
-            self.send(&frame).await
-        }
-
-        /// The payload of the next message, within `limit`.
-        pub async fn next_message(&mut self, limit: Duration) -> std::io::Result<Vec<u8>> {
-            tokio::time::timeout(limit, self.read_message())
-                .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no message"))?
-        }
-
-        async fn read_message(&mut self) -> std::io::Result<Vec<u8>> {
-            loop {
-                let line = self.line().await?;
-                if line == "PING" {
-                    self.send(b"PONG\r\n").await?;
-                    continue;
-                }
-                let Some(rest) = line.strip_prefix("MSG ") else {
-                    continue; // +OK, PONG, INFO updates
-                };
-                let size: usize = rest
-                    .split_whitespace()
-                    .last()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| std::io::Error::other(line.clone()))?;
-                let mut payload = vec![0; size + 2];
-                self.reader.read_exact(&mut payload).await?;
-                payload.truncate(size);
-                return Ok(payload);
-            }
-        }
-
-        async fn expect_pong(&mut self) -> std::io::Result<()> {
-            loop {
-                match self.line().await?.as_str() {
-                    "PONG" => return Ok(()),
-                    "PING" => self.send(b"PONG\r\n").await?,
-                    err if err.starts_with("-ERR") => {
-                        return Err(std::io::Error::other(err.to_string()))
-                    }
-                    _ => {}
-                }
-            }
-        }
-
-        async fn line(&mut self) -> std::io::Result<String> {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).await? == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "server closed the connection",
-                ));
-            }
-            Ok(line.trim_end().to_string())
-        }
-
-        async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-            self.writer.write_all(bytes).await
-        }
     }
 }

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{Check, CheckFuture, Probe};
+use crate::join::join_all;
 
 /// Ready when every probe is ready in the same attempt. See [`all`].
 pub struct All {
@@ -86,29 +87,6 @@ impl Probe for Any {
             }
         })
     }
-}
-
-/// Runs the futures concurrently and returns their outputs in order.
-async fn join_all<'a>(futures: impl Iterator<Item = CheckFuture<'a>>) -> Vec<Check> {
-    let mut set: Vec<(CheckFuture<'a>, Option<Check>)> = futures.map(|f| (f, None)).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, result) in set.iter_mut() {
-            if result.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(c) => *result = Some(c),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    set.into_iter().filter_map(|(_, r)| r).collect()
 }
 
 /// A probe from an async closure. See [`from_fn`].

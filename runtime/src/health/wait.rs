@@ -185,7 +185,9 @@ impl<'a> Wait<'a> {
             } else {
                 self.backoff_cap
             };
-            let cap = early_cap.max(started.elapsed() / LATENESS_DIVISOR).min(MAX_BACKOFF);
+            let cap = early_cap
+                .max(started.elapsed() / LATENESS_DIVISOR)
+                .min(MAX_BACKOFF);
             let pause = state
                 .backoff
                 .next(cap)

@@ -21,6 +21,8 @@ pub const ENV_SERVICE: &str = "DYNAMO_TEST_SERVICE";
 /// The poll interval of the keeper's lock check.
 const TICK: Duration = Duration::from_millis(200);
 
+// The killer subshell closes fd 9: it must not hold the users lock after
+// the keeper is gone (a stray `sleep 3` did, stalling the next start).
 const SCRIPT: &str = r#"
 users=$1 record=$2 log=$3 ticks=$4 data=$5; shift 5; prog=$1
 trap '' INT HUP
@@ -29,7 +31,7 @@ svc=$!
 echo "keeper $$: started $prog as pid $svc" >>"$log"
 stop() {
   kill -TERM "$svc" 2>/dev/null
-  ( sleep 3; kill -KILL "$svc" 2>/dev/null ) & killer=$!
+  ( exec 9<&-; sleep 3; kill -KILL "$svc" 2>/dev/null ) & killer=$!
   wait "$svc"
   kill "$killer" 2>/dev/null
   rm -f "$record"; rm -rf "$data"

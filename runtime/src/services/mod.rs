@@ -42,10 +42,10 @@ pub async fn acquire_shared(kind: ServiceKind) -> Result<(ServicePortPair, Origi
 /// Obtains every requested service before the test's body (and before its
 /// parameters are injected, so `Etcd`/`Nats` parameters get the same).
 pub async fn require(ctx: &TestContext, requests: &[ServiceRequest]) -> Result<(), Error> {
-    for request in requests {
-        service(ctx, request.kind, request.mode).await?;
-    }
-    Ok(())
+    // Concurrently: cold, etcd and NATS start side by side.
+    let obtained =
+        crate::join::join_all(requests.iter().map(|r| service(ctx, r.kind, r.mode))).await;
+    obtained.into_iter().try_for_each(|r| r.map(drop))
 }
 
 /// The test's etcd (the one it declared, else the shared one).

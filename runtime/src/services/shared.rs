@@ -102,7 +102,7 @@ async fn reuse_or_start(
         // Another process started it while we waited for the start lock.
         return Ok(origin(files));
     }
-    if holders::is_listening(ports.client) || holders::is_listening(ports.second) {
+    if accepts(ports.client).await || accepts(ports.second).await {
         return wait_for_stranger(kind, ports, files).await;
     }
     start(kind, ports, files).await?;
@@ -189,6 +189,24 @@ async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Resu
             crate::process::tail(&log_file, 20)
         ))
     })
+}
+
+/// Whether something accepts TCP connections on loopback `port`. A refused
+/// connect costs microseconds; scanning /proc/net/tcp{,6} costs 10-800 ms
+/// with a large socket table, so the scan is kept for error messages. (A
+/// listener on another specific address does not conflict with ours.)
+async fn accepts(port: u16) -> bool {
+    let limit = Duration::from_millis(200);
+    for ip in [
+        std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ] {
+        let connect = tokio::net::TcpStream::connect((ip, port));
+        if matches!(tokio::time::timeout(limit, connect).await, Ok(Ok(_))) {
+            return true;
+        }
+    }
+    false
 }
 
 /// One attempt: is a healthy instance there now?

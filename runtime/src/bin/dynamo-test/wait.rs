@@ -27,7 +27,7 @@ pub async fn run(out: &Out, urls: &[String], timeout: Duration) -> i32 {
     let waits = probes.iter().map(|p| health::wait(p.as_ref(), timeout));
     let live = !out.json && std::io::stderr().is_terminal();
     let status = live.then(|| tokio::spawn(status_line(started, urls.len())));
-    let results = join(waits).await;
+    let results = dynamo_test::join::join_all(waits).await;
     if let Some(status) = status {
         status.abort();
         eprint!("\r\x1b[2K");
@@ -57,30 +57,6 @@ pub async fn run(out: &Out, urls: &[String], timeout: Duration) -> i32 {
         }
     }
     i32::from(failed > 0)
-}
-
-/// Runs the waits concurrently, results in order.
-async fn join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
-    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (future, slot) in pending.iter_mut().zip(done.iter_mut()) {
-            if slot.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    done.into_iter().flatten().collect()
 }
 
 /// A live "waiting 1.2s for 2 URLs" line on a terminal, until aborted.
