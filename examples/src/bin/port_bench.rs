@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! port_bench [--procs P] [--threads T] [--allocs N] [--arm dynamo|portpicker|both]
+//!            [--listener closed|open]
 //! ```
 //!
 //! For each arm the parent re-executes its own binary as P worker processes
@@ -15,9 +16,14 @@
 //!    the same port while it still held it (a *double grant*);
 //! 3. after a random 0-2 ms, bind `127.0.0.1:port` (a failure is a *bind
 //!    failure*), connect one client, accept it, and close the server side
-//!    first, so the port's server side lands in TIME_WAIT; the listener is
-//!    then closed too (the "server" has shut down);
+//!    first, so the port's server side lands in TIME_WAIT;
 //! 4. keep holding the port for a random 0-20 ms, remove the marker, release.
+//!
+//! By default the listener is closed before the hold (the "server" has shut
+//! down, as in a restart test): only the reservation protects the port then,
+//! which is the harder case for an allocator. `--listener open` keeps it
+//! listening until the release instead, so that a collision shows up as a
+//! bind failure (EADDRINUSE) rather than only in the marker check.
 //!
 //! Workers print their tallies on stdout; the parent adds them up and prints
 //! one table per arm. The exit code is 1 if the dynamo arm had any double
@@ -37,11 +43,12 @@ const USAGE: &str =
   --procs P     worker processes per arm (default 16)
   --threads T   threads per worker process (default 4)
   --allocs N    allocations per arm, divided across all threads (default 12800)
-  --arm A       dynamo, portpicker or both (default both)";
+  --arm A       dynamo, portpicker or both (default both)
+  --listener L  during the hold the listener is closed (default) or open";
 
 /// Longest random delay between the allocation and the bind.
 const MAX_BIND_DELAY_US: u64 = 2_000;
-/// Longest random hold after the server has shut down.
+/// Longest random hold after the connection has been closed.
 const MAX_HOLD_US: u64 = 20_000;
 /// How many error messages a worker reports verbatim.
 const MAX_NOTES: usize = 3;
@@ -113,6 +120,8 @@ struct Config {
     threads: u32,
     allocs: u64,
     arms: Vec<Arm>,
+    /// Whether the listener stays open through the hold.
+    keep_listener: bool,
 }
 
 impl Config {
@@ -122,6 +131,7 @@ impl Config {
             threads: 4,
             allocs: 12_800,
             arms: vec![Arm::Dynamo, Arm::Portpicker],
+            keep_listener: false,
         };
         for (flag, value) in flag_pairs(args)? {
             match flag {
@@ -130,6 +140,7 @@ impl Config {
                 "--allocs" => c.allocs = positive(flag, value)?,
                 "--arm" if value == "both" => c.arms = vec![Arm::Dynamo, Arm::Portpicker],
                 "--arm" => c.arms = vec![Arm::parse(value)?],
+                "--listener" => c.keep_listener = listener_open(value)?,
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
@@ -144,17 +155,20 @@ struct WorkerArgs {
     threads: u32,
     allocs: u64,
     markers: PathBuf,
+    keep_listener: bool,
 }
 
 impl WorkerArgs {
     fn parse(args: &[String]) -> Result<WorkerArgs, String> {
         let (mut arm, mut threads, mut allocs, mut markers) = (None, 1, 0, None);
+        let mut keep_listener = false;
         for (flag, value) in flag_pairs(args)? {
             match flag {
                 "--arm" => arm = Some(Arm::parse(value)?),
                 "--threads" => threads = positive(flag, value)?,
                 "--allocs" => allocs = value.parse().map_err(|_| bad(flag, value))?,
                 "--markers" => markers = Some(PathBuf::from(value)),
+                "--listener" => keep_listener = listener_open(value)?,
                 _ => return Err(format!("unknown worker flag {flag}")),
             }
         }
@@ -163,6 +177,7 @@ impl WorkerArgs {
             threads,
             allocs,
             markers: markers.ok_or("worker needs --markers")?,
+            keep_listener,
         })
     }
 
@@ -177,6 +192,8 @@ impl WorkerArgs {
             self.allocs.to_string(),
             "--markers".into(),
             self.markers.display().to_string(),
+            "--listener".into(),
+            if self.keep_listener { "open" } else { "closed" }.into(),
         ]
     }
 }
@@ -190,6 +207,15 @@ fn flag_pairs(args: &[String]) -> Result<Vec<(&str, &str)>, String> {
             _ => Err(format!("unexpected argument {:?}", pair[0])),
         })
         .collect()
+}
+
+/// `--listener closed|open`: whether the listener stays open through the hold.
+fn listener_open(value: &str) -> Result<bool, String> {
+    match value {
+        "closed" => Ok(false),
+        "open" => Ok(true),
+        _ => Err(format!("--listener {value:?}: expected closed or open")),
+    }
 }
 
 /// A number >= 1.
@@ -384,6 +410,7 @@ fn run_arm(config: &Config, arm: Arm, markers: &Path) -> ArmResult {
             threads: config.threads,
             allocs: share(config.allocs, u64::from(config.procs), u64::from(i)),
             markers: markers.to_path_buf(),
+            keep_listener: config.keep_listener,
         };
         match spawn_worker(&worker) {
             Ok(child) => children.push(child),
@@ -444,8 +471,15 @@ fn report(config: &Config, arm: Arm, r: &ArmResult) -> bool {
         (
             "config",
             format!(
-                "{} procs x {} threads, {} allocations requested",
-                config.procs, config.threads, config.allocs
+                "{} procs x {} threads, {} allocations requested, listener {} during hold",
+                config.procs,
+                config.threads,
+                config.allocs,
+                if config.keep_listener {
+                    "open"
+                } else {
+                    "closed"
+                }
             ),
         ),
         ("allocations done", t.allocs.to_string()),
@@ -507,15 +541,19 @@ fn worker_main(w: &WorkerArgs) -> ExitCode {
     }
     let handles: Vec<_> = (0..w.threads)
         .map(|i| {
-            let (arm, markers) = (w.arm, w.markers.clone());
+            let job = Job {
+                arm: w.arm,
+                markers: w.markers.clone(),
+                keep_listener: w.keep_listener,
+            };
             let allocs = share(w.allocs, u64::from(w.threads), u64::from(i));
             thread::Builder::new()
                 .name(format!(
                     "port_bench {} pid {} thread {i}",
-                    arm.name(),
+                    job.arm.name(),
                     std::process::id()
                 ))
-                .spawn(move || run_thread(arm, &markers, allocs, i))
+                .spawn(move || run_thread(&job, allocs, i))
                 .expect("spawn worker thread")
         })
         .collect();
@@ -534,12 +572,21 @@ fn worker_main(w: &WorkerArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What every cycle of a worker thread does.
+struct Job {
+    arm: Arm,
+    /// The shared marker directory of the arm.
+    markers: PathBuf,
+    /// Whether the listener stays open through the hold.
+    keep_listener: bool,
+}
+
 /// One thread's `allocs` cycles.
-fn run_thread(arm: Arm, markers: &Path, allocs: u64, index: u32) -> Tally {
+fn run_thread(job: &Job, allocs: u64, index: u32) -> Tally {
     let mut rng = Rng::seeded(u64::from(index));
     let mut tally = Tally::default();
     for _ in 0..allocs {
-        cycle(arm, markers, &mut rng, &mut tally);
+        cycle(job, &mut rng, &mut tally);
     }
     tally
 }
@@ -572,9 +619,9 @@ fn allocate(arm: Arm) -> Result<Grant, String> {
 }
 
 /// Allocate, mark, serve one connection, hold, unmark, release.
-fn cycle(arm: Arm, markers: &Path, rng: &mut Rng, tally: &mut Tally) {
+fn cycle(job: &Job, rng: &mut Rng, tally: &mut Tally) {
     let started = Instant::now();
-    let granted = allocate(arm);
+    let granted = allocate(job.arm);
     tally.latencies_ns.push(started.elapsed().as_nanos() as u64);
     let grant = match granted {
         Ok(g) => g,
@@ -586,52 +633,62 @@ fn cycle(arm: Arm, markers: &Path, rng: &mut Rng, tally: &mut Tally) {
     };
     tally.allocs += 1;
     let port = grant.number();
-    let marker = Marker::claim(markers, port);
-    match &marker {
-        Ok(m) if m.owned => {}
-        Ok(_) => tally.double_grants += 1,
-        Err(e) => tally.note(format!("marker for port {port}: {e}")),
-    }
+    let marker = claim_marker(&job.markers, port, tally);
     thread::sleep(Duration::from_micros(rng.below(MAX_BIND_DELAY_US + 1)));
-    match serve_once(port) {
-        Ok(()) => {}
-        Err(Failure::Bind(e)) => {
-            tally.bind_failures += 1;
-            tally.note(format!("bind 127.0.0.1:{port}: {e}"));
-        }
-        Err(Failure::Conn(e)) => {
-            tally.conn_errors += 1;
-            tally.note(format!("connection on port {port}: {e}"));
-        }
+    let mut listener = serve_once(port, tally);
+    if !job.keep_listener {
+        drop(listener.take()); // the server shuts down before the hold
     }
     thread::sleep(Duration::from_micros(rng.below(MAX_HOLD_US + 1)));
-    if let Ok(m) = marker {
+    drop(listener);
+    if let Some(m) = marker {
         m.remove();
     }
-    drop(grant);
+    drop(grant); // releases the reservation (dynamo)
 }
 
-/// Why serving one connection failed.
-enum Failure {
-    Bind(io::Error),
-    Conn(io::Error),
+/// Claims the port's marker, counting a double grant if another holder has it.
+fn claim_marker(dir: &Path, port: u16, tally: &mut Tally) -> Option<Marker> {
+    match Marker::claim(dir, port) {
+        Ok(m) => {
+            tally.double_grants += u64::from(!m.owned);
+            Some(m)
+        }
+        Err(e) => {
+            tally.note(format!("marker for port {port}: {e}"));
+            None
+        }
+    }
 }
 
-/// Binds the port, accepts one client, and closes the server side first so
-/// that the server's socket ends in TIME_WAIT; then shuts the listener down.
-fn serve_once(port: u16) -> Result<(), Failure> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(Failure::Bind)?;
-    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(Failure::Conn)?;
-    let (server, _) = listener.accept().map_err(Failure::Conn)?;
+/// Binds the port, accepts one client, and closes the server side of the
+/// connection first so that it ends in TIME_WAIT. Returns the listener, or
+/// `None` after counting the failure.
+fn serve_once(port: u16, tally: &mut Tally) -> Option<TcpListener> {
+    let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+        Ok(l) => l,
+        Err(e) => {
+            tally.bind_failures += 1;
+            tally.note(format!("bind 127.0.0.1:{port}: {e}"));
+            return None;
+        }
+    };
+    if let Err(e) = one_connection(&listener, port) {
+        tally.conn_errors += 1;
+        tally.note(format!("connection on port {port}: {e}"));
+    }
+    Some(listener)
+}
+
+/// Connects a client, accepts it, and closes the server side first.
+fn one_connection(listener: &TcpListener, port: u16) -> io::Result<()> {
+    let mut client = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    let (server, _) = listener.accept()?;
     drop(server); // the server sends the first FIN
-    client
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(Failure::Conn)?;
-    let mut buf = [0u8; 1];
-    match client.read(&mut buf) {
-        Ok(0) => Ok(()), // saw the server's FIN; our close completes it
-        Ok(_) => Err(Failure::Conn(io::Error::other("unexpected data"))),
-        Err(e) => Err(Failure::Conn(e)),
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    match client.read(&mut [0u8; 1])? {
+        0 => Ok(()), // saw the server's FIN; dropping the client completes the close
+        _ => Err(io::Error::other("unexpected data from the server")),
     }
 }
 

@@ -15,8 +15,11 @@ use crate::state_dir::{self, StateDirError};
 
 /// After this many candidates failed the strict check, ports in TIME_WAIT are
 /// accepted: every port a test served sits 60 s in TIME_WAIT, and a strict
-/// allocator would run the range dry at ~200 allocations/s.
-const STRICT_CANDIDATES: u32 = 64;
+/// allocator would run the range dry at ~200 allocations/s. Servers bind
+/// with SO_REUSEADDR (std, tokio, Go: etcd and NATS), which TIME_WAIT
+/// allows, so strictness is a preference; each candidate costs ~7 syscalls,
+/// and 64 strict ones put p99 at 12-15 ms (BENCHMARKS.md).
+const STRICT_CANDIDATES: u32 = 8;
 
 /// A port could not be reserved.
 #[derive(Debug, thiserror::Error)]

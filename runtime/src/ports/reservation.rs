@@ -8,11 +8,15 @@
 //! race with a process about to lock the same path).
 
 use std::fs::{File, TryLockError};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::range::PortRange;
+
+/// Size of the holder record, padded with newlines (which decoding skips).
+const RECORD_SIZE: usize = 256;
 
 /// Who holds a reservation, as written into its lock file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,9 +115,17 @@ impl LockDir {
 
     /// Records `holder` in a lock file we hold.
     pub(crate) fn write_holder(file: &mut File, holder: &Holder) -> io::Result<()> {
-        file.set_len(0)?;
-        file.rewind()?;
-        file.write_all(holder.encode().as_bytes())
+        // A fixed-size record written in place: truncating and rewriting
+        // costs 100-250 us on ext4 and makes the later close() flush.
+        let mut record = holder.encode().into_bytes();
+        if record.len() < RECORD_SIZE {
+            record.resize(RECORD_SIZE, b'\n');
+        }
+        file.write_all_at(&record, 0)?;
+        if file.metadata()?.len() > record.len() as u64 {
+            file.set_len(record.len() as u64)?;
+        }
+        Ok(())
     }
 
     /// Whether `port` is reserved now, and by whom.
