@@ -22,7 +22,9 @@ pub const ENV_SERVICE: &str = "DYNAMO_TEST_SERVICE";
 const TICK: Duration = Duration::from_millis(200);
 
 // The killer subshell closes fd 9: it must not hold the users lock after
-// the keeper is gone (a stray `sleep 3` did, stalling the next start).
+// the keeper is gone (a stray `sleep 3` did, stalling the next start). It
+// sleeps in short steps, so nothing of it outlives the service by more
+// than 0.1 s.
 const SCRIPT: &str = r#"
 users=$1 record=$2 log=$3 ticks=$4 data=$5; shift 5; prog=$1
 trap '' INT HUP
@@ -31,7 +33,9 @@ svc=$!
 echo "keeper $$: started $prog as pid $svc" >>"$log"
 stop() {
   kill -TERM "$svc" 2>/dev/null
-  ( exec 9<&-; sleep 3; kill -KILL "$svc" 2>/dev/null ) & killer=$!
+  ( exec 9<&-; i=0
+    while [ "$i" -lt 30 ] && kill -0 "$svc" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+    kill -0 "$svc" 2>/dev/null && kill -KILL "$svc" ) & killer=$!
   wait "$svc"
   kill "$killer" 2>/dev/null
   rm -f "$record"; rm -rf "$data"
