@@ -462,8 +462,7 @@ mod tests {
         }
         let port = ctx.reserve_port("api").unwrap();
         assert!(ctx.port_table().contains(&format!("api={port}")));
-        // Held: a bind check fails while the lock is ours? No: the lock does
-        // not occupy the socket, so check the reservation list instead.
+        // A reservation does not occupy the socket: ask the lock files.
         let held = |p: u16| {
             ports::live_reservations()
                 .unwrap()
