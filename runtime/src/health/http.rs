@@ -45,6 +45,8 @@ pub struct HttpProbe {
     max_body: usize,
     max_redirects: usize,
     label: Option<String>,
+    /// Extra trusted roots (PEM), e.g. a test's self-signed certificate.
+    roots: Vec<Vec<u8>>,
     /// Clients per address and the address that answers, shared by clones.
     clients: Arc<Mutex<ClientState>>,
 }
@@ -65,6 +67,7 @@ pub fn http(url: impl Into<String>) -> HttpProbe {
         max_body: DEFAULT_MAX_BODY,
         max_redirects: DEFAULT_MAX_REDIRECTS,
         label: None,
+        roots: Vec::new(),
         clients: Arc::default(),
     }
 }
@@ -121,6 +124,14 @@ impl HttpProbe {
         self
     }
 
+    /// Also trusts this root certificate (PEM) for HTTPS, e.g. the
+    /// self-signed certificate of a server under test. The system's web
+    /// roots stay trusted.
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots.push(pem.into());
+        self
+    }
+
     /// Names the probe in logs and errors.
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
@@ -156,7 +167,9 @@ impl HttpProbe {
         };
         let client = match self.client_for(host, addr) {
             Ok(c) => c,
-            Err(e) => return Check::fatal(format!("cannot build an HTTP client: {e}")),
+            Err(e) => {
+                return Check::fatal(format!("cannot build an HTTP client: {}", error_chain(&e)))
+            }
         };
         let left = budget.saturating_sub(started.elapsed());
         match tokio::time::timeout(left, self.request(&client, url)).await {
@@ -279,12 +292,15 @@ impl HttpProbe {
         if let Some(c) = state.clients.get(&addr) {
             return Ok(c.clone());
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(self.max_redirects))
             .no_proxy()
             .resolve(host, addr)
-            .pool_max_idle_per_host(0)
-            .build()?;
+            .pool_max_idle_per_host(0);
+        for pem in &self.roots {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem)?);
+        }
+        let client = builder.build()?;
         state.clients.insert(addr, client.clone());
         Ok(client)
     }
@@ -293,19 +309,7 @@ impl HttpProbe {
         if e.is_redirect() {
             return format!("too many redirects (limit {})", self.max_redirects);
         }
-        let mut text = String::new();
-        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        while let Some(s) = source {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&s.to_string());
-            source = s.source();
-        }
-        if text.is_empty() {
-            text = e.to_string();
-        }
-        text
+        error_chain(e)
     }
 }
 
@@ -326,6 +330,23 @@ impl std::fmt::Debug for HttpProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
+}
+
+/// The causes of `e`, joined with ": " (reqwest's own text repeats the URL).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    if text.is_empty() {
+        text = e.to_string();
+    }
+    text
 }
 
 /// What a probe learns across attempts.
