@@ -77,7 +77,9 @@ struct ExternalEtcd {
 }
 
 impl ExternalEtcd {
-    async fn start(client: u16, peer: u16, dir: &std::path::Path) -> ExternalEtcd {
+    /// Starts etcd on `client`/`peer` with its data in the test's output dir.
+    async fn start(client: &Port, peer: &Port, ctx: &dynamo_test::TestContext) -> ExternalEtcd {
+        let dir = ctx.output_dir().join("external-etcd");
         let url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let child = Command::new(
@@ -123,12 +125,7 @@ async fn an_external_instance_is_reused_and_survives(
     peer: Port,
     ctx: &dynamo_test::TestContext,
 ) {
-    let external = ExternalEtcd::start(
-        client.get(),
-        peer.get(),
-        &ctx.output_dir().join("external-etcd"),
-    )
-    .await;
+    let external = ExternalEtcd::start(&client, &peer, ctx).await;
     let (out, text) = need_service(&["etcd", "shared"], &etcd_ports_env(&client, &peer));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("source=SharedExternal"), "{text}");
@@ -146,12 +143,7 @@ async fn etcd_endpoints_from_the_environment_start_nothing(
     peer: Port,
     ctx: &dynamo_test::TestContext,
 ) {
-    let external = ExternalEtcd::start(
-        client.get(),
-        peer.get(),
-        &ctx.output_dir().join("external-etcd"),
-    )
-    .await;
+    let external = ExternalEtcd::start(&client, &peer, ctx).await;
     let (out, text) = need_service(
         &["etcd", "shared"],
         &[("ETCD_ENDPOINTS", external.url.clone())],
