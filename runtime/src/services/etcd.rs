@@ -118,24 +118,18 @@ impl Etcd {
 
     /// Stops the isolated instance gracefully (isolated mode only).
     pub async fn stop(&self) -> Result<(), Error> {
-        self.isolated("stop")?.stop().await;
-        Ok(())
+        self.instance.stop().await
     }
 
-    /// Starts the isolated instance again, same ports and data, and waits
-    /// until healthy (isolated mode only).
+    /// Starts the isolated instance again on the same ports (and data) and
+    /// waits until healthy (isolated mode only).
     pub async fn start(&self) -> Result<(), Error> {
-        self.isolated("start")?.restart().await
+        self.instance.start().await
     }
 
     /// Kills the isolated instance at once, SIGKILL (isolated mode only).
     pub fn kill(&self) -> Result<(), Error> {
-        self.isolated("kill")?.kill();
-        Ok(())
-    }
-
-    fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
-        self.instance.isolated("etcd", what)
+        self.instance.kill()
     }
 
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {

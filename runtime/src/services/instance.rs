@@ -28,6 +28,7 @@ pub enum Source {
 /// One service as a test sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Instance {
+    pub kind: ServiceKind,
     pub endpoints: Vec<String>,
     /// Local ports, when the harness knows them.
     pub ports: Option<ServicePortPair>,
@@ -56,13 +57,31 @@ pub struct ServiceRequest {
 }
 
 impl Instance {
+    /// Stops the private instance gracefully (isolated mode only).
+    pub(crate) async fn stop(&self) -> Result<(), Error> {
+        self.isolated("stop")?.stop().await;
+        Ok(())
+    }
+
+    /// Starts the private instance again, same ports and data, and waits
+    /// until healthy (isolated mode only).
+    pub(crate) async fn start(&self) -> Result<(), Error> {
+        self.isolated("start")?.restart().await
+    }
+
+    /// Kills the private instance at once (isolated mode only).
+    pub(crate) fn kill(&self) -> Result<(), Error> {
+        self.isolated("kill")?.kill();
+        Ok(())
+    }
+
     /// The private process, or an error saying that `what` needs isolated mode.
-    pub(crate) fn isolated(&self, service: &str, what: &str) -> Result<&ManagedProcess, Error> {
+    fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
         self.process.as_ref().ok_or_else(|| {
+            let service = self.kind.name();
             Error::Service(format!(
                 "`{what}` needs a private {service}: the shared one serves other tests too; \
-                 write #[dynamo_test(services({}(isolated)))]",
-                service.to_ascii_lowercase()
+                 write #[dynamo_test(services({service}(isolated)))]"
             ))
         })
     }
@@ -147,6 +166,7 @@ async fn from_env(
     ctx.wait_for_within(probe, std::time::Duration::from_secs(10))
         .await?;
     Ok(Instance {
+        kind,
         endpoints,
         ports: None,
         source: Source::FromEnv,
@@ -160,6 +180,7 @@ async fn shared(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Error>
     let ports = kind.fixed_ports(&plan);
     let origin = shared::acquire(kind, ports).await?;
     Ok(Instance {
+        kind,
         endpoints: vec![kind.client_url(ports)],
         ports: Some(ports),
         source: match origin {
@@ -192,6 +213,7 @@ async fn isolated(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Erro
         .start()
         .await?;
     Ok(Instance {
+        kind,
         endpoints: vec![kind.client_url(ports)],
         ports: Some(ports),
         source: Source::Isolated,

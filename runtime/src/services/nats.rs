@@ -73,24 +73,18 @@ impl Nats {
 
     /// Stops the isolated server gracefully (isolated mode only).
     pub async fn stop(&self) -> Result<(), Error> {
-        self.isolated("stop")?.stop().await;
-        Ok(())
+        self.instance.stop().await
     }
 
-    /// Starts the isolated server again on the same ports and waits until
-    /// healthy (isolated mode only).
+    /// Starts the isolated server again on the same ports (and data) and
+    /// waits until healthy (isolated mode only).
     pub async fn start(&self) -> Result<(), Error> {
-        self.isolated("start")?.restart().await
+        self.instance.start().await
     }
 
-    /// Kills the isolated server at once (isolated mode only).
+    /// Kills the isolated server at once, SIGKILL (isolated mode only).
     pub fn kill(&self) -> Result<(), Error> {
-        self.isolated("kill")?.kill();
-        Ok(())
-    }
-
-    fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
-        self.instance.isolated("NATS", what)
+        self.instance.kill()
     }
 }
 

@@ -1,7 +1,7 @@
 //! `dynamo-test`: see ports, services and reservations; run services for a
 //! development loop; wait for URLs; clean leftovers.
 //!
-//! Replaces `netstat -tulpn | grep` and `pkill -f` from the port plan's
+//! Replaces `netstat -tulpn | grep` and the name-based kills of the port plan's
 //! troubleshooting notes with commands that know what the harness holds and
 //! stop only what it started.
 
