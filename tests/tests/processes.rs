@@ -123,6 +123,8 @@ async fn a_child_that_ignores_sigterm_is_killed_after_the_grace(ctx: &TestContex
         .start()
         .await
         .unwrap();
+    // It says "ready" once its SIGTERM trap is set; a stop before that is not the case tested.
+    wait_for_line(&stubborn, "ready").await;
     let started = Instant::now();
     let status = stubborn.stop().await;
     let took = started.elapsed();
