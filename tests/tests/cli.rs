@@ -1,28 +1,14 @@
 //! The `dynamo-test` command end to end: real reservations, real etcd and
 //! NATS, `--json` output parsed and checked.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use dynamo_test::{dynamo_test, Port};
 use serde_json::Value;
 
-/// The CLI binary, built by `cargo test --workspace` next to this test.
-fn cli_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap(); // target/debug/deps -> target/debug
-    let cli = dir.join("dynamo-test");
-    assert!(
-        cli.exists(),
-        "{} missing: run the suite with --workspace (cargo build -p dynamo-test --bins)",
-        cli.display()
-    );
-    cli
-}
-
 fn cli(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(cli_path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-test-cli"));
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
