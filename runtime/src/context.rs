@@ -338,8 +338,12 @@ impl std::fmt::Debug for TestContext {
 /// Prints a harness line for test `name`. Uses `println!`, so libtest
 /// captures it with the test's output and shows it when the test fails
 /// (or always, under `--nocapture`).
+///
+/// `println!` panics when stdout is gone (`--nocapture | head`); a lost
+/// log line must not abort the teardown that logs it, so the panic is
+/// contained here (the panic hook still reports it on stderr).
 pub(crate) fn log(name: &str, message: &str) {
-    println!("[dynamo-test] {name}: {message}");
+    let _ = std::panic::catch_unwind(|| println!("[dynamo-test] {name}: {message}"));
 }
 
 /// A poisoned lock only means another thread panicked mid-update of a

@@ -157,6 +157,31 @@ async fn a_graceful_stop_reaches_grandchildren(ctx: &TestContext) {
     assert_eq!(left, Vec::<u32>::new());
 }
 
+#[dynamo_test]
+async fn grandchildren_get_the_grace_after_the_leader_exits(ctx: &TestContext) {
+    // The leader dies of SIGTERM at once; its child cleans up for 200 ms
+    // first. SIGKILL must wait for it (within the grace), not for the leader.
+    let family = ctx
+        .process("family", "sh")
+        .args([
+            "-c",
+            "(trap 'sleep 0.2; echo cleaned; exit 0' TERM; echo ready; while :; do sleep 0.05; done) & wait",
+        ])
+        .grace(Duration::from_secs(5))
+        .start()
+        .await
+        .unwrap();
+    wait_for_line(&family, "ready").await;
+    let started = Instant::now();
+    family.stop().await;
+    let took = started.elapsed();
+    wait_for_line(&family, "cleaned").await;
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(4),
+        "stop returned after {took:?}"
+    );
+}
+
 #[dynamo_test(timeout = "30s")]
 async fn restart_keeps_arguments_and_log(api: u16, ctx: &TestContext) {
     let server = ctx

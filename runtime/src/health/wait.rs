@@ -146,7 +146,10 @@ impl<'a> Wait<'a> {
     /// Runs the wait.
     pub async fn run(self) -> Result<Ready, WaitError> {
         let started = Instant::now();
-        let deadline = started + self.timeout;
+        // `Duration::MAX` means "no limit", not an overflow panic.
+        let deadline = started
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
         let mut state = State::default();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

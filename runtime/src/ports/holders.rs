@@ -113,13 +113,19 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert!(is_listening(port));
+        // Other tests of this binary spawn children: one forked but not yet
+        // exec'd briefly shares our sockets, so look for us among the holders.
         let found = listeners(port);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].pid, Some(std::process::id()));
-        assert!(found[0]
+        let us = found
+            .iter()
+            .find(|l| l.pid == Some(std::process::id()))
+            .unwrap_or_else(|| panic!("{found:?}"));
+        assert!(us
             .to_string()
             .starts_with(&format!("pid {} (", std::process::id())));
         drop(listener);
-        assert!(listeners(port).is_empty());
+        assert!(!listeners(port)
+            .iter()
+            .any(|l| l.pid == Some(std::process::id())));
     }
 }

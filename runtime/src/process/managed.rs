@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::command::Spec;
+use super::group::{self, Reaper};
 use super::logs;
 use super::spawner::on_spawner_thread;
 use super::sweep::owner_tag;
@@ -78,8 +79,42 @@ pub(crate) struct Shared {
 struct Running {
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
-    /// `None` once the group is taken care of.
+    /// `None` once the group is taken care of: from then on the leader may
+    /// be reaped and its pid reused, so the group is never signalled again.
+    reaper: Option<Reaper>,
+    /// Kills the group if this process dies first (best effort: `None`
+    /// without /bin/sh); disarmed with the release.
     watchdog: Option<Watchdog>,
+}
+
+impl Running {
+    /// Signals the group, unless it is already taken care of.
+    fn signal(&self, signal: libc::c_int) {
+        if self.reaper.is_some() {
+            group::signal(self.pid, signal);
+        }
+    }
+
+    /// The group is gone (SIGKILLed): disarm the watchdog, let the reaper reap.
+    fn release(&mut self) {
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.disarm();
+        }
+        if let Some(reaper) = self.reaper.take() {
+            reaper.release();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Dropped without a stop (teardown skipped): the group goes now,
+        // while its id is still ours.
+        if self.reaper.is_some() {
+            self.signal(libc::SIGKILL);
+            self.release();
+        }
+    }
 }
 
 impl ManagedProcess {
@@ -174,17 +209,14 @@ impl ManagedProcess {
         Ok(())
     }
 
-    /// Stops it gracefully: SIGTERM to its group, up to the grace period,
-    /// then SIGKILL to the group; reaps it. Returns its exit status.
+    /// Stops it gracefully: SIGTERM to its group, up to the grace period
+    /// for the whole group (grandchildren included) to exit, then SIGKILL
+    /// to the group; reaps it. Returns its exit status.
     pub async fn stop(&self) -> ExitStatus {
         let pgid = self.pid();
-        let exited = self.exit_status().is_some();
-        if !exited {
-            signal_group(pgid, libc::SIGTERM);
-            if tokio::time::timeout(self.shared.grace, self.wait())
-                .await
-                .is_err()
-            {
+        if self.running().reaper.is_some() {
+            self.running().signal(libc::SIGTERM);
+            if !self.group_exits_within(pgid, self.shared.grace).await {
                 logs::note(
                     &self.shared.log,
                     &format!(
@@ -193,18 +225,39 @@ impl ManagedProcess {
                     ),
                 );
             }
+            let mut running = self.running();
+            running.signal(libc::SIGKILL);
+            running.release();
         }
-        // The group may hold grandchildren that outlived the leader.
-        signal_group(pgid, libc::SIGKILL);
-        let status = self.wait().await;
-        self.disarm();
-        status
+        self.wait().await
     }
 
     /// Kills it at once: SIGKILL to its group. It is reaped in the background.
     pub fn kill(&self) {
-        let pgid = self.pid();
-        signal_group(pgid, libc::SIGKILL);
+        let mut running = self.running();
+        running.signal(libc::SIGKILL);
+        running.release();
+    }
+
+    /// Whether the leader and then every other member of group `pgid` exit
+    /// within `grace`.
+    async fn group_exits_within(&self, pgid: u32, grace: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + grace;
+        if tokio::time::timeout_at(deadline, self.wait())
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        let mut pause = Duration::from_millis(1);
+        while group::has_live_members(pgid) {
+            if tokio::time::Instant::now() + pause > deadline {
+                return false;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        true
     }
 
     /// Stops it and starts it again with the same program, arguments,
@@ -215,12 +268,6 @@ impl ManagedProcess {
         let running = start(&self.shared.spec, &self.shared.log, &self.shared.lines)?;
         *self.running() = running;
         self.wait_ready().await
-    }
-
-    fn disarm(&self) {
-        if let Some(w) = self.running().watchdog.take() {
-            w.disarm();
-        }
     }
 
     fn running(&self) -> MutexGuard<'_, Running> {
@@ -283,34 +330,25 @@ fn start(
         logs::forward(err, log.clone(), lines.clone(), forwarded);
     }
     let (exit_tx, exit) = watch::channel(None);
-    let reaper = std::thread::Builder::new()
-        .name("dynamo-test-reaper".into())
-        .spawn(move || {
-            if let Ok(status) = child.wait() {
-                // Let the last lines reach the log, so an exit report shows
-                // them; a grandchild holding the pipes must not delay it long.
-                let _ = forwarders_done.recv_timeout(FORWARD_GRACE);
-                let _ = exit_tx.send(Some(status));
-            }
-        });
-    if let Err(e) = reaper {
-        signal_group(pid, libc::SIGKILL);
-        return Err(Error::io("starting a reaper thread", e));
-    }
+    let reaper = Reaper::watch(child, move |status| {
+        // Let the last lines reach the log, so an exit report shows them; a
+        // grandchild holding the pipes must not delay it long.
+        let _ = forwarders_done.recv_timeout(FORWARD_GRACE);
+        let _ = exit_tx.send(Some(status));
+    });
+    let reaper = match reaper {
+        Ok(reaper) => reaper,
+        Err(e) => {
+            group::signal(pid, libc::SIGKILL);
+            return Err(Error::io("starting a reaper thread", e));
+        }
+    };
     Ok(Running {
         pid,
         exit,
+        reaper: Some(reaper),
         watchdog,
     })
-}
-
-/// Sends `signal` to process group `pgid` (the child's pid).
-fn signal_group(pgid: u32, signal: libc::c_int) {
-    // SAFETY: kill has no memory-safety preconditions. A negative pid names
-    // the group; ESRCH (group empty) is fine.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), signal);
-    }
 }
 
 fn indent(text: &str) -> String {

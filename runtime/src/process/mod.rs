@@ -17,6 +17,7 @@
 
 mod builder;
 mod command;
+mod group;
 mod logs;
 mod managed;
 mod spawner;

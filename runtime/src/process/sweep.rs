@@ -36,7 +36,7 @@ pub(crate) fn owner_tag() -> String {
 pub fn start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     // `rest` starts at field 3 (state); start time is field 22.
     rest.split_whitespace().nth(19)?.parse().ok()
 }
@@ -49,6 +49,12 @@ pub fn owner_alive(tag: &str) -> bool {
     let (Ok(pid), Ok(started)) = (pid.parse::<u32>(), started.parse::<u64>()) else {
         return false;
     };
+    if started == 0 {
+        // The owner could not read its own start time (no /proc?): the pid
+        // alone must do, so that a live test's children are never orphans.
+        // SAFETY: kill with signal 0 only checks that the pid exists.
+        return unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    }
     start_time(pid) == Some(started)
 }
 

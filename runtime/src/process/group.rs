@@ -1,0 +1,175 @@
+//! A child's process group: signal it, see whether anyone in it is alive.
+//!
+//! The group's id is the leader's pid, so it is ours only while the leader
+//! is not reaped: a reaped pid may be reused, and a signal to `-pgid` would
+//! then reach a stranger. [`Reaper`] therefore observes the leader's exit
+//! without reaping it (`waitid(WNOWAIT)`) and reaps only when told that the
+//! group is taken care of.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ExitStatus};
+use std::sync::mpsc;
+
+/// Sends `signal` to process group `pgid`.
+///
+/// Only call while the leader `pgid` is unreaped (see the module doc).
+pub(crate) fn signal(pgid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions. A negative pid names
+    // the group; ESRCH (group empty) is fine.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), signal);
+    }
+}
+
+/// Whether a process of group `pgid` other than zombies is still running
+/// (a leader that exited stays in the group as a zombie until reaped).
+pub(crate) fn has_live_members(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| member_state(pid, pgid).is_some_and(|state| state != 'Z'))
+}
+
+/// The state letter of `pid` if it belongs to group `pgid`.
+fn member_state(pid: u32, pgid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses.
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp: u32 = fields.next()?.parse().ok()?;
+    (pgrp == pgid).then_some(state)
+}
+
+/// Waits for a child's exit without reaping it, reports the status, and
+/// reaps it once released (or when the release handle is dropped).
+pub(crate) struct Reaper {
+    release: mpsc::Sender<()>,
+}
+
+impl Reaper {
+    /// Runs on the calling thread: waits for `child` to exit, passes its
+    /// status to `exited`, then waits for the release and reaps. Returns
+    /// the handle that releases it.
+    pub(crate) fn watch(
+        child: Child,
+        exited: impl FnOnce(ExitStatus) + Send + 'static,
+    ) -> std::io::Result<Reaper> {
+        let (release, released) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("dynamo-test-reaper".into())
+            .spawn(move || {
+                let mut child = child;
+                if let Some(status) = wait_exit_unreaped(child.id()) {
+                    exited(status);
+                }
+                // A dropped sender (Err) also releases.
+                let _ = released.recv();
+                let _ = child.wait();
+            })?;
+        Ok(Reaper { release })
+    }
+
+    /// Lets the reaper reap: the group will not be signalled again.
+    pub(crate) fn release(self) {
+        let _ = self.release.send(());
+    }
+}
+
+/// `waitid(WEXITED | WNOWAIT)`: the exit status, leaving a zombie that
+/// keeps the pid (and so the group id) ours.
+fn wait_exit_unreaped(pid: u32) -> Option<ExitStatus> {
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid value; waitid writes it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t for the call.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            // SAFETY: waitid succeeded for an exited child, so the
+            // SIGCHLD fields of `info` are set.
+            let status = unsafe { info.si_status() };
+            return Some(match info.si_code {
+                libc::CLD_EXITED => ExitStatus::from_raw((status & 0xff) << 8),
+                libc::CLD_DUMPED => ExitStatus::from_raw(status | 0x80),
+                _ => ExitStatus::from_raw(status),
+            });
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    fn exit_of(script: &str) -> ExitStatus {
+        let child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let reaper = Reaper::watch(child, move |s| tx.send(s).unwrap()).unwrap();
+        let status = rx.recv().unwrap();
+        reaper.release();
+        status
+    }
+
+    #[test]
+    fn exit_codes_and_signals_are_reported() {
+        assert_eq!(exit_of("exit 3").code(), Some(3));
+        assert_eq!(exit_of("kill -s KILL $$").signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn an_exited_leader_stays_unreaped_until_released() {
+        let child = Command::new("true").process_group(0).spawn().unwrap();
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        let reaper = Reaper::watch(child, move |s| tx.send(s).unwrap()).unwrap();
+        assert!(rx.recv().unwrap().success());
+        assert_eq!(member_state(pid, pid), Some('Z'), "a zombie keeps the pid");
+        assert!(!has_live_members(pid), "a zombie is not a live member");
+        reaper.release();
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            member_state(pid, pid).is_none()
+        });
+        assert!(gone, "reaped after the release");
+    }
+
+    #[test]
+    fn a_grandchild_outliving_the_leader_is_a_live_member() {
+        let child = Command::new("/bin/sh")
+            .args(["-c", "sleep 30 & exit 0"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id();
+        let (tx, rx) = mpsc::channel();
+        let reaper = Reaper::watch(child, move |s| tx.send(s).unwrap()).unwrap();
+        assert!(rx.recv().unwrap().success());
+        assert!(has_live_members(pgid), "the sleep is still running");
+        signal(pgid, libc::SIGKILL);
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            !has_live_members(pgid)
+        });
+        reaper.release();
+        assert!(gone, "SIGKILL to the group reaches the grandchild");
+    }
+}
