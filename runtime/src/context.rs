@@ -7,16 +7,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::env;
 use crate::error::Error;
 use crate::health::{self, Probe, Ready};
+use crate::output_dir::OutputDir;
 use crate::ports::{self, Port};
 use crate::process::{ManagedProcess, ProcessBuilder};
 use crate::services::ServiceKind;
-
-/// Env var naming the root of the per-test output directories (default
-/// `<cargo target dir>/dynamo-test`).
-pub const ENV_OUTPUT_DIR: &str = "DYNAMO_TEST_OUTPUT_DIR";
 
 /// Limit of [`TestContext::wait_for`].
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -49,7 +45,7 @@ pub struct TestContext {
 struct Inner {
     name: String,
     namespace: String,
-    output_dir: PathBuf,
+    output_dir: OutputDir,
     port_table: Mutex<Vec<(String, u16)>>,
     resources: Mutex<Vec<Resource>>,
     /// Env vars every child gets (service endpoints, namespace).
@@ -67,13 +63,7 @@ impl TestContext {
     /// A context for the test named `name` (its full path, e.g.
     /// `my_crate::tests::frontend_serves`). Creates its output directory.
     pub fn new(name: &str) -> Result<TestContext, Error> {
-        let output_dir = output_root()?.join(dir_name(name));
-        std::fs::create_dir_all(&output_dir).map_err(|e| {
-            Error::io(
-                format!("creating output directory {}", output_dir.display()),
-                e,
-            )
-        })?;
+        let output_dir = OutputDir::create(name)?;
         Ok(TestContext {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -135,26 +125,23 @@ impl TestContext {
         log(&self.inner.name, message);
     }
 
-    /// A fresh log path `<output dir>/<name>.log` (`<name>-2.log`, ... if
-    /// the name is taken), emptied.
+    /// A fresh log path for process `name`, `<output dir>/<name>.log`
+    /// (`<name>-2.log`, ... if taken), emptied and reserved at once, so
+    /// that processes started concurrently never share a log.
     pub(crate) fn new_log_path(&self, name: &str) -> PathBuf {
-        let taken = lock(&self.inner.logs)
-            .iter()
-            .filter(|(n, _)| n == name)
-            .count();
-        let file = match taken {
-            0 => format!("{}.log", dir_name(name)),
-            n => format!("{}-{}.log", dir_name(name), n + 1),
-        };
-        let path = self.inner.output_dir.join(file);
+        let mut logs = lock(&self.inner.logs);
+        let path = (1..)
+            .map(|n| self.inner.output_dir.log_file(name, n))
+            .find(|path| !logs.iter().any(|(_, taken)| taken == path))
+            .unwrap_or_else(|| self.inner.output_dir.log_file(name, 1));
         let _ = std::fs::remove_file(&path);
+        logs.push((name.to_string(), path.clone()));
         path
     }
 
     /// Makes `process` part of the test: its log is shown if the test
     /// fails, and it is stopped at teardown.
     pub(crate) fn register_process(&self, process: &ManagedProcess) {
-        lock(&self.inner.logs).push((process.name().to_string(), process.log_path().to_path_buf()));
         let handle = process.clone();
         self.defer(format!("stop process `{}`", process.name()), async move {
             handle.stop().await;
@@ -197,7 +184,7 @@ impl TestContext {
 
     /// The test's output directory (process logs and the like); it exists.
     pub fn output_dir(&self) -> &Path {
-        &self.inner.output_dir
+        self.inner.output_dir.path()
     }
 
     /// The port table: `(name, port)` for every port the test uses, in the
@@ -329,7 +316,7 @@ impl std::fmt::Debug for TestContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestContext")
             .field("name", &self.inner.name)
-            .field("output_dir", &self.inner.output_dir)
+            .field("output_dir", &self.inner.output_dir.path())
             .field("ports", &self.port_table())
             .finish()
     }
@@ -352,8 +339,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// `crate::mod::my_test` -> `my-test-<pid base36>-<n>`: unique per test
-/// run, and valid in etcd keys, NATS subjects and Dynamo namespaces.
+/// `crate::mod::my_test` -> `my-test-<pid base36><4 random>-<n>`: unique
+/// per test run, also across machines sharing one etcd (same pid, other
+/// host), and valid in etcd keys, NATS subjects and Dynamo namespaces.
 fn namespace_for(test_name: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let short = test_name.rsplit("::").next().unwrap_or(test_name);
@@ -372,7 +360,10 @@ fn namespace_for(test_name: &str) -> String {
         clean.push_str("test");
     }
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{clean}-{}-{n}", base36(std::process::id()))
+    let salt: String = (0..4)
+        .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
+        .collect();
+    format!("{clean}-{}{salt}-{n}", base36(std::process::id()))
 }
 
 fn base36(mut n: u32) -> String {
@@ -387,45 +378,6 @@ fn base36(mut n: u32) -> String {
     }
     out.reverse();
     String::from_utf8(out).unwrap_or_default()
-}
-
-/// `a::b::c` -> `a.b.c`: one directory per test, readable in `ls`.
-fn dir_name(test_name: &str) -> String {
-    test_name
-        .replace("::", ".")
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// The root of the per-test output directories:
-/// `DYNAMO_TEST_OUTPUT_DIR`, else `<target>/dynamo-test` found from the
-/// running binary's path (`<target>/<profile>/deps/<binary>`), else the
-/// system temp dir.
-pub fn output_root() -> Result<PathBuf, Error> {
-    if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
-        return Ok(PathBuf::from(dir));
-    }
-    let exe = std::env::current_exe().ok();
-    let target = exe.as_deref().and_then(|exe| {
-        let dir = exe.parent()?;
-        let profile_dir = if dir.file_name()? == "deps" || dir.file_name()? == "examples" {
-            dir.parent()?
-        } else {
-            dir
-        };
-        Some(profile_dir.parent()?.to_path_buf())
-    });
-    Ok(match target {
-        Some(target) => target.join("dynamo-test"),
-        None => std::env::temp_dir().join("dynamo-test"),
-    })
 }
 
 #[cfg(test)]
@@ -445,12 +397,6 @@ mod tests {
             "{a}"
         );
         assert_eq!(base36(36 * 36 + 1), "101");
-    }
-
-    #[test]
-    fn dir_names_are_flat_and_safe() {
-        assert_eq!(dir_name("suite::mod_a::t1"), "suite.mod_a.t1");
-        assert_eq!(dir_name("a b/c"), "a_b_c");
     }
 
     #[tokio::test]

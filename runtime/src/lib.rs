@@ -28,16 +28,18 @@ mod error;
 pub mod health;
 mod inject;
 pub mod join;
+mod output_dir;
 pub mod ports;
 pub mod process;
 mod runner;
 pub mod services;
 pub mod state_dir;
 
-pub use context::{output_root, TestContext, DEFAULT_WAIT_TIMEOUT, ENV_OUTPUT_DIR};
+pub use context::{TestContext, DEFAULT_WAIT_TIMEOUT};
 pub use dynamo_test_macros::dynamo_test;
 pub use error::Error;
 pub use inject::Inject;
+pub use output_dir::{output_dir_in_use, output_root, ENV_OUTPUT_DIR, IN_USE_FILE};
 pub use ports::{
     find_free_port, find_free_port_from, Port, PortError, PortPlan, ServicePorts, SERVICE_PORTS,
 };

@@ -152,7 +152,7 @@ async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Resu
         ports.client,
         std::process::id()
     ));
-    let log_dir = crate::context::output_root()?.join("services");
+    let log_dir = crate::output_dir::output_root()?.join("services");
     std::fs::create_dir_all(&log_dir)
         .map_err(|e| Error::io(format!("creating {}", log_dir.display()), e))?;
     let log_file = log_dir.join(format!("{}-{}.log", kind.name(), ports.client));

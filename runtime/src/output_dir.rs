@@ -1,0 +1,145 @@
+//! Per-test output directories: where they live, how they are named, and
+//! the lock that tells `dynamo-test clean` a running test still owns one.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::env;
+use crate::error::Error;
+
+/// Env var naming the root of the per-test output directories (default
+/// `<cargo target dir>/dynamo-test`).
+pub const ENV_OUTPUT_DIR: &str = "DYNAMO_TEST_OUTPUT_DIR";
+
+/// The file in each output directory that a running test holds a shared
+/// lock on (see [`output_dir_in_use`]).
+pub const IN_USE_FILE: &str = ".in-use";
+
+/// The root of the per-test output directories:
+/// `DYNAMO_TEST_OUTPUT_DIR`, else `<target>/dynamo-test` found from the
+/// running binary's path (`<target>/<profile>/deps/<binary>`), else the
+/// system temp dir.
+pub fn output_root() -> Result<PathBuf, Error> {
+    if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().ok();
+    let target = exe.as_deref().and_then(|exe| {
+        let dir = exe.parent()?;
+        let profile_dir = if dir.file_name()? == "deps" || dir.file_name()? == "examples" {
+            dir.parent()?
+        } else {
+            dir
+        };
+        Some(profile_dir.parent()?.to_path_buf())
+    });
+    Ok(match target {
+        Some(target) => target.join("dynamo-test"),
+        None => std::env::temp_dir().join("dynamo-test"),
+    })
+}
+
+/// Whether a running test holds output directory `dir` (its lock file is
+/// locked). A directory without the file (older runs, the services' logs)
+/// is not held.
+pub fn output_dir_in_use(dir: &Path) -> bool {
+    let Ok(file) = File::open(dir.join(IN_USE_FILE)) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// One test's output directory, held (shared lock on [`IN_USE_FILE`]) for
+/// as long as this value lives.
+pub(crate) struct OutputDir {
+    path: PathBuf,
+    _in_use: File,
+}
+
+impl OutputDir {
+    /// Creates (or reuses) the directory of test `test_name` and holds it.
+    pub(crate) fn create(test_name: &str) -> Result<OutputDir, Error> {
+        let path = output_root()?.join(dir_name(test_name));
+        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
+        // `clean` may remove the directory between our create and our lock:
+        // a lock on an unlinked file holds nothing, so try again.
+        for _ in 0..3 {
+            std::fs::create_dir_all(&path).map_err(|e| io("creating output directory", e))?;
+            let in_use = File::create(path.join(IN_USE_FILE))
+                .map_err(|e| io("creating the lock file in", e))?;
+            in_use
+                .lock_shared()
+                .map_err(|e| io("locking the output directory", e))?;
+            let linked = in_use.metadata().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.nlink() > 0
+            });
+            if linked.unwrap_or(true) {
+                return Ok(OutputDir {
+                    path,
+                    _in_use: in_use,
+                });
+            }
+        }
+        Err(io(
+            "keeping the output directory (something keeps removing it)",
+            std::io::Error::other("removed while being created"),
+        ))
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<dir>/<name>.log` for `n == 1`, `<dir>/<name>-<n>.log` after.
+    pub(crate) fn log_file(&self, name: &str, n: usize) -> PathBuf {
+        match n {
+            1 => self.path.join(format!("{}.log", dir_name(name))),
+            n => self.path.join(format!("{}-{n}.log", dir_name(name))),
+        }
+    }
+}
+
+/// `a::b::c` -> `a.b.c`: one directory per test, readable in `ls`.
+fn dir_name(test_name: &str) -> String {
+    test_name
+        .replace("::", ".")
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names_are_flat_and_safe() {
+        assert_eq!(dir_name("suite::mod_a::t1"), "suite.mod_a.t1");
+        assert_eq!(dir_name("a b/c"), "a_b_c");
+    }
+
+    #[test]
+    fn a_held_directory_is_in_use_until_dropped() {
+        let dir = OutputDir::create("output_dir::tests::held").unwrap();
+        let path = dir.path().to_path_buf();
+        assert!(output_dir_in_use(&path));
+        drop(dir);
+        assert!(!output_dir_in_use(&path));
+        assert!(!output_dir_in_use(&path.join("no-such-dir")));
+    }
+
+    #[test]
+    fn log_files_are_numbered_after_the_first() {
+        let dir = OutputDir::create("output_dir::tests::logs").unwrap();
+        assert!(dir.log_file("api", 1).ends_with("api.log"));
+        assert!(dir.log_file("api", 2).ends_with("api-2.log"));
+    }
+}
