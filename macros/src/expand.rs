@@ -63,6 +63,7 @@ fn expand(options: &Options, func: &ItemFn) -> syn::Result<TokenStream> {
             ));
         }
     }
+    options.check_combinations()?;
     let krate = match &options.krate {
         Some(k) => k.value.clone(),
         None => syn::parse_quote!(::dynamo_test),
@@ -71,7 +72,13 @@ fn expand(options: &Options, func: &ItemFn) -> syn::Result<TokenStream> {
     let body_fn = body_fn(func);
     let config = config(options, &krate, name);
     let run = if is_async {
-        run_async(&krate, &params, config, &func.sig.output)
+        run_async(
+            &krate,
+            &params,
+            config,
+            &func.sig.output,
+            options.timeout_ms.is_some(),
+        )
     } else {
         run_sync(
             &krate,
@@ -225,13 +232,19 @@ fn run_async(
     params: &[Param],
     config: TokenStream,
     output: &ReturnType,
+    has_timeout: bool,
 ) -> TokenStream {
     let injections = injections(krate, params);
     let args = call_args(params);
     let body = body_ident();
     let outcome = outcome_of(krate, output, quote!(#body(#(#args),*).await));
+    let runner = if has_timeout {
+        quote!(run_async_with_timeout)
+    } else {
+        quote!(run_async)
+    };
     quote! {
-        #krate::__private::run_async(#config, |__dynamo_ctx: #krate::__private::TestContext| async move {
+        #krate::__private::#runner(#config, |__dynamo_ctx: #krate::__private::TestContext| async move {
             #injections
             #krate::__private::enter_body(&__dynamo_ctx);
             ::core::result::Result::<_, #krate::__private::Error>::Ok(#outcome)

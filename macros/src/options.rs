@@ -50,7 +50,7 @@ pub enum ServiceKind {
 const KNOWN: &str = "`flavor`, `worker_threads`, `start_paused`, `timeout`, `services`, `crate`";
 
 impl Options {
-    /// Parses the attribute's arguments, then checks that they fit together.
+    /// Parses the attribute's arguments (see [`Options::check_combinations`]).
     pub fn parse(args: TokenStream) -> syn::Result<Options> {
         let mut options = Options::default();
         let mut ours = false;
@@ -70,7 +70,6 @@ impl Options {
                 )
             }
         })?;
-        options.check_combinations()?;
         Ok(options)
     }
 
@@ -171,7 +170,9 @@ impl Options {
         }
     }
 
-    fn check_combinations(&self) -> syn::Result<()> {
+    /// Checks that the options fit together. Called after the check that a
+    /// plain `fn` has no runtime options, which is the more useful error.
+    pub fn check_combinations(&self) -> syn::Result<()> {
         for (i, s) in self.services.iter().enumerate() {
             if self.services[..i]
                 .iter()
@@ -337,7 +338,13 @@ mod tests {
         assert!(o.flavor.unwrap().value == Flavor::MultiThread);
         assert_eq!(o.worker_threads.unwrap().value, 2);
         assert_eq!(o.timeout_ms.unwrap().value, 1000);
-        let err = |t| Options::parse(t).err().unwrap().to_string();
+        let err = |t| {
+            Options::parse(t)
+                .and_then(|o| o.check_combinations())
+                .err()
+                .unwrap()
+                .to_string()
+        };
         assert!(err(quote!(worker_threads = 2)).contains("multi_thread"));
         assert!(
             err(quote!(flavor = "multi_thread", start_paused = true)).contains("current_thread")

@@ -55,7 +55,8 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::runner::{
-        enter_body, run_async, run_sync, run_sync_with_timeout, Flavor, TestConfig, TestResult,
+        enter_body, run_async, run_async_with_timeout, run_sync, run_sync_with_timeout, Flavor,
+        TestConfig, TestResult,
     };
     pub use crate::services::{Mode, ServiceKind, ServiceRequest};
     pub use crate::{Error, Inject, TestContext};

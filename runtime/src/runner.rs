@@ -10,7 +10,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::context::{log, TestContext};
 use crate::error::Error;
@@ -95,31 +95,70 @@ impl From<Run> for Ending {
 }
 
 /// Runs an async test: `test` injects the parameters and runs the body.
+/// A timeout in `config` is enforced inside the runtime; the macro uses
+/// [`run_async_with_timeout`] for tests that have one.
 pub fn run_async<F, Fut>(config: TestConfig, test: F)
 where
     F: FnOnce(TestContext) -> Fut,
     Fut: Future<Output = Result<Outcome, Error>>,
 {
-    let runtime = match build_runtime(&config) {
-        Ok(rt) => rt,
-        Err(e) => panic!(
-            "[dynamo-test] {}: cannot build the tokio runtime: {e}",
-            config.name
-        ),
+    let ctx = new_context(&config);
+    let (reports, _) = mpsc::channel();
+    let limit = config.timeout.map(|limit| (limit, &reports));
+    let ending = run_in_runtime(&config, &ctx, test, limit);
+    conclude(&config, &ctx, ending);
+}
+
+/// Like [`run_async`], with the runtime on a thread of its own: a body
+/// that blocks its thread (`std::thread::sleep`, a deadlock) cannot stop
+/// the test's thread from tearing down and failing at the limit.
+pub fn run_async_with_timeout<F, Fut>(config: TestConfig, test: F)
+where
+    F: FnOnce(TestContext) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Outcome, Error>>,
+{
+    let Some(limit) = config.timeout else {
+        return run_async(config, test);
     };
     let ctx = new_context(&config);
+    let (config_, ctx_) = (config.clone(), ctx.clone());
+    let ending = supervise(&ctx, limit, move |reports| {
+        run_in_runtime(&config_, &ctx_, test, Some((limit, reports)))
+    });
+    conclude(&config, &ctx, ending);
+}
+
+/// Builds the test's runtime and runs services, injection and body in it
+/// (under `limit`, if given), then the teardown.
+fn run_in_runtime<F, Fut>(
+    config: &TestConfig,
+    ctx: &TestContext,
+    test: F,
+    limit: Option<(Duration, &mpsc::Sender<Report>)>,
+) -> Ending
+where
+    F: FnOnce(TestContext) -> Fut,
+    Fut: Future<Output = Result<Outcome, Error>>,
+{
+    let runtime = match build_runtime(config) {
+        Ok(rt) => rt,
+        Err(e) => return Ending::Setup(Error::io("building the tokio runtime", e)),
+    };
     let ending = runtime.block_on(async {
         let body = CatchUnwind(Box::pin(async {
-            services::require(&ctx, config.services).await?;
+            services::require(ctx, config.services).await?;
             test(ctx.clone()).await
         }));
-        let ending = match config.timeout {
+        let ending = match limit {
             None => Ending::from(body.await),
-            Some(limit) => {
+            Some((limit, reports)) => {
                 let deadline = RealTimeDeadline::start(limit);
                 tokio::select! {
                     result = body => Ending::from(result),
-                    () = deadline.elapsed() => Ending::TimedOut(limit),
+                    () = deadline.elapsed() => {
+                        let _ = reports.send(Report::TearingDown);
+                        Ending::TimedOut(limit)
+                    }
                 }
             }
         };
@@ -128,7 +167,7 @@ where
     });
     // Tasks the body spawned and left blocked must not hang the test.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    conclude(&config, &ctx, ending);
+    ending
 }
 
 /// Runs a plain (non-async) test: `setup` injects the parameters on a
@@ -140,76 +179,125 @@ where
     SF: Future<Output = Result<A, Error>>,
     B: FnOnce(A) -> Outcome,
 {
-    run_sync_with(config, setup, |args| {
-        let result = panic::catch_unwind(AssertUnwindSafe(|| body(args)));
-        Ending::from(result.map(Ok))
-    });
+    let ctx = new_context(&config);
+    let ending = setup_body_teardown(&config, &ctx, setup, body);
+    conclude(&config, &ctx, ending);
 }
 
-/// Like [`run_sync`], with a timeout: the body runs on its own thread,
-/// which is abandoned (after teardown) if it outlives the limit.
+/// Like [`run_sync`], with a timeout: setup, body and teardown run on a
+/// thread of their own; at the limit the test's thread tears down and
+/// fails, abandoning that thread.
 pub fn run_sync_with_timeout<A, S, SF, B>(config: TestConfig, setup: S, body: B)
 where
-    S: FnOnce(TestContext) -> SF,
+    S: FnOnce(TestContext) -> SF + Send + 'static,
     SF: Future<Output = Result<A, Error>>,
-    A: Send + 'static,
     B: FnOnce(A) -> Outcome + Send + 'static,
 {
-    let limit = config.timeout.unwrap_or(Duration::MAX);
-    run_sync_with(config, setup, move |args| {
-        let (done, finished) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name(
-                std::thread::current()
-                    .name()
-                    .unwrap_or("dynamo-test-body")
-                    .to_string(),
-            )
-            .spawn(move || {
-                let result = panic::catch_unwind(AssertUnwindSafe(|| body(args)));
-                let _ = done.send(result);
-            });
-        if let Err(e) = spawned {
-            return Ending::Setup(Error::io("spawning the test body's thread", e));
-        }
-        match finished.recv_timeout(limit) {
-            Ok(result) => Ending::from(result.map(Ok)),
-            Err(_) => Ending::TimedOut(limit),
-        }
+    let Some(limit) = config.timeout else {
+        return run_sync(config, setup, body);
+    };
+    let ctx = new_context(&config);
+    let (config_, ctx_) = (config.clone(), ctx.clone());
+    let ending = supervise(&ctx, limit, move |_| {
+        setup_body_teardown(&config_, &ctx_, setup, body)
     });
+    conclude(&config, &ctx, ending);
 }
 
-fn run_sync_with<A, S, SF>(config: TestConfig, setup: S, body: impl FnOnce(A) -> Ending)
+fn setup_body_teardown<A, S, SF, B>(
+    config: &TestConfig,
+    ctx: &TestContext,
+    setup: S,
+    body: B,
+) -> Ending
 where
     S: FnOnce(TestContext) -> SF,
     SF: Future<Output = Result<A, Error>>,
+    B: FnOnce(A) -> Outcome,
 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => panic!(
-            "[dynamo-test] {}: cannot build the tokio runtime: {e}",
-            config.name
-        ),
+        Err(e) => return Ending::Setup(Error::io("building the tokio runtime", e)),
     };
-    let ctx = new_context(&config);
-    let started = Instant::now();
     let setup = runtime.block_on(CatchUnwind(Box::pin(async {
-        services::require(&ctx, config.services).await?;
+        services::require(ctx, config.services).await?;
         setup(ctx.clone()).await
     })));
     let ending = match setup {
-        Ok(Ok(args)) => match config.timeout {
-            Some(limit) if started.elapsed() >= limit => Ending::TimedOut(limit),
-            _ => body(args),
-        },
+        Ok(Ok(args)) => {
+            let result = panic::catch_unwind(AssertUnwindSafe(|| body(args)));
+            Ending::from(result.map(Ok))
+        }
         Ok(Err(error)) => Ending::Setup(error),
         Err(payload) => Ending::Panicked(payload),
     };
     runtime.block_on(ctx.teardown());
-    conclude(&config, &ctx, ending);
+    ending
+}
+
+/// What the thread running a test under a limit tells the test's thread.
+enum Report {
+    /// The limit fired inside the runtime; teardown is under way there.
+    TearingDown,
+    /// Setup, body and teardown are over.
+    Done(Ending),
+}
+
+/// How long past the limit the test's thread waits for the runtime's own
+/// deadline to report, before it concludes that the thread is blocked.
+const REPORT_MARGIN: Duration = Duration::from_millis(250);
+
+/// Runs `work` (setup, body, teardown) on a thread of its own, named like
+/// the test's (libtest captures its output too), and waits for it at most
+/// `limit`. A thread that does not answer by then is abandoned: this
+/// thread tears the context down itself and reports the timeout.
+fn supervise(
+    ctx: &TestContext,
+    limit: Duration,
+    work: impl FnOnce(&mpsc::Sender<Report>) -> Ending + Send + 'static,
+) -> Ending {
+    let (reports, received) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(
+            std::thread::current()
+                .name()
+                .unwrap_or("dynamo-test-body")
+                .to_string(),
+        )
+        .spawn(move || {
+            let ending = work(&reports);
+            let _ = reports.send(Report::Done(ending));
+        });
+    if let Err(e) = spawned {
+        return Ending::Setup(Error::io("spawning the test's thread", e));
+    }
+    let patience = limit.saturating_add(REPORT_MARGIN);
+    match received.recv_timeout(patience) {
+        Ok(Report::Done(ending)) => ending,
+        Ok(Report::TearingDown) => match received.recv() {
+            Ok(Report::Done(ending)) => ending,
+            _ => Ending::TimedOut(limit),
+        },
+        Err(_) => {
+            teardown_here(ctx);
+            Ending::TimedOut(limit)
+        }
+    }
+}
+
+/// Tears `ctx` down on this thread, on a runtime of its own (the test's
+/// runtime is stuck on its thread).
+fn teardown_here(ctx: &TestContext) {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(ctx.teardown()),
+        Err(e) => log(ctx.name(), &format!("teardown skipped: no runtime: {e}")),
+    }
 }
 
 /// Marks the end of setup: logs the port table. Called by the expansion
@@ -333,6 +421,7 @@ mod tests {
     use crate::ports;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
+    use std::time::Instant;
 
     fn config(name: &'static str, timeout: Option<Duration>) -> TestConfig {
         TestConfig {
@@ -494,6 +583,59 @@ mod tests {
         }));
         let text = panic_text(result.unwrap_err());
         assert!(text.contains("timed out after 100ms"), "{text}");
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn an_async_body_blocking_its_thread_still_times_out_with_teardown() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let started = Instant::now();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_async_with_timeout(
+                config("unit::blocks", Some(Duration::from_millis(100))),
+                |ctx| async move {
+                    acquire(&ctx, &s)?;
+                    // Blocks the runtime's thread: its own deadline cannot fire.
+                    std::thread::sleep(Duration::from_secs(3));
+                    Ok(Ok(()))
+                },
+            )
+        }));
+        let text = panic_text(result.unwrap_err());
+        assert!(
+            text.contains("unit::blocks timed out after 100ms"),
+            "{text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "waited for the body"
+        );
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn a_hanging_sync_setup_is_under_the_timeout_too() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        let started = Instant::now();
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_sync_with_timeout(
+                config("unit::setup_hangs", Some(Duration::from_millis(100))),
+                |ctx| async move {
+                    acquire(&ctx, &s)?;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Ok(())
+                },
+                |()| Ok(()),
+            )
+        }));
+        let text = panic_text(result.unwrap_err());
+        assert!(text.contains("timed out after 100ms"), "{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "waited for the setup"
+        );
         assert_released(&seen);
     }
 
