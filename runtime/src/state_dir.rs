@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::env::{self, EnvError, Lookup};
 
-/// Env var naming the state directory (default `$XDG_RUNTIME_DIR/dynamo-test`
-/// or `/tmp/dynamo-test-<uid>`).
+/// Env var naming the state directory (default `/tmp/dynamo-test-<uid>`).
 pub const ENV_STATE_DIR: &str = "DYNAMO_TEST_STATE_DIR";
 
 /// The state directory could not be used.
@@ -41,7 +40,12 @@ pub enum StateDirError {
 }
 
 /// The state directory in force: `DYNAMO_TEST_STATE_DIR`, else
-/// `$XDG_RUNTIME_DIR/dynamo-test`, else `/tmp/dynamo-test-<uid>`. Not created.
+/// `/tmp/dynamo-test-<uid>`. Not created.
+///
+/// The default depends on the uid alone, not on `XDG_RUNTIME_DIR` or
+/// `TMPDIR`: a terminal, an IDE, cron and ssh give the same user different
+/// environments, and every process of the user must meet in one directory
+/// for reservations to exclude each other.
 pub fn state_dir_path() -> Result<PathBuf, EnvError> {
     state_dir_path_from(&env::process_env)
 }
@@ -50,13 +54,7 @@ fn state_dir_path_from(vars: Lookup) -> Result<PathBuf, EnvError> {
     if let Some(dir) = env::var(vars, ENV_STATE_DIR)? {
         return Ok(PathBuf::from(dir));
     }
-    if let Some(runtime) = env::var(vars, "XDG_RUNTIME_DIR")? {
-        let runtime = PathBuf::from(runtime);
-        if runtime.is_dir() {
-            return Ok(runtime.join("dynamo-test"));
-        }
-    }
-    Ok(std::env::temp_dir().join(format!("dynamo-test-{}", current_uid())))
+    Ok(PathBuf::from(format!("/tmp/dynamo-test-{}", current_uid())))
 }
 
 /// Creates (if needed) and checks the state directory and its subdirectory `sub`.
@@ -172,5 +170,14 @@ mod tests {
     fn override_wins() {
         let v = crate::env::tests::vars(&[(ENV_STATE_DIR, "/x/y")]);
         assert_eq!(state_dir_path_from(&v).unwrap(), PathBuf::from("/x/y"));
+    }
+
+    #[test]
+    fn the_default_ignores_per_process_temp_settings() {
+        let expected = PathBuf::from(format!("/tmp/dynamo-test-{}", current_uid()));
+        let plain = crate::env::tests::vars(&[]);
+        let other = crate::env::tests::vars(&[("XDG_RUNTIME_DIR", "/run"), ("TMPDIR", "/var/tmp")]);
+        assert_eq!(state_dir_path_from(&plain).unwrap(), expected);
+        assert_eq!(state_dir_path_from(&other).unwrap(), expected);
     }
 }
