@@ -3,37 +3,47 @@
 pub mod orphans;
 pub mod servers;
 
-use std::collections::HashSet;
+use std::fs::File;
 use std::net::TcpListener;
-use std::sync::Mutex;
+use std::path::PathBuf;
 
-/// Ports held by tests of this process right now: a second, independent
-/// check that the allocator never hands one number to two holders.
-static HELD: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-
-/// Marks `ports` as held by the calling test; panics if any is held already.
-/// The returned guard unmarks them.
-pub fn hold(ports: &[u16]) -> HeldPorts {
-    let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-    let set = held.get_or_insert_with(HashSet::new);
-    for &p in ports {
-        assert!(set.insert(p), "port {p} granted to two tests at once");
-    }
-    HeldPorts(ports.to_vec())
+/// Where [`hold`] marks ports: shared by every process of the suite (the
+/// threads of `cargo test`, the processes of `cargo nextest`).
+fn held_dir() -> PathBuf {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    PathBuf::from(format!("/tmp/dynamo-test-suite-{uid}/held"))
 }
 
-/// Ports marked by [`hold`]; unmarked on drop.
-pub struct HeldPorts(Vec<u16>);
-
-impl Drop for HeldPorts {
-    fn drop(&mut self) {
-        let mut held = HELD.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(set) = held.as_mut() {
-            for p in &self.0 {
-                set.remove(p);
+/// Marks `ports` as held by the calling test; panics if any is held
+/// already, by a thread of this process or by another process. A second,
+/// independent check that the allocator never hands one number to two
+/// holders: one flock per port in a directory of the suite's own (flocks
+/// of two opens conflict, in one process or two; a dead holder's go away).
+/// The returned guard unmarks them.
+pub fn hold(ports: &[u16]) -> HeldPorts {
+    let dir = held_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let marks = ports
+        .iter()
+        .map(|p| {
+            let path = dir.join(p.to_string());
+            let file = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            match file.try_lock() {
+                Ok(()) => file,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    panic!("port {p} granted to two tests at once")
+                }
+                Err(e) => panic!("{}: {e:?}", path.display()),
             }
-        }
-    }
+        })
+        .collect();
+    HeldPorts { _marks: marks }
+}
+
+/// Ports marked by [`hold`]; unmarked on drop (closing the files).
+pub struct HeldPorts {
+    _marks: Vec<File>,
 }
 
 /// Binds every port on 127.0.0.1 and, where IPv6 works, on [::1]: what a

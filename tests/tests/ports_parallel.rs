@@ -8,3 +8,12 @@ dynamo_test_suite::port_tests!(
     t38, t39, t40, t41, t42, t43, t44, t45, t46, t47, t48, t49, t50, t51, t52, t53, t54, t55, t56,
     t57, t58, t59, t60, t61, t62, t63,
 );
+
+/// The marker check itself: a second mark of a held number must fail.
+#[test]
+#[should_panic(expected = "granted to two tests at once")]
+fn the_double_grant_check_fires() {
+    let port = dynamo_test::find_free_port().unwrap();
+    let _first = dynamo_test_suite::hold(&[port.get()]);
+    let _second = dynamo_test_suite::hold(&[port.get()]);
+}

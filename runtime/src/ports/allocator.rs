@@ -304,6 +304,14 @@ mod tests {
         for p in &held {
             std::net::TcpListener::bind(p.addr()).unwrap();
         }
+        // Released, a number is free again: its lock can be taken at once.
+        let first = held[0].get();
+        drop(held);
+        let locks = &Allocator::global().unwrap().locks;
+        assert!(
+            locks.try_lock(first).unwrap().is_some(),
+            "{first} still locked"
+        );
     }
 
     #[test]
@@ -331,12 +339,41 @@ mod tests {
         let base = 45100;
         let first = find_free_port_from(base).unwrap();
         let second = find_free_port_from(base).unwrap();
-        assert!(first.get() >= base && second.get() > first.get());
-        let listener = std::net::TcpListener::bind(("127.0.0.1", first.get() + 10)).ok();
+        assert!(
+            first.get() >= base && second.get() > first.get(),
+            "held: skipped"
+        );
+        // The holder binds its number, then gives up the reservation: the
+        // number is free of locks but busy, and must not be handed out.
+        let busy = first.get();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", busy)).unwrap();
         drop(first);
         let again = find_free_port_from(base).unwrap();
-        assert!(again.get() >= base && again.get() != second.get());
+        assert!(again.get() >= base, "{again}");
+        assert_ne!(again.get(), busy, "busy: skipped");
+        assert_ne!(again.get(), second.get(), "held: skipped");
         drop(listener);
+    }
+
+    #[test]
+    fn the_fixed_service_ports_are_never_handed_out() {
+        // A private allocator whose "fixed" ports are free numbers: only
+        // the rule, not a running etcd, can keep them out.
+        let dir = std::env::temp_dir().join(format!("dt-fixed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let free: Vec<Port> = (0..5).map(|_| find_free_port().unwrap()).collect();
+        // (still held in the global lock dir, so no other test binds them)
+        let n: Vec<u16> = free.iter().map(|p| p.get()).collect();
+        let allocator = Allocator {
+            locks: LockDir::new(dir.clone()),
+            range: PortRange::dynamic_from_env().unwrap(),
+            fixed: [n[0], n[1], n[2], n[3]],
+        };
+        let range = allocator.range;
+        let got = allocator.scan("fixed", range, n.iter().copied()).unwrap();
+        assert_eq!(got.get(), n[4], "the four fixed ones were skipped");
+        drop((got, free));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

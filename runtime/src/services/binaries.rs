@@ -11,7 +11,7 @@ const EXTRA_DIRS: [&str; 2] = ["/usr/sbin", "/usr/local/bin"];
 /// A service binary could not be found.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error(
-    "{program} not found: looked in ${env_var} ({env_value}), PATH, {extra}. \
+    "{program} not found: looked in {searched}. \
      Install it (`apt-get install etcd-server nats-server`), set {env_var} to the binary, \
      or point {endpoints_var} at a running instance"
 )]
@@ -20,24 +20,40 @@ pub struct BinaryNotFound {
     pub program: String,
     /// The env var naming the binary.
     pub env_var: String,
-    /// Its value, or `unset`.
-    pub env_value: String,
-    /// Extra directories searched.
-    pub extra: String,
+    /// Where it looked, e.g. `$ETCD_BIN (unset), PATH, /usr/sbin, /usr/local/bin`.
+    pub searched: String,
     /// The env var that points at running instances instead.
     pub endpoints_var: String,
 }
 
 /// Finds `program`: the env var `env_var` first, then PATH, then /usr/sbin
-/// and /usr/local/bin.
+/// and /usr/local/bin. A set `env_var` that names no executable is an
+/// error: silently running another binary than the one asked for is worse.
 pub fn find(program: &str, env_var: &str, endpoints_var: &str) -> Result<PathBuf, BinaryNotFound> {
-    let set = env::var(&env::process_env, env_var).ok().flatten();
-    if let Some(path) = &set {
-        if is_executable(Path::new(path)) {
-            return Ok(PathBuf::from(path));
-        }
+    find_with(&env::process_env, program, env_var, endpoints_var)
+}
+
+fn find_with(
+    vars: env::Lookup,
+    program: &str,
+    env_var: &str,
+    endpoints_var: &str,
+) -> Result<PathBuf, BinaryNotFound> {
+    let not_found = |searched: String| BinaryNotFound {
+        program: program.to_string(),
+        env_var: env_var.to_string(),
+        searched,
+        endpoints_var: endpoints_var.to_string(),
+    };
+    if let Some(path) = env::var(vars, env_var).ok().flatten() {
+        return match is_executable(Path::new(&path)) {
+            true => Ok(PathBuf::from(path)),
+            false => Err(not_found(format!(
+                "${env_var} ({path:?}, not an executable file; PATH not searched: fix or unset it)"
+            ))),
+        };
     }
-    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    let path_var = vars("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path_var).chain(EXTRA_DIRS.iter().map(PathBuf::from));
     for dir in dirs {
         let candidate = dir.join(program);
@@ -45,15 +61,10 @@ pub fn find(program: &str, env_var: &str, endpoints_var: &str) -> Result<PathBuf
             return Ok(candidate);
         }
     }
-    Err(BinaryNotFound {
-        program: program.to_string(),
-        env_var: env_var.to_string(),
-        env_value: set.map_or("unset".to_string(), |v| {
-            format!("{v:?}, not an executable file")
-        }),
-        extra: EXTRA_DIRS.join(", "),
-        endpoints_var: endpoints_var.to_string(),
-    })
+    Err(not_found(format!(
+        "${env_var} (unset), PATH, {}",
+        EXTRA_DIRS.join(", ")
+    )))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -81,5 +92,24 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("X_ENDPOINTS"), "{err}");
+    }
+
+    #[test]
+    fn a_set_variable_naming_no_executable_is_an_error() {
+        let vars = crate::env::tests::vars(&[("X_BIN", "/nonexistent/etcd"), ("PATH", "/bin")]);
+        let err = find_with(&vars, "sh", "X_BIN", "X_ENDPOINTS")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "$X_BIN (\"/nonexistent/etcd\", not an executable file; PATH not searched"
+            ),
+            "{err}"
+        );
+        let vars = crate::env::tests::vars(&[("X_BIN", "/bin/sh")]);
+        assert_eq!(
+            find_with(&vars, "etcd", "X_BIN", "X_ENDPOINTS").unwrap(),
+            PathBuf::from("/bin/sh")
+        );
     }
 }

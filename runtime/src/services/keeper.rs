@@ -59,6 +59,14 @@ rm -f "$record"; rm -rf "$data"
 echo "keeper $$: $prog exited by itself (status $status)" >>"$log"
 "#;
 
+/// How many lock checks in a row must find no user before the keeper
+/// stops the service. The first such check comes 0 to one TICK after the
+/// last user left, so one more than `grace / TICK` makes the wait at least
+/// `grace` (and at most `grace + TICK`).
+fn idle_ticks(grace: Duration) -> u128 {
+    grace.as_millis().div_ceil(TICK.as_millis()) + 1
+}
+
 /// Paths and settings of one keeper.
 pub(crate) struct KeeperSpec<'a> {
     pub name: &'a str,
@@ -74,7 +82,7 @@ pub(crate) struct KeeperSpec<'a> {
 /// Starts the keeper, which starts the service. The keeper is not tied to
 /// this process: it outlives it while other users remain.
 pub(crate) fn start(spec: &KeeperSpec) -> std::io::Result<Child> {
-    let ticks = (spec.grace.as_millis() / TICK.as_millis()).max(1);
+    let ticks = idle_ticks(spec.grace);
     Command::new("/bin/sh")
         .arg("-c")
         .arg(SCRIPT)
@@ -92,4 +100,26 @@ pub(crate) fn start(spec: &KeeperSpec) -> std::io::Result<Child> {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_outlives_its_last_user_by_at_least_the_grace() {
+        for grace_ms in [0, 1, 199, 200, 300, 2000, 5000] {
+            let ticks = idle_ticks(Duration::from_millis(grace_ms)) as u64;
+            let tick = TICK.as_millis() as u64;
+            // The k-th idle check happens within ((k-1)*TICK, k*TICK] of the last user leaving.
+            assert!(
+                (ticks - 1) * tick >= grace_ms,
+                "{grace_ms} ms: {ticks} ticks"
+            );
+            assert!(
+                (ticks - 1) * tick < grace_ms + tick,
+                "{grace_ms} ms: {ticks} ticks"
+            );
+        }
+    }
 }

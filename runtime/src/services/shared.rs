@@ -226,7 +226,8 @@ fn origin(files: &Files) -> Origin {
     }
 }
 
-/// Env var: seconds a shared service stays up after its last user (default 2, at most 5).
+/// Env var: milliseconds a shared service stays up after its last user
+/// (default 2000, 200 to 5000; the keeper stops it within 200 ms after that).
 pub const ENV_IDLE_GRACE: &str = "DYNAMO_TEST_SERVICE_GRACE_MS";
 
 fn idle_grace() -> Result<Duration, Error> {

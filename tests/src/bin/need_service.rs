@@ -1,6 +1,8 @@
-//! `need_service etcd|nats shared|isolated`: a test process that asks for
-//! one service, the way `#[dynamo_test(services(..))]` does, and prints
-//! `source=<Source> url=<url>`; on failure it prints the error and exits 1.
+//! `need_service etcd|nats shared|isolated [hold]`: a test process that
+//! asks for one service, the way `#[dynamo_test(services(..))]` does, and
+//! prints `source=<Source> url=<url>`; on failure it prints the error and
+//! exits 1. With `hold`, it then keeps the service until its stdin closes
+//! (or it is killed): a user of the service that tests can SIGKILL.
 //!
 //! The service tests run it with a prepared environment (a bad PATH, a port
 //! held by a stranger, or `ETCD_ENDPOINTS`), which a test cannot set in its
@@ -19,6 +21,7 @@ fn main() {
         (Some("nats"), Some(m)) => (ServiceKind::Nats, m),
         _ => usage(),
     };
+    let hold = args.get(2).map(String::as_str) == Some("hold");
     let mode = match mode {
         "shared" => Mode::Shared,
         "isolated" => Mode::Isolated,
@@ -45,6 +48,11 @@ fn main() {
                 }
             };
             println!("source={source:?} url={url}");
+            if hold {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                let _ = tokio::task::spawn_blocking(|| for _ in std::io::stdin().lines() {}).await;
+            }
             Ok(Ok(()))
         })
     });
@@ -54,6 +62,6 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: need_service etcd|nats shared|isolated");
+    eprintln!("usage: need_service etcd|nats shared|isolated [hold]");
     std::process::exit(2);
 }

@@ -1,0 +1,106 @@
+//! The life of a shared service across test processes: users that start at
+//! the same moment get one instance, and it stops a grace after its last
+//! user is gone, also when that user was SIGKILLed. Each case moves the
+//! plan's ports to reserved ones, so the suite's own services are not
+//! touched.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dynamo_test::ports::holders::{is_listening, listeners};
+use dynamo_test::{dynamo_test, Port};
+
+/// The keepers' grace in these tests (the default is 2 s).
+const GRACE_MS: u64 = 300;
+
+/// `need_service <kind> shared hold` on the moved ports, and the line it printed.
+fn start_user(kind: &str, env: &[(&'static str, String)]) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_need_service"));
+    command
+        .args([kind, "shared", "hold"])
+        .env("DYNAMO_TEST_SERVICE_GRACE_MS", GRACE_MS.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().unwrap();
+    // The harness's own log lines come first.
+    let line = BufReader::new(child.stdout.as_mut().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("source="))
+        .unwrap_or_default();
+    (child, line)
+}
+
+/// Whether `port` stops listening within `limit`.
+fn stops_listening_within(port: u16, limit: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if !is_listening(port) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !is_listening(port)
+}
+
+fn distinct_listener_pids(port: u16) -> Vec<u32> {
+    let mut pids: Vec<u32> = listeners(port).iter().filter_map(|l| l.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Four users start at once, then all are SIGKILLed.
+fn one_instance_then_gone(kind: &str, client: u16, env: Vec<(&'static str, String)>) {
+    let users: Vec<std::thread::JoinHandle<(Child, String)>> = (0..4)
+        .map(|_| {
+            let (kind, env) = (kind.to_string(), env.clone());
+            std::thread::spawn(move || start_user(&kind, &env))
+        })
+        .collect();
+    let mut users: Vec<(Child, String)> = users.into_iter().map(|t| t.join().unwrap()).collect();
+    for (_, line) in &users {
+        assert!(line.starts_with("source=SharedStarted "), "{line:?}");
+    }
+    let pids = distinct_listener_pids(client);
+    assert_eq!(pids.len(), 1, "one {kind} for all four users: {pids:?}");
+
+    for (child, _) in &mut users {
+        child.kill().unwrap(); // SIGKILL: no teardown runs
+        child.wait().unwrap();
+    }
+    let limit = Duration::from_millis(GRACE_MS) + Duration::from_secs(3);
+    let killed = Instant::now();
+    std::thread::sleep(Duration::from_millis(GRACE_MS - 100));
+    assert!(
+        is_listening(client) || killed.elapsed() >= Duration::from_millis(GRACE_MS),
+        "{kind} went down before its grace"
+    );
+    assert!(
+        stops_listening_within(client, limit),
+        "{kind} on {client} still up {limit:?} after its last user was SIGKILLed"
+    );
+}
+
+#[dynamo_test(timeout = "60s")]
+fn etcd_users_share_one_instance_that_stops_after_the_last(client: Port, peer: Port) {
+    let env = vec![
+        ("DYNAMO_TEST_ETCD_CLIENT_PORT", client.to_string()),
+        ("DYNAMO_TEST_ETCD_PEER_PORT", peer.to_string()),
+    ];
+    one_instance_then_gone("etcd", client.get(), env);
+}
+
+#[dynamo_test(timeout = "60s")]
+fn nats_users_share_one_instance_that_stops_after_the_last(client: Port, monitor: Port) {
+    let env = vec![
+        ("DYNAMO_TEST_NATS_CLIENT_PORT", client.to_string()),
+        ("DYNAMO_TEST_NATS_HTTP_PORT", monitor.to_string()),
+    ];
+    one_instance_then_gone("nats", client.get(), env);
+}
