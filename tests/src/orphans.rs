@@ -13,6 +13,23 @@ pub struct Scenario {
     pub process: Child,
     /// The child and grandchild it started.
     pub family: Vec<u32>,
+    /// Everything it prints after the pids, read to the end by a thread
+    /// (a closed pipe would make its own prints fail).
+    rest: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Scenario {
+    /// Waits for the scenario to end; returns its exit code and the output
+    /// it printed after the pids (the harness's teardown and failure lines).
+    pub fn finish(&mut self) -> (Option<i32>, String) {
+        let status = self.process.wait().ok().and_then(|s| s.code());
+        let output = self
+            .rest
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        (status, output)
+    }
 }
 
 /// Starts `scenario MODE` (see its docs) and waits until it prints its
@@ -29,7 +46,8 @@ pub fn start(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
         .take()
         .ok_or_else(|| std::io::Error::other("no stdout"))?;
     let mut family = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line?;
         if let Some(pids) = line.strip_prefix("pids ") {
             family = pids
@@ -43,7 +61,16 @@ pub fn start(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
         let _ = process.kill();
         return Err(std::io::Error::other("scenario printed no family pids"));
     }
-    Ok(Scenario { process, family })
+    let rest = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .fold(String::new(), |all, line| all + &line + "\n")
+    });
+    Ok(Scenario {
+        process,
+        family,
+        rest: Some(rest),
+    })
 }
 
 /// Whether `pid` is a live process (a zombie counts as dead: it runs nothing).

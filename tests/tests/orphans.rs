@@ -37,25 +37,37 @@ fn a_test_ended_like_nextest_ends_it_leaves_nothing() {
     assert_eq!(survivors_after(&s.family, LIMIT), Vec::<u32>::new());
 }
 
-#[test]
-fn a_panicking_test_tears_its_family_down() {
-    let mut s = scenario("panic");
-    let status = s.process.wait().unwrap();
-    assert_eq!(status.code(), Some(101), "the panic fails the test");
-    // Teardown ran before the panic was re-raised: gone already.
+/// A scenario that fails by itself: exit code 101 (libtest's failure),
+/// the family gone before it exits, and its teardown and the family's log
+/// tail (prefixed by the process name) in its output.
+fn ends_by_itself_without_orphans(mode: &str) {
+    let mut s = scenario(mode);
+    let (code, output) = s.finish();
+    assert_eq!(code, Some(101), "the test fails: {output}");
+    // Teardown ran before the verdict: gone already.
     assert_eq!(
         survivors_after(&s.family, Duration::ZERO),
         Vec::<u32>::new()
     );
+    assert!(
+        output.contains("teardown: stop process `family`"),
+        "{output}"
+    );
+    assert!(output.contains("logs of its processes"), "{output}");
+    assert!(output.contains("[family] pids "), "{output}");
+}
+
+#[test]
+fn a_panicking_test_tears_its_family_down() {
+    ends_by_itself_without_orphans("panic");
 }
 
 #[test]
 fn a_timed_out_test_tears_its_family_down() {
-    let mut s = scenario("timeout");
-    let status = s.process.wait().unwrap();
-    assert_eq!(status.code(), Some(101), "the timeout fails the test");
-    assert_eq!(
-        survivors_after(&s.family, Duration::ZERO),
-        Vec::<u32>::new()
-    );
+    ends_by_itself_without_orphans("timeout");
+}
+
+#[test]
+fn a_test_returning_an_error_tears_its_family_down() {
+    ends_by_itself_without_orphans("error");
 }

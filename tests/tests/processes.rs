@@ -245,3 +245,56 @@ async fn wait_for_line(process: &dynamo_test::ManagedProcess, prefix: &str) -> S
         process.log_tail(20)
     );
 }
+
+#[dynamo_test]
+fn a_child_outlives_the_thread_that_started_it(ctx: &TestContext) {
+    // PR_SET_PDEATHSIG fires when the spawning *thread* ends: the harness
+    // spawns from a long-lived thread, so a short-lived caller is harmless.
+    let caller_ctx = ctx.clone();
+    let child = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(caller_ctx.process("sleeper", "sleep").arg("30").start())
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        child.exit_status(),
+        None,
+        "the child died with its caller thread"
+    );
+}
+
+#[dynamo_test]
+fn logs_go_to_target_dynamo_test_by_default(ctx: &TestContext) {
+    let dir = ctx.output_dir();
+    assert!(
+        dir.ends_with("dynamo-test/processes.logs_go_to_target_dynamo_test_by_default"),
+        "{}",
+        dir.display()
+    );
+    // target/dynamo-test, next to target/debug where this binary lives.
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap();
+    assert_eq!(dir.parent().unwrap(), target.join("dynamo-test"));
+}
+
+#[test]
+fn the_output_dir_can_be_moved_by_env_var() {
+    let root = std::env::temp_dir().join(format!("dt-output-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenario"))
+        .arg("error")
+        .env("DYNAMO_TEST_OUTPUT_DIR", &root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(101));
+    let log = root.join("scenario.family").join("family.log");
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    assert!(text.contains("pids "), "{text}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

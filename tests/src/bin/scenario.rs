@@ -5,7 +5,8 @@
 //! - `hang`: waits forever (the parent SIGKILLs it, or SIGTERMs its group
 //!   as cargo nextest does on timeout);
 //! - `panic`: panics (the harness tears down, then re-raises);
-//! - `timeout`: overruns a 300 ms timeout.
+//! - `timeout`: overruns a 300 ms timeout;
+//! - `error`: returns an error.
 //!
 //! It runs the test the way `#[dynamo_test]` expands (through the
 //! runtime's runner), since a binary cannot hold a libtest test.
@@ -22,8 +23,8 @@ const FAMILY: &str = "sleep 1000 & echo \"pids $$ $!\"; wait";
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let timeout = (mode == "timeout").then_some(Duration::from_millis(300));
-    if !matches!(mode.as_str(), "hang" | "panic" | "timeout") {
-        eprintln!("usage: scenario hang|panic|timeout");
+    if !matches!(mode.as_str(), "hang" | "panic" | "timeout" | "error") {
+        eprintln!("usage: scenario hang|panic|timeout|error");
         std::process::exit(2);
     }
     let config = TestConfig {
@@ -38,6 +39,7 @@ fn main() {
         println!("{}", family.log_tail(1));
         match mode.as_str() {
             "panic" => panic!("scenario panics on purpose"),
+            "error" => return Ok(Err("scenario fails on purpose".to_string())),
             _ => std::future::pending::<()>().await,
         }
         Ok(Ok(()))
