@@ -19,6 +19,35 @@ else
   exit 1
 fi
 
+# cargo nextest's own timeout: a test that hangs with a child and a
+# grandchild is ended by nextest (SIGTERM to its group, then SIGKILL);
+# within 2 s neither may be alive.
+echo "== a hung test ended by cargo nextest"
+pids_file=$(mktemp)
+victim_log=$(mktemp)
+if DYNAMO_TEST_VICTIM_PIDS=$pids_file cargo nextest run -p dynamo-test-suite \
+    --test nextest_timeout --profile victim >"$victim_log" 2>&1; then
+  cat "$victim_log" >&2
+  echo "the hung test was expected to time out" >&2
+  exit 1
+fi
+if ! grep -q "TIMEOUT" "$victim_log"; then
+  cat "$victim_log" >&2
+  echo "nextest did not report a timeout" >&2
+  exit 1
+fi
+family=$(cat "$pids_file")
+[ -n "$family" ] || { cat "$victim_log" >&2; echo "the hung test wrote no pids" >&2; exit 1; }
+sleep 2
+for pid in $family; do
+  if [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+    echo "pid $pid of the hung test's family survived nextest's timeout" >&2
+    exit 1
+  fi
+done
+echo "family gone: $family"
+rm -f "$pids_file" "$victim_log"
+
 # Nothing the harness started may outlive the run: shared services stop a
 # grace (2 s by default) after their last user. Processes it started carry
 # DYNAMO_TEST_SERVICE (keepers and services) or DYNAMO_TEST_OWNER (children).

@@ -1,0 +1,50 @@
+//! A test that `scripts/test.sh` also runs under a cargo nextest profile
+//! that terminates it (`.config/nextest.toml`, profile `victim`): nextest's
+//! real SIGTERM-then-SIGKILL of a hung test, after which the script checks
+//! that the family this test started is gone.
+//!
+//! In a normal run it checks what makes that cleanup possible: the child
+//! and its grandchild are running, and the child is tagged with its owner.
+
+use std::time::Duration;
+
+use dynamo_test::{dynamo_test, TestContext};
+
+/// Set by `scripts/test.sh`: where to write the family's pids before hanging.
+const ENV_VICTIM_PIDS: &str = "DYNAMO_TEST_VICTIM_PIDS";
+
+#[dynamo_test]
+async fn a_hung_test_with_a_family(ctx: &TestContext) {
+    let family = ctx
+        .process("family", "sh")
+        .args(["-c", "sleep 1000 & echo \"grandchild $!\"; wait"])
+        .start()
+        .await
+        .unwrap();
+    let grandchild = grandchild_pid(&family).await;
+    let environ = std::fs::read(format!("/proc/{}/environ", family.pid())).unwrap();
+    let owner = format!("DYNAMO_TEST_OWNER={}:", std::process::id());
+    assert!(
+        environ
+            .split(|&b| b == 0)
+            .any(|var| var.starts_with(owner.as_bytes())),
+        "the child carries its owner tag"
+    );
+    assert!(dynamo_test_suite::orphans::alive(grandchild));
+
+    if let Some(file) = std::env::var_os(ENV_VICTIM_PIDS) {
+        std::fs::write(file, format!("{} {grandchild}\n", family.pid())).unwrap();
+        std::future::pending::<()>().await; // until nextest ends this process
+    }
+}
+
+async fn grandchild_pid(family: &dynamo_test::ManagedProcess) -> u32 {
+    for _ in 0..500 {
+        let tail = family.log_tail(5);
+        if let Some(pid) = tail.lines().find_map(|l| l.strip_prefix("grandchild ")) {
+            return pid.trim().parse().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no grandchild pid in {}", family.log_tail(5));
+}
