@@ -69,6 +69,8 @@ async fn spawn_errors_name_the_program_and_the_path(ctx: &TestContext) {
 
     let plain = ctx.output_dir().join("plain-file");
     std::fs::write(&plain, "not a program").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = ctx
         .process("notexec", &plain)
         .start()

@@ -47,18 +47,26 @@ impl Spec {
             };
             return check_executable(&full).map(|()| full);
         }
+        // Like execvp: a file of that name that is not executable does not
+        // end the search, but is named if nothing better turns up.
         let path = self.search_path();
+        let mut not_executable = None;
         for dir in std::env::split_paths(&path) {
             let candidate = dir.join(program);
             if candidate.is_file() {
-                return check_executable(&candidate).map(|()| candidate);
+                match check_executable(&candidate) {
+                    Ok(()) => return Ok(candidate),
+                    Err(e) => not_executable = not_executable.or(Some(e)),
+                }
             }
         }
-        Err(format!(
-            "`{}` not found in PATH ({})",
-            program.display(),
-            path.to_string_lossy()
-        ))
+        Err(not_executable.unwrap_or_else(|| {
+            format!(
+                "`{}` not found in PATH ({})",
+                program.display(),
+                path.to_string_lossy()
+            )
+        }))
     }
 
     /// The command: own process group, parent-death signal, owner tag, piped output.
@@ -161,5 +169,23 @@ mod tests {
             s.resolve().unwrap_err(),
             "working directory /nonexistent/dir does not exist"
         );
+    }
+
+    #[test]
+    fn the_path_search_goes_past_a_non_executable_file() {
+        let dir = std::env::temp_dir().join(format!("dt-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sh"), "not a shell").unwrap();
+        let path = format!("{}:/bin:/usr/bin", dir.display());
+        let mut s = spec("sh");
+        s.env.push(("PATH".into(), path.into()));
+        let found = s.resolve().unwrap();
+        assert_ne!(found, dir.join("sh"), "the non-executable one was taken");
+
+        let mut s = spec("sh");
+        s.env.push(("PATH".into(), dir.clone().into()));
+        let err = s.resolve().unwrap_err();
+        assert!(err.contains("is not executable"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
