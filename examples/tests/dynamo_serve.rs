@@ -86,6 +86,29 @@ async fn a_frontend_that_crashes_is_reported_at_once(ports: ServicePorts, ctx: &
     );
 }
 
+#[dynamo_test(timeout = "60s")]
+async fn a_frontend_that_dies_later_shows_its_exit(ports: ServicePorts, ctx: &TestContext) {
+    // Ready first, then gone: the fault a test of a client's retry logic needs.
+    let frontend = ctx
+        .process("frontend", MOCK)
+        .args(["--port", &ports.dynamo_serve.to_string()])
+        .args(["--model", "mock-model", "--exit-after", "1s"])
+        .ready_openai(&ports.dynamo_serve_url(""), ["mock-model"])
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(frontend.exit_status(), None, "up once ready");
+    let status = tokio::time::timeout(Duration::from_secs(10), frontend.wait())
+        .await
+        .expect("--exit-after 1s ends it");
+    assert_eq!(status.code(), Some(3));
+    assert!(
+        frontend.log_tail(5).contains("exiting with code 3"),
+        "{}",
+        frontend.log_tail(5)
+    );
+}
+
 /// Several tests at once, each with its own frontend on its own 8000+ port.
 macro_rules! parallel_frontends {
     ($($name:ident),*) => {$(
