@@ -3,7 +3,7 @@
 //! test's runtime ends.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,6 +34,15 @@ pub fn response(status: u16, extra_headers: &str, body: &str) -> Vec<u8> {
 /// Serves `listener`: request number `n` (from 0) gets `script(n)`.
 /// Connections that close without a request do not count.
 pub fn serve(listener: TcpListener, script: impl Fn(usize) -> Behaviour + Send + Sync + 'static) {
+    serve_requests(listener, move |n, _| script(n));
+}
+
+/// Like [`serve`], and `script` also sees the request received: its head
+/// and body as text (lossy UTF-8).
+pub fn serve_requests(
+    listener: TcpListener,
+    script: impl Fn(usize, &str) -> Behaviour + Send + Sync + 'static,
+) {
     let script = Arc::new(script);
     let count = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
@@ -41,12 +50,43 @@ pub fn serve(listener: TcpListener, script: impl Fn(usize) -> Behaviour + Send +
             let (script, count) = (script.clone(), count.clone());
             tokio::spawn(async move {
                 let mut stream = stream;
-                if read_request_head(&mut stream).await {
-                    handle(stream, script(count.fetch_add(1, Ordering::SeqCst))).await;
+                if let Some(request) = read_request(&mut stream).await {
+                    let n = count.fetch_add(1, Ordering::SeqCst);
+                    handle(stream, script(n, &request)).await;
                 }
             });
         }
     });
+}
+
+/// The requests a recording server received, in order of arrival.
+#[derive(Clone, Default)]
+pub struct Requests(Arc<Mutex<Vec<String>>>);
+
+impl Requests {
+    /// The requests so far (head and body as text).
+    pub fn texts(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many requests arrived so far.
+    pub fn count(&self) -> usize {
+        self.texts().len()
+    }
+}
+
+/// Serves `behaviour` to every request and records what arrived.
+pub fn serve_recording(listener: TcpListener, behaviour: Behaviour) -> Requests {
+    let requests = Requests::default();
+    let seen = requests.clone();
+    serve_requests(listener, move |_, request| {
+        seen.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.to_string());
+        behaviour.clone()
+    });
+    requests
 }
 
 /// Serves `listener` by closing every connection as soon as it is accepted.
@@ -66,17 +106,44 @@ async fn handle(mut stream: TcpStream, behaviour: Behaviour) {
     };
 }
 
-/// Reads up to the end of the request head; false if the peer closed first.
-async fn read_request_head(stream: &mut TcpStream) -> bool {
+/// Largest request read; the probes under test send small ones.
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// Reads the request head and its `Content-Length` body; `None` if the
+/// peer closed before the head was complete.
+async fn read_request(stream: &mut TcpStream) -> Option<String> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 1024];
-    while !seen.windows(4).any(|w| w == b"\r\n\r\n") && seen.len() < 64 * 1024 {
+    let head_end = loop {
+        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if seen.len() >= MAX_REQUEST {
+            break seen.len();
+        }
         match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return None,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    };
+    let want = head_end + content_length(&seen[..head_end]).min(MAX_REQUEST);
+    while seen.len() < want {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
             Ok(n) => seen.extend_from_slice(&buf[..n]),
         }
     }
-    true
+    Some(String::from_utf8_lossy(&seen).into_owned())
+}
+
+/// The `Content-Length` of a request head (0 if absent or unreadable).
+fn content_length(head: &[u8]) -> usize {
+    String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, value)| value.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 async fn drip(stream: &mut TcpStream, head: &[u8], every: Duration) -> std::io::Result<()> {

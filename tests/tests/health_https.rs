@@ -3,7 +3,7 @@
 //! trusted (ready).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dynamo_test::health::{self, Probe};
 use dynamo_test::{dynamo_test, Port};
@@ -49,10 +49,14 @@ fn serve_tls(port: Port) -> String {
 async fn https_with_an_untrusted_certificate_says_so(api: Port) {
     let url = format!("https://localhost:{api}/health");
     serve_tls(api);
-    let err = health::http(&url)
-        .wait(Duration::from_millis(500))
-        .await
-        .unwrap_err();
+    let limit = Duration::from_millis(500);
+    let started = Instant::now();
+    let err = health::http(&url).wait(limit).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took <= limit + Duration::from_millis(200),
+        "wait took {took:?}, limit {limit:?}: {err}"
+    );
     assert!(err.history.to_lowercase().contains("certificate"), "{err}");
 }
 

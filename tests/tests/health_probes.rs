@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use dynamo_test::health::{self, Probe, WaitError};
 use dynamo_test::{dynamo_test, Port, TestContext};
-use dynamo_test_suite::servers::{response, serve, serve_closing, Behaviour};
+use dynamo_test_suite::servers::{
+    response, serve, serve_closing, serve_recording, Behaviour, Requests,
+};
 
 const LIMIT: Duration = Duration::from_millis(700);
 const SLACK: Duration = Duration::from_millis(200);
@@ -27,11 +29,14 @@ async fn expect_failure(probe: impl Probe) -> WaitError {
 }
 
 fn serve_all(port: Port, behaviour: Behaviour) -> String {
+    serve_recorded(port, behaviour).0
+}
+
+/// Like [`serve_all`], also returning what the server received.
+fn serve_recorded(port: Port, behaviour: Behaviour) -> (String, Requests) {
     let url = port.url("/health");
-    serve(port.into_tokio_listener().unwrap(), move |_| {
-        behaviour.clone()
-    });
-    url
+    let requests = serve_recording(port.into_tokio_listener().unwrap(), behaviour);
+    (url, requests)
 }
 
 #[dynamo_test]
@@ -83,6 +88,30 @@ async fn accepts_and_never_answers(api: Port) {
     assert!(err.history.contains("attempt timed out after"), "{err}");
 }
 
+/// Attempts are cut at the default 1 s, and the last one at the time left.
+#[dynamo_test]
+async fn each_attempt_times_out_after_1s_or_the_time_left(api: Port) {
+    let limit = Duration::from_millis(2500);
+    let url = serve_all(api, Behaviour::Silent);
+    let started = Instant::now();
+    let err = health::http(url).wait(limit).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took <= limit + SLACK, "wait took {took:?}: {err}");
+    // Two full attempts (about 2 s) leave about 0.5 s for the third.
+    let runs: Vec<&str> = err.history.split(" -> ").collect();
+    let [full, last] = runs[..] else {
+        panic!("expected two runs of outcomes: {err}")
+    };
+    assert_eq!(full, "attempt timed out after 1s x2", "{err}");
+    let last = last
+        .strip_prefix("attempt timed out after ")
+        .and_then(|d| d.strip_suffix("ms"))
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("last attempt not cut in ms: {err}"));
+    assert!(last > 0.0 && last < 1000.0, "{err}");
+    assert_eq!(err.attempts, 3, "{err}");
+}
+
 #[dynamo_test]
 async fn answers_503_forever(api: Port) {
     let url = serve_all(
@@ -119,9 +148,30 @@ async fn a_10_mb_body_is_cut_at_the_cap(api: Port) {
     );
 }
 
+/// A body that never ends (many GB announced, data flowing) is cut by the
+/// cap at once, not by the attempt timeout.
+#[dynamo_test]
+async fn an_endless_body_is_cut_at_the_cap(api: Port) {
+    let url = serve_all(api, Behaviour::Huge { size: 1 << 40 });
+    let cap = "response body larger than the 65536 byte cap";
+    let started = Instant::now();
+    let check = health::http(&url).check(Duration::from_secs(30)).await;
+    let took = started.elapsed();
+    match check {
+        dynamo_test::health::Check::NotReady { reason, .. } => {
+            assert!(reason.starts_with(cap), "{reason}")
+        }
+        other => panic!("expected not ready, got {other:?}"),
+    }
+    // Far below the 30 s budget: the attempt ended on the cap.
+    assert!(took < Duration::from_secs(5), "attempt took {took:?}");
+    let err = expect_failure(health::http(&url)).await;
+    assert!(err.history.starts_with(cap), "{err}");
+}
+
 #[dynamo_test]
 async fn a_redirect_loop_is_cut_at_the_limit(api: Port) {
-    let url = serve_all(
+    let (url, requests) = serve_recorded(
         api,
         Behaviour::Respond(response(302, "Location: /health\r\n", "")),
     );
@@ -130,6 +180,60 @@ async fn a_redirect_loop_is_cut_at_the_limit(api: Port) {
         err.history.contains("too many redirects (limit 5)"),
         "{err}"
     );
+    // The request and 5 redirects followed: 6 requests per attempt (the
+    // last attempt may have been cut by the deadline part way).
+    let seen = requests.count();
+    let attempts = err.attempts as usize;
+    assert!(
+        seen <= 6 * attempts,
+        "{seen} requests in {attempts} attempts"
+    );
+    assert!(
+        seen >= 6 * (attempts - 1),
+        "{seen} requests in {attempts} attempts"
+    );
+}
+
+#[dynamo_test]
+async fn method_headers_and_body_are_sent(api: Port) {
+    let (url, requests) = serve_recorded(api, Behaviour::Respond(response(200, "", "{}")));
+    health::http(url)
+        .method("put")
+        .header("X-Probe", "dynamo-test")
+        .body(r#"{"ping":1}"#)
+        .wait(Duration::from_secs(5))
+        .await
+        .unwrap();
+    let texts = requests.texts();
+    let [request] = &texts[..] else {
+        panic!("expected one request: {texts:?}")
+    };
+    assert!(request.starts_with("PUT /health HTTP/1.1\r\n"), "{request}");
+    assert!(
+        request
+            .to_lowercase()
+            .contains("\r\nx-probe: dynamo-test\r\n"),
+        "{request}"
+    );
+    assert!(request.ends_with("\r\n\r\n{\"ping\":1}"), "{request}");
+}
+
+#[dynamo_test]
+async fn a_bad_header_ends_the_wait_at_once(api: Port) {
+    let (url, requests) = serve_recorded(api, Behaviour::Respond(response(200, "", "{}")));
+    let err = health::http(url)
+        .header("X Bad Name", "1")
+        .wait(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.fatal.as_deref(),
+        Some(r#"bad header name "X Bad Name""#),
+        "{err}"
+    );
+    assert_eq!(err.attempts, 1, "{err}");
+    assert!(err.elapsed < Duration::from_secs(2), "{err}");
+    assert_eq!(requests.count(), 0, "nothing should have been sent");
 }
 
 #[dynamo_test]
@@ -193,22 +297,37 @@ async fn localhost_finds_a_server_on_either_loopback(v4: Port, v6: Port) {
         .await
         .unwrap();
 
-    // Only where this machine has IPv6 loopback.
-    if let Ok(listener) = tokio::net::TcpListener::bind(("::1", v6.get())).await {
-        serve(listener, |_| Behaviour::Respond(response(200, "", "{}")));
-        health::http(format!("http://localhost:{v6}/"))
-            .wait(Duration::from_secs(2))
-            .await
-            .unwrap();
-        health::tcp(format!("localhost:{v6}"))
-            .wait(Duration::from_secs(2))
-            .await
-            .unwrap();
-    }
+    // Machines running this suite have IPv6 loopback: not skipped, so a
+    // broken ::1 path cannot pass unnoticed.
+    let listener = tokio::net::TcpListener::bind(("::1", v6.get()))
+        .await
+        .expect("cannot bind [::1]; this test needs IPv6 loopback");
+    serve(listener, |_| Behaviour::Respond(response(200, "", "{}")));
+    health::http(format!("http://localhost:{v6}/"))
+        .wait(Duration::from_secs(2))
+        .await
+        .unwrap();
+    health::tcp(format!("localhost:{v6}"))
+        .wait(Duration::from_secs(2))
+        .await
+        .unwrap();
+}
+
+/// Two silent servers: each attempt of `all`/`any` checks both at once
+/// within one budget, so the wait ends at its limit, not at twice it.
+#[dynamo_test]
+async fn all_and_any_share_one_deadline(a: Port, b: Port) {
+    let a = serve_all(a, Behaviour::Silent);
+    let b = serve_all(b, Behaviour::Silent);
+    let both = || vec![health::http(&a).boxed(), health::http(&b).boxed()];
+    let err = expect_failure(health::all(both())).await;
+    assert!(err.history.contains("attempt timed out after"), "{err}");
+    let err = expect_failure(health::any(both())).await;
+    assert!(err.history.contains("attempt timed out after"), "{err}");
 }
 
 #[dynamo_test]
-async fn all_and_any_share_one_deadline(up: Port, down: Port) {
+async fn any_needs_one_up_and_all_names_the_one_down(up: Port, down: Port) {
     let up_url = serve_all(up, Behaviour::Respond(response(200, "", "{}")));
     let down_url = down.url("/health");
     health::any(vec![
@@ -248,4 +367,47 @@ async fn context_waits_are_logged_and_fail_with_the_story(api: Port, ctx: &TestC
         .await
         .unwrap();
     assert_eq!(ready.attempts, 1);
+}
+
+/// `TestContext` waits print a line with their duration. Test output is
+/// captured in-process, so run the test above in a child with
+/// `--nocapture` and read its stdout.
+#[dynamo_test(timeout = "60s")]
+async fn context_waits_are_logged_with_their_duration() {
+    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "context_waits_are_logged_and_fail_with_the_story",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "child failed: {stdout}");
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("[dynamo-test] "))
+        .collect();
+    let failed = lines
+        .iter()
+        .find(|l| l.contains(": not ready: timed out waiting for HTTP GET"))
+        .unwrap_or_else(|| panic!("no failed-wait line in {stdout}"));
+    assert!(failed.contains("(limit 100ms)"), "{failed}");
+    let ready = lines
+        .iter()
+        .find_map(|l| l.split_once(": ready: HTTP GET "))
+        .unwrap_or_else(|| panic!("no ready line in {stdout}"))
+        .1;
+    let took = ready
+        .split_once(" in ")
+        .and_then(|(_, rest)| rest.strip_suffix(" (1 attempts)"))
+        .unwrap_or_else(|| panic!("no duration in {ready:?}"));
+    let digits = took.trim_end_matches(|c: char| c.is_alphabetic());
+    assert!(
+        digits.parse::<f64>().is_ok() && took.ends_with('s'),
+        "{took:?}"
+    );
 }

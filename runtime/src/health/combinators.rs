@@ -97,12 +97,54 @@ pub struct FnProbe<F> {
 
 /// A probe that calls `f` for each attempt.
 ///
+/// `f` is a closure that returns a future: `|| async { .. }`, or a
+/// non-capturing async closure `async || { .. }`. The future must be
+/// `Send + 'static`, so it may not borrow from the closure.
+///
+/// **A capturing `async move || { .. }` closure is not accepted** ("async
+/// closure does not implement `Fn` because it captures state from its
+/// environment"): its future borrows the captured state, so it implements
+/// only `AsyncFn`, and on stable Rust a bound on `AsyncFn` cannot require
+/// that future to be `Send` (that needs return-type notation), which every
+/// probe future must be. Write a plain closure that clones what it needs
+/// into an `async move` block instead:
+/// `|| { let x = x.clone(); async move { .. } }`.
+///
 /// ```
 /// use dynamo_test::health::{self, Check};
 /// let probe = health::from_fn("queue drained", || async {
 ///     let depth = 0; // ask the system under test
 ///     if depth == 0 { Check::Ready } else { Check::not_ready(format!("depth {depth}")) }
 /// });
+/// ```
+///
+/// A probe with state, here ready on its third attempt:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use dynamo_test::health::{self, Check, Probe};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let calls = Arc::new(AtomicU32::new(0));
+/// let probe = health::from_fn("third time lucky", {
+///     let calls = calls.clone();
+///     move || {
+///         let calls = calls.clone();
+///         async move {
+///             match calls.fetch_add(1, Ordering::SeqCst) {
+///                 0 | 1 => Check::not_ready("warming up"),
+///                 _ => Check::Ready,
+///             }
+///         }
+///     }
+/// });
+/// let ready = probe.wait(Duration::from_secs(5)).await.unwrap();
+/// assert_eq!(ready.attempts, 3);
+/// assert_eq!(calls.load(Ordering::SeqCst), 3);
+/// # }
 /// ```
 pub fn from_fn<F, Fut>(description: impl Into<String>, f: F) -> FnProbe<F>
 where

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::target::addresses;
@@ -145,17 +146,14 @@ impl HttpProbe {
 
     async fn attempt(&self, budget: Duration) -> Check {
         let started = Instant::now();
-        let url = match reqwest::Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            Ok(u) => {
-                return Check::fatal(format!(
-                    "unsupported URL scheme {:?} (use http or https)",
-                    u.scheme()
-                ))
-            }
-            Err(e) => return Check::fatal(format!("bad URL {:?}: {e}", self.url)),
+        // A mistake in the probe itself will not go away by waiting.
+        let request = match self.prepare() {
+            Ok(r) => r,
+            Err(reason) => return Check::fatal(reason),
         };
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        let (Some(host), Some(port)) =
+            (request.url.host_str(), request.url.port_or_known_default())
+        else {
             return Check::fatal(format!("URL {:?} has no host", self.url));
         };
         let addr = match self.known_addr() {
@@ -172,25 +170,51 @@ impl HttpProbe {
             }
         };
         let left = budget.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, self.request(&client, url)).await {
+        match tokio::time::timeout(left, self.request(&client, request)).await {
             Ok(Ok((status, body))) => self.evaluate(status, &body),
             Ok(Err(reason)) => Check::not_ready(reason),
             Err(_) => Check::not_ready(format!("attempt timed out after {budget:?}")),
         }
     }
 
+    /// Checks what the builder was given: URL, method and headers.
+    fn prepare(&self) -> Result<Prepared, String> {
+        let url = match reqwest::Url::parse(&self.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            Ok(u) => {
+                return Err(format!(
+                    "unsupported URL scheme {:?} (use http or https)",
+                    u.scheme()
+                ))
+            }
+            Err(e) => return Err(format!("bad URL {:?}: {e}", self.url)),
+        };
+        let method = reqwest::Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| format!("bad HTTP method {:?}", self.method))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("bad header name {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("bad value {value:?} for header {name:?}"))?;
+            headers.append(name, value);
+        }
+        Ok(Prepared {
+            url,
+            method,
+            headers,
+        })
+    }
+
     /// Sends the request and reads the body up to the cap.
     async fn request(
         &self,
         client: &reqwest::Client,
-        url: reqwest::Url,
+        prepared: Prepared,
     ) -> Result<(u16, Body), String> {
-        let method = reqwest::Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| format!("bad HTTP method {:?}", self.method))?;
-        let mut request = client.request(method, url);
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
+        let mut request = client
+            .request(prepared.method, prepared.url)
+            .headers(prepared.headers);
         if let Some(body) = &self.body {
             request = request.body(body.clone());
         }
@@ -368,6 +392,13 @@ async fn find_listener(host: &str, port: u16, budget: Duration) -> Result<Socket
     stream.peer_addr().map_err(|e| format!("connect: {e}"))
 }
 
+/// A request checked by [`HttpProbe::prepare`].
+struct Prepared {
+    url: reqwest::Url,
+    method: reqwest::Method,
+    headers: HeaderMap,
+}
+
 #[derive(Default)]
 struct Body {
     bytes: Vec<u8>,
@@ -461,6 +492,24 @@ mod tests {
                 panic!()
             };
             assert!(reason.contains(why), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_methods_and_headers_are_fatal() {
+        // Port 1: nothing listens; a check that got that far would say so.
+        let p = || http("http://127.0.0.1:1/");
+        let cases = [
+            (p().method("GE T"), "bad HTTP method \"GE T\""),
+            (p().header("x bad", "1"), "bad header name \"x bad\""),
+            (
+                p().header("x-ok", "a\nb"),
+                "bad value \"a\\nb\" for header \"x-ok\"",
+            ),
+        ];
+        for (probe, want) in cases {
+            let check = probe.check(Duration::from_secs(1)).await;
+            assert_eq!(check, Check::fatal(want));
         }
     }
 }

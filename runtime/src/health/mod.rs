@@ -83,7 +83,49 @@ impl Check {
 pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Check> + Send + 'a>>;
 
 /// One kind of readiness check. Implement it for checks of your own, or
-/// use [`from_fn`] with an async closure.
+/// use [`from_fn`] with a closure returning a future.
+///
+/// [`from_fn`] takes `|| { let x = x.clone(); async move { .. } }` (or a
+/// non-capturing `async || { .. }`), not a capturing `async move || { .. }`
+/// closure: that closure's future borrows its captures, and stable Rust
+/// cannot require such a future to be `Send`. See [`from_fn`].
+///
+/// A probe of your own: a struct that answers each attempt.
+///
+/// ```
+/// use std::time::Duration;
+/// use dynamo_test::health::{Check, CheckFuture, Probe};
+///
+/// /// Ready once the file exists.
+/// struct FileExists(std::path::PathBuf);
+///
+/// impl Probe for FileExists {
+///     fn describe(&self) -> String {
+///         format!("file {}", self.0.display())
+///     }
+///
+///     fn check(&self, _budget: Duration) -> CheckFuture<'_> {
+///         Box::pin(async move {
+///             if self.0.exists() {
+///                 Check::Ready
+///             } else {
+///                 Check::not_ready("no such file")
+///             }
+///         })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let present = FileExists(std::env::temp_dir());
+/// assert_eq!(present.wait(Duration::from_secs(1)).await.unwrap().attempts, 1);
+///
+/// let missing = FileExists("/no/such/file".into());
+/// let err = missing.wait(Duration::from_millis(50)).await.unwrap_err();
+/// assert!(err.to_string().starts_with("timed out waiting for file /no/such/file"));
+/// assert!(err.history.starts_with("no such file x"));
+/// # }
+/// ```
 pub trait Probe: Send + Sync {
     /// What is probed, for logs and errors (e.g. `HTTP GET http://127.0.0.1:8000/health`).
     fn describe(&self) -> String;

@@ -183,18 +183,13 @@ impl<'a> Wait<'a> {
                     reason == "connection refused"
                 }
             };
-            let early_cap = if cheap {
-                REFUSED_BACKOFF_CAP.min(self.backoff_cap)
-            } else {
-                self.backoff_cap
-            };
-            let cap = early_cap
-                .max(started.elapsed() / LATENESS_DIVISOR)
-                .min(MAX_BACKOFF);
-            let pause = state
-                .backoff
-                .next(cap)
-                .min(deadline.saturating_duration_since(Instant::now()));
+            let pause = next_pause(
+                &mut state.backoff,
+                cheap,
+                self.backoff_cap,
+                started.elapsed(),
+            )
+            .min(deadline.saturating_duration_since(Instant::now()));
             tokio::select! {
                 biased;
                 reason = gone(self.watch) => return Err(self.error(started, state, Some(reason))),
@@ -248,6 +243,20 @@ async fn changed(watch: Option<&dyn Watch>) {
     }
 }
 
+/// The pause before the next attempt, `elapsed` into the wait: the
+/// backoff's next step under a cap that starts small (smaller still while
+/// connections are refused, as such attempts are `cheap`) and grows with
+/// the time waited, never beyond [`MAX_BACKOFF`].
+fn next_pause(backoff: &mut Backoff, cheap: bool, cap: Duration, elapsed: Duration) -> Duration {
+    let early_cap = if cheap {
+        REFUSED_BACKOFF_CAP.min(cap)
+    } else {
+        cap
+    };
+    let cap = early_cap.max(elapsed / LATENESS_DIVISOR).min(MAX_BACKOFF);
+    backoff.next(cap)
+}
+
 /// Exponential backoff with jitter: 1 ms, x1.5 per step, up to a cap.
 #[derive(Default)]
 struct Backoff {
@@ -259,7 +268,7 @@ impl Backoff {
         let base = FIRST_BACKOFF
             .mul_f64(1.5f64.powi(self.step.min(30) as i32))
             .min(cap);
-        self.step += 1;
+        self.step = self.step.saturating_add(1);
         // +-20% jitter, so that many waiters do not probe in lockstep.
         base.mul_f64(0.8 + 0.4 * fastrand::f64()).min(cap)
     }
@@ -283,6 +292,90 @@ mod tests {
         assert!(delays[0] <= Duration::from_millis(2));
         assert!(delays.iter().all(|d| *d <= Duration::from_millis(50)));
         assert!(delays[29] >= Duration::from_millis(40));
+    }
+
+    /// A backoff that has reached its largest base step.
+    fn saturated() -> Backoff {
+        Backoff { step: 1000 }
+    }
+
+    #[test]
+    fn pauses_never_exceed_max_backoff_even_after_hours() {
+        let hours = Duration::from_secs(5 * 3600);
+        let mut b = Backoff::default();
+        for cheap in [true, false] {
+            for cap in [Duration::ZERO, MAX_BACKOFF, Duration::MAX] {
+                for _ in 0..200 {
+                    let pause = next_pause(&mut b, cheap, cap, hours);
+                    assert!(pause <= MAX_BACKOFF, "{pause:?} with cap {cap:?}");
+                }
+            }
+        }
+        // Hours in, the pause sits at the cap (jitter only lowers it).
+        let pause = next_pause(&mut saturated(), false, MAX_BACKOFF, hours);
+        assert!(pause >= MAX_BACKOFF.mul_f64(0.8), "{pause:?}");
+    }
+
+    #[test]
+    fn pauses_grow_with_the_time_waited() {
+        let pause_at = |ms: u64| {
+            next_pause(
+                &mut saturated(),
+                true,
+                DEFAULT_BACKOFF_CAP,
+                Duration::from_millis(ms),
+            )
+        };
+        // Early on, refused connects are retried within REFUSED_BACKOFF_CAP.
+        assert!(pause_at(0) <= REFUSED_BACKOFF_CAP, "{:?}", pause_at(0));
+        // Jitter is +-20%, so a 3x larger cap always gives a larger pause.
+        for (early, late) in [(0, 450), (450, 1350), (1350, 3750)] {
+            let (a, b) = (pause_at(early), pause_at(late));
+            assert!(a < b, "{a:?} at {early} ms, {b:?} at {late} ms");
+        }
+    }
+
+    #[test]
+    fn jitter_varies_pauses_at_the_same_step() {
+        let pauses: Vec<Duration> = (0..20)
+            .map(|_| {
+                let mut b = Backoff { step: 10 };
+                next_pause(&mut b, false, MAX_BACKOFF, Duration::ZERO)
+            })
+            .collect();
+        let base = FIRST_BACKOFF.mul_f64(1.5f64.powi(10));
+        for p in &pauses {
+            assert!(
+                *p >= base.mul_f64(0.79) && *p <= base.mul_f64(1.21),
+                "{p:?}"
+            );
+        }
+        let mut distinct = pauses.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() > 1, "no jitter: {pauses:?}");
+    }
+
+    /// With tokio's clock paused, any sleep before the first attempt would
+    /// move the clock: equality means the attempt was made at once.
+    #[tokio::test(start_paused = true)]
+    async fn the_first_attempt_is_made_at_once() {
+        let first = Arc::new(std::sync::Mutex::new(None));
+        let probe = from_fn("records", {
+            let first = first.clone();
+            move || {
+                let first = first.clone();
+                async move {
+                    let now = tokio::time::Instant::now();
+                    first.lock().unwrap().get_or_insert(now);
+                    Check::Ready
+                }
+            }
+        });
+        let started = tokio::time::Instant::now();
+        wait(&probe, Duration::from_secs(5)).await.unwrap();
+        let first = first.lock().unwrap().expect("the probe was called");
+        assert_eq!(first - started, Duration::ZERO);
     }
 
     #[tokio::test]
