@@ -39,7 +39,9 @@ pub use context::{TestContext, DEFAULT_WAIT_TIMEOUT};
 pub use dynamo_test_macros::dynamo_test;
 pub use error::Error;
 pub use inject::Inject;
-pub use output_dir::{output_dir_in_use, output_root, ENV_OUTPUT_DIR, IN_USE_FILE};
+pub use output_dir::{
+    output_dir_in_use, output_root, project_output_root, OutputRoot, ENV_OUTPUT_DIR, IN_USE_FILE,
+};
 pub use ports::{
     find_free_port, find_free_port_from, Port, PortError, PortPlan, ServicePorts, SERVICE_PORTS,
 };

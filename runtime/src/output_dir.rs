@@ -16,26 +16,85 @@ pub const ENV_OUTPUT_DIR: &str = "DYNAMO_TEST_OUTPUT_DIR";
 pub const IN_USE_FILE: &str = ".in-use";
 
 /// The root of the per-test output directories:
-/// `DYNAMO_TEST_OUTPUT_DIR`, else `<target>/dynamo-test` found from the
-/// running binary's path (`<target>/<profile>/deps/<binary>`), else the
-/// system temp dir.
+/// `DYNAMO_TEST_OUTPUT_DIR`; else `<target>/dynamo-test` when the running
+/// binary lives in a cargo target directory (`<target>/<profile>/deps/<bin>`,
+/// recognised by cargo's `CACHEDIR.TAG`); else `$CARGO_TARGET_DIR/dynamo-test`;
+/// else the project above the current directory (see
+/// [`project_output_root`]); else the system temp dir.
 pub fn output_root() -> Result<PathBuf, Error> {
     if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
         return Ok(PathBuf::from(dir));
     }
-    let exe = std::env::current_exe().ok();
-    let target = exe.as_deref().and_then(|exe| {
-        let dir = exe.parent()?;
-        let profile_dir = if dir.file_name()? == "deps" || dir.file_name()? == "examples" {
-            dir.parent()?
-        } else {
-            dir
-        };
-        Some(profile_dir.parent()?.to_path_buf())
-    });
-    Ok(match target {
-        Some(target) => target.join("dynamo-test"),
+    if let Some(target) = std::env::current_exe()
+        .ok()
+        .and_then(|e| cargo_target_of(&e))
+    {
+        return Ok(target.join("dynamo-test"));
+    }
+    if let Some(target) = env::var(&env::process_env, "CARGO_TARGET_DIR")? {
+        return Ok(PathBuf::from(target).join("dynamo-test"));
+    }
+    let project = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| project_output_root(&cwd));
+    Ok(match project {
+        Some(root) => root.path,
         None => std::env::temp_dir().join("dynamo-test"),
+    })
+}
+
+/// The cargo target directory holding `exe` (`<target>/<profile>/<exe>`,
+/// or one level deeper in `deps/` or `examples/`), if it is one.
+fn cargo_target_of(exe: &Path) -> Option<PathBuf> {
+    let dir = exe.parent()?;
+    let profile_dir = match dir.file_name()?.to_str()? {
+        "deps" | "examples" => dir.parent()?,
+        _ => dir,
+    };
+    let target = profile_dir.parent()?;
+    target
+        .join("CACHEDIR.TAG")
+        .is_file()
+        .then(|| target.to_path_buf())
+}
+
+/// An output root found by looking around, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputRoot {
+    /// The directory (it may not exist yet).
+    pub path: PathBuf,
+    /// How it was found, for `dynamo-test doctor`.
+    pub source: String,
+}
+
+/// The output root of the project at or above `start`: the first
+/// directory holding `target/dynamo-test`, or a workspace `Cargo.toml`
+/// (then `<it>/target/dynamo-test`).
+pub fn project_output_root(start: &Path) -> Option<OutputRoot> {
+    start.ancestors().find_map(|dir| {
+        let path = dir.join("target").join("dynamo-test");
+        let source = if path.is_dir() {
+            "target/dynamo-test above the current directory"
+        } else if is_workspace(&dir.join("Cargo.toml")) {
+            "the cargo workspace above the current directory"
+        } else {
+            return None;
+        };
+        Some(OutputRoot {
+            path,
+            source: source.to_string(),
+        })
+    })
+}
+
+/// Whether `manifest` declares a workspace (`[workspace]` or `[workspace.x]`).
+fn is_workspace(manifest: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(manifest) else {
+        return false;
+    };
+    text.lines().any(|line| {
+        let line = line.trim_start();
+        line.starts_with("[workspace]") || line.starts_with("[workspace.")
     })
 }
 
@@ -134,6 +193,29 @@ mod tests {
         drop(dir);
         assert!(!output_dir_in_use(&path));
         assert!(!output_dir_in_use(&path.join("no-such-dir")));
+    }
+
+    #[test]
+    fn a_test_binary_finds_its_cargo_target_dir() {
+        let exe = std::env::current_exe().unwrap();
+        let target = cargo_target_of(&exe).expect("tests run from target/<profile>/deps");
+        assert!(target.join("CACHEDIR.TAG").is_file());
+        // An installed binary is not in a target dir.
+        assert_eq!(
+            cargo_target_of(Path::new("/usr/local/bin/dynamo-test")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_workspace_manifest_is_recognised() {
+        let dir = std::env::temp_dir().join(format!("dt-project-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+        let root = project_output_root(&dir.join("a/b")).unwrap();
+        assert_eq!(root.path, dir.join("target/dynamo-test"));
+        assert!(root.source.contains("workspace"), "{}", root.source);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,19 +1,39 @@
 //! The `dynamo-test` command end to end: real reservations, real etcd and
 //! NATS, `--json` output parsed and checked.
+//!
+//! Tests that start, stop or remove things give the command a state and an
+//! output directory of their own (and move the service ports), so the
+//! developer's state, the suite's shared services and other runs are never
+//! touched.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dynamo_test::{dynamo_test, Port};
+use dynamo_test::{dynamo_test, Nats, Port};
 use serde_json::Value;
 
-fn cli(args: &[&str], env: &[(&str, String)]) -> Output {
+type Env = Vec<(&'static str, String)>;
+
+fn command(args: &[&str], env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-test-cli"));
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    cmd
+}
+
+fn cli(args: &[&str], env: &[(&str, String)]) -> Output {
+    command(args, env).output().unwrap()
+}
+
+/// Runs the command off the async threads.
+async fn cli_async(args: &'static [&'static str], env: Env) -> Output {
+    tokio::task::spawn_blocking(move || cli(args, &env))
+        .await
+        .unwrap()
 }
 
 fn json(out: &Output) -> Value {
@@ -23,6 +43,116 @@ fn json(out: &Output) -> Value {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A private directory, removed at the end of the test.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "dynamo-test-cli-{name}-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        // The state directory below must not be open to others.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        TempDir(path)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.0.join("state")
+    }
+
+    fn output(&self) -> PathBuf {
+        self.0.join("output")
+    }
+
+    /// State and output directories of this test alone.
+    fn env(&self) -> Env {
+        vec![
+            ("DYNAMO_TEST_STATE_DIR", self.state().display().to_string()),
+            (
+                "DYNAMO_TEST_OUTPUT_DIR",
+                self.output().display().to_string(),
+            ),
+        ]
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the command with `args` when dropped, even if the test panicked
+/// (`down` after `up`, `clean` after a test made leftovers).
+struct Finally {
+    args: &'static [&'static str],
+    env: Env,
+}
+
+impl Drop for Finally {
+    fn drop(&mut self) {
+        let _ = command(self.args, &self.env).output();
+    }
+}
+
+/// The etcd/NATS port variables set to `ports` (client, peer, client, http).
+fn service_ports(ports: [&Port; 4]) -> Env {
+    let names = [
+        "DYNAMO_TEST_ETCD_CLIENT_PORT",
+        "DYNAMO_TEST_ETCD_PEER_PORT",
+        "DYNAMO_TEST_NATS_CLIENT_PORT",
+        "DYNAMO_TEST_NATS_HTTP_PORT",
+    ];
+    names
+        .into_iter()
+        .zip(ports)
+        .map(|(name, port)| (name, port.to_string()))
+        .collect()
+}
+
+fn listener_pid(port: u16) -> Option<u32> {
+    dynamo_test::ports::holders::listeners(port)
+        .first()
+        .and_then(|l| l.pid)
+}
+
+fn find<'a>(list: &'a Value, key: &str, wanted: &str) -> Option<&'a Value> {
+    list.as_array()?.iter().find(|v| v[key] == wanted)
+}
+
+/// Polls `done` for up to `limit`.
+fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Gone, or a zombie nobody reaped yet.
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..i + 3))
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
 }
 
 #[test]
@@ -79,32 +209,46 @@ fn ports_lists_the_plan_and_reservations_held_elsewhere(held: Port) {
 }
 
 #[test]
+fn the_ports_table_aligns_the_dynamo_serve_row() {
+    let out = cli(&["--no-color", "ports"], &[]);
+    let text = stdout(&out);
+    let header = text.lines().find(|l| l.contains("name")).unwrap();
+    let serve = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("dynamo_serve"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(header.find("port"), serve.find("8000+"), "{text}");
+    assert_eq!(header.find("state"), serve.find("dynamic"), "{text}");
+}
+
+/// Fixed ports of our own, below the default dynamic range (a fixed port
+/// inside it blocks), so nothing else listening there can fail the check.
+fn fixed_ports_below_the_dynamic_range() -> (Vec<Port>, Env) {
+    let ports: Vec<Port> = (0..4)
+        .map(|_| dynamo_test::find_free_port_from(15000).unwrap())
+        .collect();
+    let env = service_ports([&ports[0], &ports[1], &ports[2], &ports[3]]);
+    (ports, env)
+}
+
+#[test]
 fn doctor_finds_the_binaries_and_passes() {
-    let out = cli(&["--json", "doctor"], &[]);
+    let tmp = TempDir::new("doctor-passes");
+    let (_ports, mut env) = fixed_ports_below_the_dynamic_range();
+    env.extend(tmp.env());
+    let out = cli(&["--json", "doctor"], &env);
     let v = json(&out);
-    let etcd = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["check"] == "etcd")
-        .unwrap()
-        .clone();
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["ok"], true, "{v:#}");
+    let etcd = find(&v["findings"], "check", "etcd").unwrap();
     assert_eq!(etcd["ok"], true, "{etcd}");
     assert!(
         etcd["detail"].as_str().unwrap().contains("Version"),
         "{etcd}"
     );
-    let blocking: Vec<&Value> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["blocking"] == true)
-        .collect();
-    assert_eq!(
-        out.status.code(),
-        Some(i32::from(!blocking.is_empty())),
-        "{blocking:?}"
-    );
+    let nats = find(&v["findings"], "check", "nats-server").unwrap();
+    assert_eq!(nats["ok"], true, "{nats}");
+    assert_eq!(v["output_root"]["source"], "DYNAMO_TEST_OUTPUT_DIR");
 }
 
 #[test]
@@ -122,6 +266,99 @@ fn doctor_names_a_bad_override() {
         "{v}"
     );
     assert!(v["env_overrides"].to_string().contains("9-1"));
+}
+
+#[test]
+fn doctor_blocks_on_configuration_that_breaks_the_tests() {
+    let tmp = TempDir::new("doctor-blocks");
+    let ephemeral = dynamo_test::ports::ephemeral_range().unwrap();
+    let overlapping = format!("{}-{}", ephemeral.low - 100, ephemeral.low + 100);
+    let cases: [(Env, &str, &str); 4] = [
+        (
+            vec![("DYNAMO_TEST_PORT_RANGE", overlapping)],
+            "overlaps the kernel's ephemeral range",
+            "DYNAMO_TEST_PORT_RANGE",
+        ),
+        (
+            vec![("DYNAMO_TEST_ETCD_CLIENT_PORT", "4222".into())],
+            "etcd_client and nats_client are both port 4222",
+            "DYNAMO_TEST_ETCD_CLIENT_PORT",
+        ),
+        (
+            vec![("DYNAMO_TEST_NATS_CLIENT_PORT", "25000".into())],
+            "nats_client 25000 lies in the dynamic range",
+            "DYNAMO_TEST_NATS_CLIENT_PORT",
+        ),
+        (
+            vec![("ETCD_BIN", "/bin/true".into())],
+            "which does not name etcd",
+            "ETCD_BIN",
+        ),
+    ];
+    for (mut env, problem, fix) in cases {
+        env.extend(tmp.env());
+        let out = cli(&["--json", "doctor"], &env);
+        let v = json(&out);
+        assert_eq!(out.status.code(), Some(1), "{env:?}: {v:#}");
+        let finding = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["detail"].as_str().unwrap().contains(problem))
+            .unwrap_or_else(|| panic!("no finding with {problem:?}: {v:#}"));
+        assert_eq!(finding["blocking"], true, "{finding}");
+        assert!(finding["fix"].as_str().unwrap().contains(fix), "{finding}");
+    }
+}
+
+#[test]
+fn the_output_root_is_found_from_the_current_directory() {
+    let tmp = TempDir::new("output-root");
+    let ws = tmp.0.join("ws");
+    std::fs::create_dir_all(ws.join("crates/a")).unwrap();
+    std::fs::write(ws.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+    let project = tmp.0.join("project");
+    std::fs::create_dir_all(project.join("target/dynamo-test/an-old-test")).unwrap();
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::create_dir_all(tmp.0.join("nowhere")).unwrap();
+
+    let root = |cwd: &Path, extra: &[(&str, String)]| {
+        let mut cmd = command(&["--json", "doctor"], extra);
+        cmd.current_dir(cwd)
+            .env("DYNAMO_TEST_STATE_DIR", tmp.state())
+            .env_remove("DYNAMO_TEST_OUTPUT_DIR");
+        if extra.is_empty() {
+            cmd.env_remove("CARGO_TARGET_DIR");
+        }
+        let v = json(&cmd.output().unwrap());
+        let path = PathBuf::from(v["output_root"]["path"].as_str().unwrap());
+        (
+            path,
+            v["output_root"]["source"].as_str().unwrap().to_string(),
+        )
+    };
+    let (path, source) = root(&ws.join("crates/a"), &[]);
+    assert_eq!(path, ws.join("target/dynamo-test"));
+    assert!(source.contains("workspace"), "{source}");
+    let (path, _) = root(&project.join("src"), &[]);
+    assert_eq!(path, project.join("target/dynamo-test"));
+    let target = tmp.0.join("elsewhere");
+    let (path, source) = root(&ws, &[("CARGO_TARGET_DIR", target.display().to_string())]);
+    assert_eq!(path, target.join("dynamo-test"));
+    assert_eq!(source, "CARGO_TARGET_DIR/dynamo-test");
+    let (_, source) = root(&tmp.0.join("nowhere"), &[]);
+    assert!(source.contains("binary's location"), "{source}");
+
+    // `clean` works in the same root.
+    let out = command(&["--json", "clean", "--dry-run", "--days", "0"], &[])
+        .current_dir(project.join("src"))
+        .env("DYNAMO_TEST_STATE_DIR", tmp.state())
+        .env_remove("DYNAMO_TEST_OUTPUT_DIR")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    let listed = json(&out)["removed"].to_string();
+    assert!(listed.contains("an-old-test"), "{listed}");
 }
 
 #[dynamo_test(timeout = "30s")]
@@ -158,6 +395,63 @@ async fn wait_reports_ready_and_not_ready(up: Port, down: Port) {
     );
 }
 
+/// A TCP server that is not NATS: one stays silent after accepting (as an
+/// HTTP server like etcd does), one greets with something else.
+async fn impostor(port: Port, greeting: &'static [u8]) {
+    let listener = port.into_tokio_listener().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream.write_all(greeting).await;
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                drop(stream);
+            });
+        }
+    });
+}
+
+#[dynamo_test(services(nats), timeout = "60s")]
+async fn wait_for_nats_needs_the_nats_greeting(nats: Nats, silent: Port, other: Port) {
+    let silent_url = format!("nats://127.0.0.1:{silent}");
+    let other_url = format!("nats://127.0.0.1:{other}");
+    impostor(silent, b"").await;
+    impostor(other, b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+    let urls = [nats.url().to_string(), silent_url, other_url];
+    let out = tokio::task::spawn_blocking(move || {
+        let mut args = vec!["--json", "wait", "--timeout", "1500ms"];
+        args.extend(urls.iter().map(String::as_str));
+        cli(&args, &[])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v = json(&out);
+    assert_eq!(v["results"][0]["ready"], true, "the real NATS: {v:#}");
+    assert_eq!(v["results"][1]["ready"], false, "{v:#}");
+    let silent_error = v["results"][1]["error"].as_str().unwrap();
+    assert!(silent_error.contains("no greeting"), "{silent_error}");
+    assert_eq!(v["results"][2]["ready"], false, "{v:#}");
+    let other_error = v["results"][2]["error"].as_str().unwrap();
+    assert!(
+        other_error.contains("not a NATS server: it sent \"HTTP/1.1 400 Bad Request\""),
+        "{other_error}"
+    );
+}
+
+/// Runs `need_service <kind> shared` (a test process using the shared
+/// service) and returns what it printed.
+fn need_service(kind: &str, env: &Env) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_need_service"));
+    cmd.args([kind, "shared"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    stdout(&out)
+}
+
 #[dynamo_test(timeout = "90s")]
 async fn up_then_a_test_process_reuses_the_services_then_down(
     etcd_client: Port,
@@ -165,42 +459,48 @@ async fn up_then_a_test_process_reuses_the_services_then_down(
     nats_client: Port,
     nats_http: Port,
 ) {
-    // Ports of our own, so the suite's shared services are not touched.
-    let env = vec![
-        ("DYNAMO_TEST_ETCD_CLIENT_PORT", etcd_client.to_string()),
-        ("DYNAMO_TEST_ETCD_PEER_PORT", etcd_peer.to_string()),
-        ("DYNAMO_TEST_NATS_CLIENT_PORT", nats_client.to_string()),
-        ("DYNAMO_TEST_NATS_HTTP_PORT", nats_http.to_string()),
-        ("DYNAMO_TEST_SERVICE_GRACE_MS", "300".to_string()),
-    ];
-    let run = |args: &'static [&'static str], env: Vec<(&'static str, String)>| {
-        tokio::task::spawn_blocking(move || cli(args, &env))
+    let tmp = TempDir::new("up");
+    // Ports and state of our own, so the suite's shared services are not touched.
+    let mut env = service_ports([&etcd_client, &etcd_peer, &nats_client, &nats_http]);
+    env.extend(tmp.env());
+    env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", "300".to_string()));
+    let _down = Finally {
+        args: &["down"],
+        env: env.clone(),
     };
-    let out = run(&["--json", "up"], env.clone()).await.unwrap();
+    let out = cli_async(&["--json", "up"], env.clone()).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let up = json(&out);
     assert_eq!(up["up"][0]["port"], etcd_client.get());
-    let etcd_pid = listener_pid(etcd_client.get());
+    assert_eq!(up["up"][1]["port"], nats_client.get());
+    let etcd_pid = listener_pid(etcd_client.get()).expect("etcd listens after `up`");
+    let nats_pid = listener_pid(nats_client.get()).expect("NATS listens after `up`");
 
-    // A test process uses the services and ends; `up` keeps them running.
-    let mut reuse = Command::new(env!("CARGO_BIN_EXE_need_service"));
-    reuse.args(["etcd", "shared"]);
-    for (k, v) in &env {
-        reuse.env(k, v);
+    ports_shows_the_running_services(&env, etcd_pid).await;
+
+    // Test processes use the services and end; `up` keeps them running.
+    let env2 = env.clone();
+    let printed = tokio::task::spawn_blocking(move || {
+        [need_service("etcd", &env2), need_service("nats", &env2)]
+    })
+    .await
+    .unwrap();
+    for line in &printed {
+        assert!(line.contains("source=SharedStarted"), "{printed:?}");
     }
-    let reused = reuse.output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&reused.stdout).contains("source=SharedStarted"),
-        "{reused:?}"
-    );
     tokio::time::sleep(Duration::from_millis(1000)).await; // > the 300 ms grace
     assert_eq!(
         listener_pid(etcd_client.get()),
-        etcd_pid,
+        Some(etcd_pid),
         "the same etcd, still up"
     );
+    assert_eq!(
+        listener_pid(nats_client.get()),
+        Some(nats_pid),
+        "the same NATS, still up"
+    );
 
-    let out = run(&["--json", "down"], env.clone()).await.unwrap();
+    let out = cli_async(&["--json", "down"], env.clone()).await;
     let down = json(&out);
     assert_eq!(down["down"][0]["stopped"], true, "{down}");
     assert_eq!(down["down"][1]["stopped"], true, "{down}");
@@ -212,25 +512,154 @@ async fn up_then_a_test_process_reuses_the_services_then_down(
     ));
 }
 
-fn listener_pid(port: u16) -> Option<u32> {
-    dynamo_test::ports::holders::listeners(port)
-        .first()
-        .and_then(|l| l.pid)
+/// `ports` on moved ports with the services up: listening, holder, health.
+async fn ports_shows_the_running_services(env: &Env, etcd_pid: u32) {
+    let out = cli_async(&["--json", "ports"], env.clone()).await;
+    let v = json(&out);
+    let etcd = find(&v["fixed"], "name", "etcd_client").unwrap();
+    assert_eq!(etcd["listening"], true, "{etcd}");
+    assert_eq!(etcd["healthy"], true, "{etcd}");
+    assert_eq!(etcd["holders"][0]["pid"], etcd_pid, "{etcd}");
+    assert!(
+        etcd["holders"][0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("etcd"),
+        "{etcd}"
+    );
+    let peer = find(&v["fixed"], "name", "etcd_peer").unwrap();
+    assert_eq!(peer["listening"], true, "{peer}");
+    assert_eq!(
+        peer["healthy"],
+        Value::Null,
+        "no health check for the peer port"
+    );
+    let nats = find(&v["fixed"], "name", "nats_client").unwrap();
+    assert_eq!(nats["listening"], true, "{nats}");
+    assert_eq!(nats["healthy"], true, "{nats}");
+}
+
+/// The `up` holder processes whose users file lies in `state`.
+fn holders_in(state: &Path) -> Vec<u32> {
+    let state = state.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let tagged = environ
+                .split(|b| *b == 0)
+                .any(|kv| kv == b"DYNAMO_TEST_SERVICE=up-etcd");
+            tagged
+                && dynamo_test::ports::holders::command_line(*pid)
+                    .is_some_and(|c| c.contains(&state))
+        })
+        .collect()
+}
+
+#[dynamo_test(timeout = "60s")]
+fn a_failed_up_leaves_no_holder_and_no_marker(client: Port, peer: Port, other: Port, http: Port) {
+    let tmp = TempDir::new("up-fails");
+    // The holder needs flock and sleep; without etcd on PATH the start fails.
+    let bin = tmp.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["flock", "sleep"] {
+        let path = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join(tool))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(path, bin.join(tool)).unwrap();
+    }
+    let mut env = service_ports([&client, &peer, &other, &http]);
+    env.extend(tmp.env());
+    env.push(("PATH", bin.display().to_string()));
+    let out = cli(&["up", "etcd"], &env);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("etcd not found"), "{}", stderr(&out));
+    let markers: Vec<_> = std::fs::read_dir(tmp.state().join("services"))
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "up"))
+        .collect();
+    assert!(markers.is_empty(), "{markers:?}");
+    assert!(
+        eventually(Duration::from_secs(3), || holders_in(&tmp.state())
+            .is_empty()),
+        "holder still running: {:?}",
+        holders_in(&tmp.state())
+    );
+}
+
+/// An output directory last modified `days` ago.
+fn output_dir(root: &Path, name: &str, days: u64) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("test.log"), "log").unwrap();
+    let when = SystemTime::now() - Duration::from_secs(days * 86_400);
+    std::fs::File::open(&dir)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    dir
+}
+
+#[test]
+fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
+    let tmp = TempDir::new("clean-dirs");
+    let env = tmp.env();
+    let old = output_dir(&tmp.output(), "suite.old_test", 10);
+    let fresh = output_dir(&tmp.output(), "suite.fresh_test", 0);
+    let held = output_dir(&tmp.output(), "suite.running_test", 10);
+    let services = output_dir(&tmp.output(), "services", 10);
+    // As a running test does: a shared lock on `.in-use` for its whole life.
+    let lock = std::fs::File::create(held.join(dynamo_test::IN_USE_FILE)).unwrap();
+    lock.lock_shared().unwrap();
+
+    let out = cli(&["--json", "clean"], &env);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert_eq!(v["ok"], true);
+    let removed = v["removed"].to_string();
+    assert!(removed.contains("suite.old_test"), "{v:#}");
+    assert!(!removed.contains("suite.fresh_test"), "{v:#}");
+    assert!(!old.exists());
+    assert!(fresh.exists(), "younger than 7 days");
+
+    let out = cli(&["--json", "clean", "--days", "0"], &env);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let kept =
+        find(&v["kept"], "path", &held.display().to_string()).unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!(kept["reason"], "a running test holds it");
+    assert!(held.join("test.log").exists(), "a held directory is kept");
+    assert!(
+        services.join("test.log").exists(),
+        "services/ is never touched"
+    );
+    assert!(!fresh.exists(), "--days 0 takes every unheld directory");
+    assert!(!v.to_string().contains("services\""), "{v:#}");
+    drop(lock);
 }
 
 #[test]
 fn clean_stops_a_tagged_orphan_and_nothing_else() {
-    // A process we start ourselves, tagged with an owner that does not exist.
+    let tmp = TempDir::new("clean-orphan");
+    let env = tmp.env();
+    // Tagged with an owner that no longer exists: our pid with another start time.
     let mut orphan = Command::new("sleep")
         .arg("100")
-        .env(dynamo_test::process::ENV_OWNER, "1:0")
+        .env(
+            dynamo_test::process::ENV_OWNER,
+            format!("{}:1", std::process::id()),
+        )
         .env(dynamo_test::process::ENV_OWNER_NAME, "fake-orphan")
         .spawn()
         .unwrap();
-    let untagged = Command::new("sleep").arg("100").spawn();
-    let mut untagged = untagged.unwrap();
+    let mut untagged = Command::new("sleep").arg("100").spawn().unwrap();
 
-    let out = cli(&["--json", "clean", "--dry-run"], &[]);
+    let out = cli(&["--json", "clean", "--dry-run"], &env);
     let listed = json(&out)["removed"].to_string();
     assert!(
         listed.contains(&format!("pid {} `fake-orphan`", orphan.id())),
@@ -241,11 +670,8 @@ fn clean_stops_a_tagged_orphan_and_nothing_else() {
         "dry run kills nothing"
     );
 
-    let out = cli(&["clean"], &[]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("removed: orphan process"),
-        "{out:?}"
-    );
+    let out = cli(&["clean"], &env);
+    assert!(stdout(&out).contains("removed: orphan process"), "{out:?}");
     let status = orphan.wait().unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGKILL));
@@ -255,4 +681,86 @@ fn clean_stops_a_tagged_orphan_and_nothing_else() {
     );
     untagged.kill().unwrap();
     untagged.wait().unwrap();
+}
+
+/// The keeper pid from the service record in `state`.
+fn keeper_pid(state: &Path, port: u16) -> u32 {
+    let record =
+        std::fs::read_to_string(state.join(format!("services/etcd-{port}.record"))).unwrap();
+    record
+        .lines()
+        .find_map(|l| l.strip_prefix("keeper_pid="))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[dynamo_test(timeout = "90s")]
+fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
+    let tmp = TempDir::new("clean-keeper");
+    let mut env: Env = vec![
+        ("DYNAMO_TEST_ETCD_CLIENT_PORT", client.to_string()),
+        ("DYNAMO_TEST_ETCD_PEER_PORT", peer.to_string()),
+        // Long enough for us to kill the keeper before it stops etcd.
+        ("DYNAMO_TEST_SERVICE_GRACE_MS", "5000".to_string()),
+    ];
+    env.extend(tmp.env());
+    let _clean = Finally {
+        args: &["clean"],
+        env: env.clone(),
+    };
+    need_service("etcd", &env);
+    let etcd_pid = listener_pid(client.get()).expect("the shared etcd listens");
+    let keeper = keeper_pid(&tmp.state(), client.get());
+    let keeper_cmd = dynamo_test::ports::holders::command_line(keeper).unwrap();
+    assert!(keeper_cmd.contains("dynamo-test-keeper"), "{keeper_cmd}");
+    // SAFETY: kill has no memory-safety preconditions; the pid is the keeper we caused to start.
+    assert_eq!(
+        unsafe { libc::kill(keeper as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    assert!(eventually(Duration::from_secs(5), || process_gone(keeper)));
+
+    let out = cli(&["--json", "clean", "--dry-run"], &env);
+    let v = json(&out);
+    let listed = v["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["pid"] == etcd_pid)
+        .unwrap_or_else(|| panic!("the keeper-less etcd is listed: {v:#}"));
+    assert!(
+        listed["what"]
+            .as_str()
+            .unwrap()
+            .contains("its keeper is gone"),
+        "{listed}"
+    );
+    assert!(
+        dynamo_test::ports::holders::is_listening(client.get()),
+        "dry run stops nothing"
+    );
+
+    let out = cli(&["--json", "clean"], &env);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(
+        v["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["pid"] == etcd_pid),
+        "{v:#}"
+    );
+    assert!(process_gone(etcd_pid), "etcd stopped");
+    assert!(!dynamo_test::ports::holders::is_listening(client.get()));
+    let left: Vec<_> = std::fs::read_dir(tmp.state().join("services"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".record") || n.contains("-data-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "record and data directory removed: {left:?}"
+    );
 }

@@ -11,7 +11,8 @@ commands:
   up [etcd] [nats]             start the shared services for a development loop (default: both)
   down                         stop what `up` started
   wait URL... [--timeout 30s]  wait until every URL is ready (http://, https://, tcp://, etcd://, nats://)
-  clean [--dry-run] [--days N] remove leftovers no live process owns (output dirs older than N days, default 7)
+  clean [--dry-run] [--days N] remove leftovers no live process owns (output dirs older than N days,
+                               default 7; orphan processes; shared services whose keeper died)
 
 --json prints machine-readable output for every command.";
 
@@ -206,6 +207,14 @@ mod tests {
             Command::Up {
                 etcd: false,
                 nats: true
+            }
+        );
+        // Naming a service twice is harmless: it is started once.
+        assert_eq!(
+            args("up etcd etcd").unwrap().command,
+            Command::Up {
+                etcd: true,
+                nats: false
             }
         );
         assert_eq!(

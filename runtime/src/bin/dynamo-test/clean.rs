@@ -1,143 +1,331 @@
 //! `dynamo-test clean`: remove what the harness left that no live process owns.
+//!
+//! Never touched: output directories a running test holds (its lock on
+//! `.in-use`), `<output root>/services/` (the logs of the running shared
+//! services), services some test still uses, anything untagged.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use dynamo_test::process::sweep;
 use dynamo_test::services;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::output::Out;
+use crate::paths::{self, OutputRoot};
+use crate::stale;
 
-/// One thing to remove.
-struct Item {
+/// One thing to remove (or that was kept).
+struct Entry {
     what: String,
     path: Option<PathBuf>,
     pid: Option<u32>,
 }
 
-pub fn run(out: &Out, dry_run: bool, days: u64) -> i32 {
-    let mut items = old_output_dirs(days);
-    items.extend(stale_service_files());
-    let orphans = sweep::find_orphans();
-    items.extend(orphans.iter().map(|o| Item {
-        what: format!(
-            "orphan process pid {} `{}` ({}), owner pid {} is gone",
-            o.pid, o.name, o.command, o.owner_pid
-        ),
-        path: None,
-        pid: Some(o.pid),
-    }));
-    if !dry_run {
-        for item in &items {
-            if let Some(path) = &item.path {
-                let _ = if path.is_dir() {
-                    std::fs::remove_dir_all(path)
-                } else {
-                    std::fs::remove_file(path)
-                };
-            }
-        }
-        sweep::stop_orphans(&orphans);
-    }
-    if out.json {
-        let list: Vec<_> = items
-            .iter()
-            .map(|i| json!({"what": i.what, "path": i.path.as_ref().map(|p| p.display().to_string()), "pid": i.pid}))
-            .collect();
-        out.json(&json!({"dry_run": dry_run, "removed": list}));
-    } else {
-        let verb = if dry_run { "would remove" } else { "removed" };
-        if items.is_empty() {
-            println!("nothing to clean");
-        }
-        for i in &items {
-            println!("{verb}: {}", i.what);
+impl Entry {
+    fn path(what: String, path: PathBuf) -> Entry {
+        Entry {
+            what,
+            path: Some(path),
+            pid: None,
         }
     }
-    0
+
+    fn to_json(&self) -> Value {
+        json!({"what": self.what, "path": self.path.as_ref().map(|p| p.display().to_string()), "pid": self.pid})
+    }
 }
 
-/// Per-test output directories not modified for `days` days.
-fn old_output_dirs(days: u64) -> Vec<Item> {
-    let Ok(root) = dynamo_test::output_root() else {
-        return Vec::new();
+/// What was removed, what failed and what was kept on purpose.
+struct Report {
+    dry_run: bool,
+    removed: Vec<Entry>,
+    failed: Vec<(Entry, String)>,
+    kept: Vec<(Entry, String)>,
+}
+
+impl Report {
+    /// Runs `remove` (unless a dry run) and records the outcome.
+    /// Returns whether it succeeded (always, in a dry run).
+    fn act(&mut self, entry: Entry, remove: impl FnOnce() -> Result<(), String>) -> bool {
+        let result = if self.dry_run { Ok(()) } else { remove() };
+        let ok = result.is_ok();
+        match result {
+            Ok(()) => self.removed.push(entry),
+            Err(e) => self.failed.push((entry, e)),
+        }
+        ok
+    }
+
+    fn keep(&mut self, entry: Entry, why: &str) {
+        self.kept.push((entry, why.to_string()));
+    }
+}
+
+pub fn run(out: &Out, dry_run: bool, days: u64) -> i32 {
+    let root = match paths::output_root() {
+        Ok(root) => root,
+        Err(e) => return crate::fail(out, &e),
     };
-    let limit = Duration::from_secs(days * 86_400);
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Vec::new();
+    let services_dir = match dynamo_test::state_dir::ensure_state_subdir("services") {
+        Ok(dir) => dir,
+        Err(e) => return crate::fail(out, &e.to_string()),
     };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && older_than(p, limit))
-        .map(|p| Item {
-            what: format!("output directory {} (older than {days} days)", p.display()),
-            path: Some(p),
-            pid: None,
-        })
-        .collect()
+    let mut report = Report {
+        dry_run,
+        removed: Vec::new(),
+        failed: Vec::new(),
+        kept: Vec::new(),
+    };
+    old_output_dirs(&mut report, &root.path, days);
+    let still_running = stale_services(&mut report, &services_dir);
+    stale_records(&mut report, &still_running);
+    data_dirs(&mut report, &services_dir);
+    orphans(&mut report);
+    print(out, &report, &root);
+    i32::from(!report.failed.is_empty())
+}
+
+/// Output directories not modified for `days` days that no running test holds.
+fn old_output_dirs(report: &mut Report, root: &Path, days: u64) {
+    let limit = Duration::from_secs(days.saturating_mul(86_400));
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    dirs.sort();
+    for dir in dirs {
+        // The shared services' logs: a running service writes there.
+        if dir.file_name().is_some_and(|n| n == "services") || !dir.is_dir() {
+            continue;
+        }
+        if !older_than(&dir, limit) {
+            continue;
+        }
+        let what = format!(
+            "output directory {} (older than {days} days)",
+            dir.display()
+        );
+        let Ok(claim) = claim(&dir) else {
+            report.keep(Entry::path(what, dir), "a running test holds it");
+            continue;
+        };
+        let target = dir.clone();
+        report.act(Entry::path(what, dir), move || {
+            let _held = claim;
+            std::fs::remove_dir_all(&target).map_err(|e| e.to_string())
+        });
+    }
+}
+
+/// Locks the directory's `.in-use` file exclusively for the removal;
+/// `Err` while a running test holds it (what `output_dir_in_use` checks,
+/// without a gap between check and removal). A test starting meanwhile
+/// waits for the lock, then finds its lock file unlinked and starts afresh.
+/// `Ok(None)`: no lock file (older runs).
+fn claim(dir: &Path) -> Result<Option<File>, ()> {
+    let Ok(file) = File::open(dir.join(dynamo_test::IN_USE_FILE)) else {
+        return Ok(None);
+    };
+    // Any error but "free": better kept than removed under a test.
+    file.try_lock().map_err(|_| ())?;
+    Ok(Some(file))
 }
 
 fn older_than(path: &Path, limit: Duration) -> bool {
     let modified = std::fs::metadata(path).and_then(|m| m.modified());
-    modified.is_ok_and(|m| SystemTime::now().duration_since(m).unwrap_or_default() > limit)
+    modified.is_ok_and(|m| SystemTime::now().duration_since(m).unwrap_or_default() >= limit)
 }
 
-/// Service records whose keeper is gone, and service data directories
-/// that no running process names on its command line.
-fn stale_service_files() -> Vec<Item> {
-    let records = services::records().unwrap_or_default();
-    let mut items: Vec<Item> = records
-        .iter()
-        .filter(|r| !r.keeper_alive)
-        .map(|r| Item {
-            what: format!("stale service record {}", r.path.display()),
-            path: Some(r.path.clone()),
-            pid: None,
-        })
-        .collect();
-    let Some(dir) = records
-        .first()
-        .map(|r| r.path.with_file_name(""))
-        .or_else(services_dir)
-    else {
-        return items;
-    };
-    let command_lines = all_command_lines();
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_string();
-            let shown = path.display().to_string();
-            // A service (or its keeper) names its data dir in its arguments.
-            let in_use = command_lines.iter().any(|c| c.contains(&shown));
-            if name.contains("-data-") && !in_use {
-                items.push(Item {
-                    what: format!("data directory of a stopped service {}", path.display()),
-                    path: Some(path),
-                    pid: None,
-                });
-            }
+/// Stops shared services whose keeper died, unless tests still use them.
+/// Returns those left running, as `(name, port)`.
+fn stale_services(report: &mut Report, services_dir: &Path) -> Vec<(String, u16)> {
+    let mut still_running = Vec::new();
+    for service in stale::find(services_dir) {
+        let entry = Entry {
+            what: service.describe(),
+            path: None,
+            pid: Some(service.pid),
+        };
+        // Held until the service is gone, so no test joins it meanwhile.
+        let Some(_users) = stale::lock_users(&service, services_dir) else {
+            report.keep(entry, "tests still use it; run clean again after they end");
+            still_running.push((service.name.clone(), service.port));
+            continue;
+        };
+        if !report.act(entry, || stale::stop(&service)) {
+            still_running.push((service.name.clone(), service.port));
         }
     }
-    items
+    still_running
 }
 
-fn services_dir() -> Option<PathBuf> {
-    dynamo_test::state_dir::ensure_state_subdir("services").ok()
+/// Service records whose keeper is gone; kept while their service runs
+/// (without it the running instance would pass for an external one).
+fn stale_records(report: &mut Report, still_running: &[(String, u16)]) {
+    for record in services::records().unwrap_or_default() {
+        if record.keeper_alive {
+            continue;
+        }
+        let entry = Entry::path(
+            format!("stale service record {}", record.path.display()),
+            record.path.clone(),
+        );
+        if still_running
+            .iter()
+            .any(|(name, port)| *name == record.name && *port == record.port)
+        {
+            report.keep(entry, "its service still runs");
+            continue;
+        }
+        report.act(entry, || {
+            std::fs::remove_file(&record.path).map_err(|e| e.to_string())
+        });
+    }
 }
 
-/// The command line of every process we can see.
-fn all_command_lines() -> Vec<String> {
+/// Service data directories that no running process names on its command
+/// line (a service and its keeper both do). In a dry run the services that
+/// clean would stop do not count.
+fn data_dirs(report: &mut Report, services_dir: &Path) {
+    let stopping: Vec<u32> = report.removed.iter().filter_map(|e| e.pid).collect();
+    let command_lines = all_command_lines(if report.dry_run { &stopping } else { &[] });
+    let Ok(entries) = std::fs::read_dir(services_dir) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+    dirs.sort();
+    for dir in dirs {
+        let shown = dir.display().to_string();
+        let is_data = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("-data-"));
+        if !is_data || command_lines.iter().any(|c| c.contains(&shown)) {
+            continue;
+        }
+        let target = dir.clone();
+        report.act(
+            Entry::path(format!("data directory of a stopped service {shown}"), dir),
+            move || std::fs::remove_dir_all(&target).map_err(|e| e.to_string()),
+        );
+    }
+}
+
+/// Tagged processes whose owner is dead.
+fn orphans(report: &mut Report) {
+    for orphan in sweep::find_orphans() {
+        let entry = Entry {
+            what: format!(
+                "orphan process pid {} `{}` ({}), owner pid {} is gone",
+                orphan.pid, orphan.name, orphan.command, orphan.owner_pid
+            ),
+            path: None,
+            pid: Some(orphan.pid),
+        };
+        report.act(entry, || stop_orphan(&orphan));
+    }
+}
+
+fn stop_orphan(orphan: &sweep::Orphan) -> Result<(), String> {
+    if !sweep::stop_orphans(std::slice::from_ref(orphan)).is_empty() {
+        return Ok(());
+    }
+    // Not stopped: fine if it is gone (or no longer an orphan) by now.
+    match sweep::find_orphans().iter().any(|o| o.pid == orphan.pid) {
+        true => Err(format!("could not signal pid {}", orphan.pid)),
+        false => Ok(()),
+    }
+}
+
+/// The command line of every process we can see, but `except`.
+fn all_command_lines(except: &[u32]) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| !except.contains(pid))
         .filter_map(dynamo_test::ports::holders::command_line)
         .collect()
+}
+
+fn print(out: &Out, report: &Report, root: &OutputRoot) {
+    if out.json {
+        let pairs = |list: &[(Entry, String)], key: &str| -> Vec<Value> {
+            list.iter()
+                .map(|(e, why)| {
+                    let mut v = e.to_json();
+                    v[key] = json!(why);
+                    v
+                })
+                .collect()
+        };
+        out.json(&json!({
+            "dry_run": report.dry_run,
+            "ok": report.failed.is_empty(),
+            "output_root": {"path": root.path.display().to_string(), "source": root.source},
+            "removed": report.removed.iter().map(Entry::to_json).collect::<Vec<_>>(),
+            "failed": pairs(&report.failed, "error"),
+            "kept": pairs(&report.kept, "reason"),
+        }));
+        return;
+    }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for e in &report.removed {
+        println!("{verb}: {}", e.what);
+    }
+    for (e, why) in &report.kept {
+        println!("{}: {} ({why})", out.warn("kept"), e.what);
+    }
+    for (e, error) in &report.failed {
+        println!("{}: {}: {error}", out.bad("FAILED to remove"), e.what);
+    }
+    if report.removed.is_empty() && report.failed.is_empty() {
+        println!(
+            "nothing to clean in {} ({})",
+            root.path.display(),
+            root.source
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(dry_run: bool) -> Report {
+        Report {
+            dry_run,
+            removed: Vec::new(),
+            failed: Vec::new(),
+            kept: Vec::new(),
+        }
+    }
+
+    fn entry() -> Entry {
+        Entry::path("x".into(), PathBuf::from("/x"))
+    }
+
+    #[test]
+    fn a_failed_removal_is_reported_as_failed_not_removed() {
+        let mut r = report(false);
+        assert!(!r.act(entry(), || Err("permission denied".into())));
+        assert!(r.removed.is_empty());
+        assert_eq!(r.failed[0].1, "permission denied");
+        assert!(r.act(entry(), || Ok(())));
+        assert_eq!(r.removed.len(), 1);
+    }
+
+    #[test]
+    fn a_dry_run_removes_nothing() {
+        let mut r = report(true);
+        assert!(r.act(entry(), || panic!("a dry run must not act")));
+        assert_eq!(r.removed.len(), 1);
+    }
 }

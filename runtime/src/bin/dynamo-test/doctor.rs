@@ -1,6 +1,8 @@
 //! `dynamo-test doctor`: is this machine ready for the tests? What is stale?
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use dynamo_test::health::Probe;
 use dynamo_test::ports::{ephemeral_range, holders, PortPlan, PortRange};
@@ -9,6 +11,8 @@ use dynamo_test::services::{self, ServiceKind};
 use serde_json::{json, Value};
 
 use crate::output::Out;
+use crate::paths::{self, OutputRoot};
+use crate::stale;
 
 /// Env vars the harness reads.
 const KNOWN_VARS: [&str; 13] = [
@@ -62,8 +66,10 @@ pub async fn run(out: &Out) -> i32 {
     findings.extend(binaries());
     findings.extend(tools());
     findings.push(state_dir());
-    findings.push(output_dir());
+    let root = paths::output_root();
+    findings.push(output_dir(&root));
     findings.push(ranges());
+    findings.extend(plan_conflicts());
     findings.extend(fixed_ports().await);
     findings.extend(stale());
     let overrides: Vec<(String, String)> = KNOWN_VARS
@@ -79,6 +85,7 @@ pub async fn run(out: &Out) -> i32 {
     if out.json {
         out.json(&json!({
             "ok": !blocked,
+            "output_root": root.as_ref().ok().map(|r| json!({"path": r.path.display().to_string(), "source": r.source})),
             "findings": findings.iter().map(to_json).collect::<Vec<Value>>(),
             "env_overrides": overrides.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
         }));
@@ -136,38 +143,110 @@ fn to_json(f: &Finding) -> Value {
 fn binaries() -> Vec<Finding> {
     [ServiceKind::Etcd, ServiceKind::Nats]
         .into_iter()
-        .map(|kind| {
+        .flat_map(|kind| {
             match services::find_binary(kind.program(), kind.bin_env(), kind.endpoints_env()) {
-                Ok(path) => Finding::ok(
-                    kind.program(),
-                    format!("{} ({})", path.display(), version(&path)),
-                ),
-                Err(_) if std::env::var_os(kind.endpoints_env()).is_some() => Finding::ok(
+                Ok(path) => {
+                    let mut found = vec![binary(kind, &path)];
+                    found.extend(ignored_bin_env(kind, &path));
+                    found
+                }
+                Err(_) if std::env::var_os(kind.endpoints_env()).is_some() => vec![Finding::ok(
                     kind.program(),
                     format!(
                         "not installed, not needed: {} points at a running instance",
                         kind.endpoints_env()
                     ),
-                ),
-                Err(e) => Finding::problem(
+                )],
+                Err(e) => vec![Finding::problem(
                     kind.program(),
                     true,
                     e.to_string(),
                     "apt-get install etcd-server nats-server",
-                ),
+                )],
             }
         })
         .collect()
 }
 
-fn version(path: &std::path::Path) -> String {
-    Command::new(path)
+/// The binary the tests would run must say it is etcd / nats-server: a
+/// wrong ETCD_BIN otherwise shows up as a confusing start failure.
+fn binary(kind: ServiceKind, path: &Path) -> Finding {
+    let word = match kind {
+        ServiceKind::Etcd => "etcd",
+        ServiceKind::Nats => "nats",
+    };
+    let fix = format!(
+        "point {} at the {} binary, or unset it to search PATH",
+        kind.bin_env(),
+        kind.program()
+    );
+    match version(path) {
+        Ok((first, all)) if all.to_lowercase().contains(word) => {
+            Finding::ok(kind.program(), format!("{} ({first})", path.display()))
+        }
+        Ok((first, _)) => Finding::problem(
+            kind.program(),
+            true,
+            format!(
+                "{}: `--version` says {first:?}, which does not name {word}",
+                path.display()
+            ),
+            &fix,
+        ),
+        Err(e) => Finding::problem(kind.program(), true, e, &fix),
+    }
+}
+
+/// ETCD_BIN set to something that is not an executable is ignored (PATH is searched).
+fn ignored_bin_env(kind: ServiceKind, used: &Path) -> Option<Finding> {
+    let set = std::env::var_os(kind.bin_env()).filter(|v| !v.is_empty())?;
+    (Path::new(&set) != used).then(|| {
+        Finding::problem(
+            kind.bin_env(),
+            false,
+            format!(
+                "{}={} is not an executable file: ignored, the tests use {}",
+                kind.bin_env(),
+                Path::new(&set).display(),
+                used.display()
+            ),
+            &format!("fix or unset {}", kind.bin_env()),
+        )
+    })
+}
+
+/// Limit for `<binary> --version` (ETCD_BIN may name anything).
+const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The first line of `<path> --version`, and all it printed (stdout and stderr).
+fn version(path: &Path) -> Result<(String, String), String> {
+    let shown = path.display();
+    let mut child = Command::new(path)
         .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().next().map(str::to_string))
-        .unwrap_or_else(|| "version unknown".into())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown} --version`: {e}"))?;
+    let deadline = Instant::now() + VERSION_TIMEOUT;
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "`{shown} --version` did not finish within {VERSION_TIMEOUT:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let first = all.lines().map(str::trim).find(|l| !l.is_empty());
+    Ok((first.unwrap_or("nothing").to_string(), all))
 }
 
 fn tools() -> Vec<Finding> {
@@ -209,51 +288,111 @@ fn state_dir() -> Finding {
     }
 }
 
-fn output_dir() -> Finding {
-    match dynamo_test::output_root() {
-        Ok(dir) => {
-            let probe = dir.join(".doctor-write-check");
-            let writable = std::fs::create_dir_all(&dir)
-                .and_then(|()| std::fs::write(&probe, b""))
-                .is_ok();
-            let _ = std::fs::remove_file(&probe);
-            if writable {
-                Finding::ok("output dir", format!("{} (writable)", dir.display()))
-            } else {
-                Finding::problem(
-                    "output dir",
-                    true,
-                    format!("{} is not writable", dir.display()),
-                    "set DYNAMO_TEST_OUTPUT_DIR to a writable directory",
-                )
-            }
+fn output_dir(root: &Result<OutputRoot, String>) -> Finding {
+    let root = match root {
+        Ok(root) => root,
+        Err(e) => {
+            return Finding::problem("output dir", true, e.clone(), "fix DYNAMO_TEST_OUTPUT_DIR")
         }
-        Err(e) => Finding::problem(
+    };
+    let dir = &root.path;
+    let probe = dir.join(".doctor-write-check");
+    let writable = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .is_ok();
+    let _ = std::fs::remove_file(&probe);
+    if writable {
+        Finding::ok(
+            "output dir",
+            format!("{} (writable; from {})", dir.display(), root.source),
+        )
+    } else {
+        Finding::problem(
             "output dir",
             true,
-            e.to_string(),
-            "fix DYNAMO_TEST_OUTPUT_DIR",
-        ),
+            format!("{} (from {}) is not writable", dir.display(), root.source),
+            "set DYNAMO_TEST_OUTPUT_DIR to a writable directory",
+        )
     }
 }
 
 fn ranges() -> Finding {
-    let ephemeral = ephemeral_range().map_or("unknown".to_string(), |r| r.to_string());
-    match PortRange::dynamic_from_env() {
-        Ok(r) => Finding::ok(
-            "port ranges",
-            format!(
-                "dynamic {r} ({} ports), kernel ephemeral {ephemeral}",
-                r.len()
-            ),
-        ),
-        Err(e) => Finding::problem(
+    let ephemeral = ephemeral_range();
+    let shown = ephemeral.map_or("unknown".to_string(), |r| r.to_string());
+    match (PortRange::dynamic_from_env(), ephemeral) {
+        (Err(e), _) => Finding::problem(
             "port ranges",
             true,
             e.to_string(),
             "set DYNAMO_TEST_PORT_RANGE=LOW-HIGH below the ephemeral range",
         ),
+        (Ok(r), Some(e)) if r.low <= e.high && e.low <= r.high => Finding::problem(
+            "port ranges",
+            true,
+            format!(
+                "the dynamic range {r} overlaps the kernel's ephemeral range {e}: the kernel may \
+                 give a reserved port to an outgoing connection or to bind(0)"
+            ),
+            &format!(
+                "set DYNAMO_TEST_PORT_RANGE to a range that ends below {}, or unset it",
+                e.low
+            ),
+        ),
+        (Ok(r), _) => Finding::ok(
+            "port ranges",
+            format!("dynamic {r} ({} ports), kernel ephemeral {shown}", r.len()),
+        ),
     }
+}
+
+/// Fixed ports must differ from each other and lie outside the dynamic
+/// range: a test process with other settings would reserve them for
+/// its own servers. (Bad values are reported by the range and plan checks.)
+fn plan_conflicts() -> Vec<Finding> {
+    let (Ok(plan), Ok(range)) = (PortPlan::from_env(), PortRange::dynamic_from_env()) else {
+        return Vec::new();
+    };
+    let named = plan.named_fixed_ports();
+    let mut found = Vec::new();
+    for (i, (name, port)) in named.iter().enumerate() {
+        for (other, _) in named[i + 1..].iter().filter(|(_, p)| p == port) {
+            found.push(Finding::problem(
+                "port plan",
+                true,
+                format!("{name} and {other} are both port {port}"),
+                &format!(
+                    "give each its own port: {} / {}",
+                    port_var(name),
+                    port_var(other)
+                ),
+            ));
+        }
+        if range.contains(*port) {
+            found.push(Finding::problem(
+                "port plan",
+                true,
+                format!(
+                    "{name} {port} lies in the dynamic range {range}, from which tests reserve their ports"
+                ),
+                &format!(
+                    "set {} outside {range} (the default is below it), or move DYNAMO_TEST_PORT_RANGE",
+                    port_var(name)
+                ),
+            ));
+        }
+    }
+    if found.is_empty() {
+        found.push(Finding::ok(
+            "port plan",
+            format!("fixed ports distinct and outside the dynamic range {range}"),
+        ));
+    }
+    found
+}
+
+/// `etcd_client` -> `DYNAMO_TEST_ETCD_CLIENT_PORT`.
+fn port_var(name: &str) -> String {
+    format!("DYNAMO_TEST_{}_PORT", name.to_uppercase())
 }
 
 /// A fixed port held by something that is not a healthy etcd/NATS blocks the tests.
@@ -319,6 +458,15 @@ fn stale() -> Vec<Finding> {
             "dynamo-test clean",
         ));
     }
+    let services_dir = dynamo_test::state_dir::ensure_state_subdir("services");
+    for service in services_dir.map(|d| stale::find(&d)).unwrap_or_default() {
+        found.push(Finding::problem(
+            "stale service",
+            false,
+            service.describe(),
+            "dynamo-test clean (stops it once no test uses it)",
+        ));
+    }
     for record in services::records().unwrap_or_default() {
         if !record.keeper_alive {
             found.push(Finding::problem(
@@ -332,7 +480,7 @@ fn stale() -> Vec<Finding> {
     if found.is_empty() {
         found.push(Finding::ok(
             "leftovers",
-            "no orphan processes, no stale service records".into(),
+            "no orphan processes, no keeper-less services, no stale service records".into(),
         ));
     }
     found

@@ -9,7 +9,9 @@ mod args;
 mod clean;
 mod doctor;
 mod output;
+mod paths;
 mod ports;
+mod stale;
 mod updown;
 mod wait;
 

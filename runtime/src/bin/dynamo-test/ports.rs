@@ -29,12 +29,15 @@ pub async fn run(out: &Out) -> i32 {
         return 0;
     }
     out.heading("Fixed ports (the port plan)");
-    let rows: Vec<Vec<String>> = fixed.iter().map(|f| fixed_row(out, f)).collect();
+    let mut rows: Vec<Vec<String>> = fixed.iter().map(|f| fixed_row(out, f)).collect();
+    rows.push(vec![
+        "dynamo_serve".into(),
+        format!("{}+", plan.dynamo_serve_base),
+        "dynamic".into(),
+        "-".into(),
+        "first free port per test".into(),
+    ]);
     out.table(&["name", "port", "state", "health", "holder"], &rows);
-    println!(
-        "  dynamo_serve  {}+  dynamic: first free port per test",
-        plan.dynamo_serve_base
-    );
     println!();
     out.heading("Live reservations");
     if reservations.is_empty() {

@@ -27,7 +27,7 @@ pub async fn up(out: &Out, etcd: bool, nats: bool) -> i32 {
     for kind in kinds.iter().filter(|(wanted, _)| *wanted).map(|(_, k)| *k) {
         match up_one(kind).await {
             Ok(line) => report.push(line),
-            Err(e) => return crate::fail(out, &format!("{}: {e}", kind.name())),
+            Err(e) => return crate::fail(out, &up_failed(kind, &e, &report)),
         }
     }
     if out.json {
@@ -47,20 +47,40 @@ pub async fn up(out: &Out, etcd: bool, nats: bool) -> i32 {
     0
 }
 
+/// The error, and what is up already (it stays up: `down` stops it).
+fn up_failed(kind: ServiceKind, error: &str, up: &[serde_json::Value]) -> String {
+    let mut text = format!("{}: {error}", kind.name());
+    let names: Vec<&str> = up.iter().filter_map(|r| r["service"].as_str()).collect();
+    if !names.is_empty() {
+        text.push_str(&format!(
+            "\n{} is up; `dynamo-test down` stops it",
+            names.join(" and ")
+        ));
+    }
+    text
+}
+
 async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
     let plan = dynamo_test::PortPlan::from_env().map_err(|e| e.to_string())?;
     let port = kind.fixed_ports(&plan).client;
     let marker = marker_path(kind, port)?;
     let already = read_marker(&marker).filter(|(pid, started)| start_time(*pid) == Some(*started));
-    if already.is_none() {
-        let users = services::users_file(kind, port).map_err(|e| e.to_string())?;
-        let holder = spawn_holder(&users, kind).map_err(|e| format!("starting the holder: {e}"))?;
-        let started = start_time(holder).unwrap_or(0);
-        std::fs::write(&marker, format!("{holder}:{started}\n")).map_err(|e| e.to_string())?;
-    }
-    let (ports, origin) = services::acquire_shared(kind)
-        .await
-        .map_err(|e| e.to_string())?;
+    let ours = match already {
+        Some(_) => None,
+        None => Some(start_holder(kind, port, &marker)?),
+    };
+    let acquired = services::acquire_shared(kind).await;
+    let (ports, origin) = match acquired {
+        Ok(found) => found,
+        Err(e) => {
+            // Nothing may stay behind for a service that is not up.
+            if let Some(holder) = ours {
+                stop_holder(holder);
+                let _ = std::fs::remove_file(&marker);
+            }
+            return Err(e.to_string());
+        }
+    };
     let note = match (origin, already.is_some()) {
         (_, true) => "already up",
         (Origin::Harness, false) => "started; kept up until `dynamo-test down`",
@@ -71,6 +91,26 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
     Ok(
         json!({"service": kind.name(), "url": kind.client_url(ports), "port": ports.client, "note": note}),
     )
+}
+
+/// Starts the holder and records it in `marker`: `(pid, start time)`.
+fn start_holder(kind: ServiceKind, port: u16, marker: &Path) -> Result<(u32, u64), String> {
+    let users = services::users_file(kind, port).map_err(|e| e.to_string())?;
+    let pid = spawn_holder(&users, kind).map_err(|e| format!("starting the holder: {e}"))?;
+    let started = start_time(pid).unwrap_or(0);
+    if let Err(e) = std::fs::write(marker, format!("{pid}:{started}\n")) {
+        stop_holder((pid, started));
+        return Err(format!("writing {}: {e}", marker.display()));
+    }
+    Ok((pid, started))
+}
+
+/// SIGTERMs a holder `up` started, if the pid still is that process.
+fn stop_holder((pid, started): (u32, u64)) {
+    if start_time(pid) == Some(started) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our holder.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    }
 }
 
 fn spawn_holder(users: &Path, kind: ServiceKind) -> std::io::Result<u32> {
@@ -112,10 +152,7 @@ pub async fn down(out: &Out) -> i32 {
             continue;
         };
         // Only the holder `up` started: same pid *and* same start time.
-        if start_time(pid) == Some(started) {
-            // SAFETY: kill has no memory-safety preconditions; the pid is our holder.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-        }
+        stop_holder((pid, started));
         let _ = std::fs::remove_file(&marker);
         let gone = wait_until_closed(port, Duration::from_secs(10)).await;
         stopped.push(json!({"service": kind.name(), "port": port, "stopped": gone}));

@@ -1,0 +1,202 @@
+//! Shared services whose keeper died (killed with SIGKILL, say): nothing
+//! will ever stop them, and as their record outlives the keeper, tests
+//! keep using (and never stopping) the instance on the fixed port.
+//!
+//! Such a service is recognised without guessing by name: the keeper tags
+//! what it starts with `DYNAMO_TEST_SERVICE=<etcd|nats>`, and the service's
+//! data directory (on its command line) lies in this state directory's
+//! `services/`, named `<name>-<port>-data-<pid>`. Its keeper is dead when
+//! its parent is no longer a `dynamo-test-keeper` shell.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use dynamo_test::services::keeper::ENV_SERVICE;
+
+/// A running shared service without a keeper.
+#[derive(Debug, Clone)]
+pub struct StaleService {
+    pub pid: u32,
+    /// Start time (clock ticks since boot): the pid is signalled only while it matches.
+    pub started: u64,
+    pub name: String,
+    pub port: u16,
+    pub command: String,
+}
+
+impl StaleService {
+    pub fn describe(&self) -> String {
+        format!(
+            "shared {} on port {}, pid {} ({}): its keeper is gone",
+            self.name, self.port, self.pid, self.command
+        )
+    }
+
+    /// The users file of its port: tests using the service hold a shared lock on it.
+    fn users_file(&self, services_dir: &Path) -> PathBuf {
+        services_dir.join(format!("{}-{}.users", self.name, self.port))
+    }
+}
+
+/// Keeper-less shared services of the state directory's `services_dir`.
+pub fn find(services_dir: &Path) -> Vec<StaleService> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| stale_service(pid, services_dir))
+        .collect()
+}
+
+fn stale_service(pid: u32, services_dir: &Path) -> Option<StaleService> {
+    let name = service_tag(pid).filter(|n| n == "etcd" || n == "nats")?;
+    let args = arguments(pid)?;
+    // Keepers (and their killer subshells) carry the tag and the data dir too.
+    if args.iter().any(|a| a == "dynamo-test-keeper") {
+        return None;
+    }
+    let port = data_dir_port(&args, services_dir, &name)?;
+    let stat = Stat::read(pid)?;
+    if stat.state == 'Z'
+        || arguments(stat.ppid).is_some_and(|a| a.iter().any(|x| x == "dynamo-test-keeper"))
+    {
+        return None;
+    }
+    Some(StaleService {
+        pid,
+        started: stat.started,
+        name,
+        port,
+        command: args.join(" "),
+    })
+}
+
+/// `DYNAMO_TEST_SERVICE` of a process, if set.
+fn service_tag(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{ENV_SERVICE}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn arguments(pid: u32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (!args.is_empty()).then_some(args)
+}
+
+/// The port in a `<services_dir>/<name>-<port>-data-<pid>` argument.
+fn data_dir_port(args: &[String], services_dir: &Path, name: &str) -> Option<u16> {
+    args.iter().find_map(|arg| {
+        let file = Path::new(arg).strip_prefix(services_dir).ok()?.to_str()?;
+        let (stem, _) = file.split_once("-data-")?;
+        stem.strip_prefix(name)?.strip_prefix('-')?.parse().ok()
+    })
+}
+
+/// The fields of /proc/<pid>/stat that matter here.
+struct Stat {
+    state: char,
+    ppid: u32,
+    started: u64,
+}
+
+impl Stat {
+    fn read(pid: u32) -> Option<Stat> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces and parentheses.
+        let fields: Vec<&str> = stat
+            .get(stat.rfind(')')? + 2..)?
+            .split_whitespace()
+            .collect();
+        Some(Stat {
+            state: fields.first()?.chars().next()?,
+            ppid: fields.get(1)?.parse().ok()?,
+            started: fields.get(19)?.parse().ok()?,
+        })
+    }
+}
+
+/// Whether the process still runs (same pid, same start time, not a zombie).
+pub fn running(pid: u32, started: u64) -> bool {
+    Stat::read(pid).is_some_and(|s| s.started == started && s.state != 'Z' && s.state != 'X')
+}
+
+/// Takes the users lock exclusively, as the keeper does before stopping:
+/// `None` while tests use the service. Held, it makes a test arriving
+/// meanwhile wait, then start a fresh instance.
+pub fn lock_users(service: &StaleService, services_dir: &Path) -> Option<File> {
+    let file = dynamo_test::state_dir::open_lock_file(&service.users_file(services_dir)).ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
+/// Time a service gets to exit after SIGTERM before SIGKILL.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// SIGTERM, then SIGKILL after the grace; each signal only after checking
+/// that the pid still is the process found (same start time).
+pub fn stop(service: &StaleService) -> Result<(), String> {
+    for (signal, limit) in [
+        (libc::SIGTERM, GRACE),
+        (libc::SIGKILL, Duration::from_secs(2)),
+    ] {
+        if !running(service.pid, service.started) {
+            return Ok(());
+        }
+        // SAFETY: kill has no memory-safety preconditions; the pid was verified just above.
+        if unsafe { libc::kill(service.pid as libc::pid_t, signal) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(format!("signalling pid {}: {e}", service.pid));
+            }
+        }
+        if exited_within(service, limit) {
+            return Ok(());
+        }
+    }
+    Err(format!("pid {} still runs after SIGKILL", service.pid))
+}
+
+fn exited_within(service: &StaleService, limit: Duration) -> bool {
+    let started = Instant::now();
+    while running(service.pid, service.started) {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_comes_from_the_data_dir_argument() {
+        let dir = Path::new("/s/services");
+        let args: Vec<String> = ["etcd", "--data-dir", "/s/services/etcd-2379-data-77"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(data_dir_port(&args, dir, "etcd"), Some(2379));
+        assert_eq!(data_dir_port(&args, dir, "nats"), None);
+        assert_eq!(data_dir_port(&args, Path::new("/other"), "etcd"), None);
+    }
+
+    #[test]
+    fn this_process_runs_and_a_wrong_start_time_does_not() {
+        let pid = std::process::id();
+        let stat = Stat::read(pid).unwrap();
+        assert!(running(pid, stat.started));
+        assert!(!running(pid, stat.started + 1));
+    }
+}
