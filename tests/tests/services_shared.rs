@@ -81,6 +81,19 @@ async fn children_are_told_where_the_services_are(
     );
     assert_eq!(child.log_tail(1), expected);
     if etcd.source() != Source::FromEnv {
+        assert_eq!(
+            etcd.client_url(),
+            format!("http://127.0.0.1:{}", ports.etcd_client)
+        );
+        assert_eq!(
+            nats.url(),
+            format!("nats://127.0.0.1:{}", ports.nats_client)
+        );
+        let monitor = nats.monitor_url().unwrap();
+        assert_eq!(monitor, format!("http://127.0.0.1:{}", ports.nats_http));
+        ctx.wait_for(dynamo_test::health::nats(&monitor))
+            .await
+            .unwrap();
         assert_eq!(etcd.port(), Some(ports.etcd_client));
         assert_eq!(nats.port(), Some(ports.nats_client));
         assert!(ctx
@@ -151,4 +164,43 @@ fn a_tests_keys_are_deleted_at_its_teardown() {
         );
         Ok(())
     });
+}
+
+#[dynamo_test(services(etcd, nats), timeout = "60s")]
+async fn two_tests_at_once_never_see_each_others_keys_or_messages(
+    etcd: Etcd,
+    nats: Nats,
+) -> Result<(), Error> {
+    // A second test's context, alive at the same time as ours.
+    let neighbour_ctx = TestContext::new("services_shared::neighbour")?;
+    let neighbour = dynamo_test::services::etcd(&neighbour_ctx).await?;
+    let neighbour_nats = dynamo_test::services::nats(&neighbour_ctx).await?;
+    assert_ne!(etcd.key_prefix(), neighbour.key_prefix());
+
+    // The same key names on the same etcd.
+    etcd.put(&etcd.key("config"), "mine").await?;
+    neighbour.put(&neighbour.key("config"), "theirs").await?;
+    assert_eq!(
+        etcd.get(&etcd.key("config")).await?.as_deref(),
+        Some("mine")
+    );
+    assert_eq!(etcd.list(&etcd.key_prefix()).await?.len(), 1);
+    assert_eq!(neighbour.list(&neighbour.key_prefix()).await?.len(), 1);
+    neighbour.delete_prefix(&neighbour.key_prefix()).await?;
+
+    // The same subject name on the same NATS: ours only.
+    let mut ours = NatsClient::connect(nats.url()).await.unwrap();
+    ours.subscribe(&nats.subject("events"), 1).await.unwrap();
+    let mut theirs = NatsClient::connect(neighbour_nats.url()).await.unwrap();
+    theirs
+        .publish(&neighbour_nats.subject("events"), b"theirs")
+        .await
+        .unwrap();
+    theirs
+        .publish(&nats.subject("events"), b"mine")
+        .await
+        .unwrap();
+    let first = ours.next_message(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.payload, b"mine", "the neighbour's message reached us");
+    Ok(())
 }
