@@ -273,7 +273,7 @@ fn doctor_blocks_on_configuration_that_breaks_the_tests() {
     let tmp = TempDir::new("doctor-blocks");
     let ephemeral = dynamo_test::ports::ephemeral_range().unwrap();
     let overlapping = format!("{}-{}", ephemeral.low - 100, ephemeral.low + 100);
-    let cases: [(Env, &str, &str); 4] = [
+    let cases: [(Env, &str, &str); 5] = [
         (
             vec![("DYNAMO_TEST_PORT_RANGE", overlapping)],
             "overlaps the kernel's ephemeral range",
@@ -293,6 +293,11 @@ fn doctor_blocks_on_configuration_that_breaks_the_tests() {
             vec![("ETCD_BIN", "/bin/true".into())],
             "which does not name etcd",
             "ETCD_BIN",
+        ),
+        (
+            vec![("ETCD_BIN", "/nonexistent/etcd".into())],
+            "not an executable file; PATH not searched",
+            "apt-get install",
         ),
     ];
     for (mut env, problem, fix) in cases {

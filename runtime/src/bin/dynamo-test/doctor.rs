@@ -145,11 +145,7 @@ fn binaries() -> Vec<Finding> {
         .into_iter()
         .flat_map(|kind| {
             match services::find_binary(kind.program(), kind.bin_env(), kind.endpoints_env()) {
-                Ok(path) => {
-                    let mut found = vec![binary(kind, &path)];
-                    found.extend(ignored_bin_env(kind, &path));
-                    found
-                }
+                Ok(path) => vec![binary(kind, &path)],
                 Err(_) if std::env::var_os(kind.endpoints_env()).is_some() => vec![Finding::ok(
                     kind.program(),
                     format!(
@@ -195,24 +191,6 @@ fn binary(kind: ServiceKind, path: &Path) -> Finding {
         ),
         Err(e) => Finding::problem(kind.program(), true, e, &fix),
     }
-}
-
-/// ETCD_BIN set to something that is not an executable is ignored (PATH is searched).
-fn ignored_bin_env(kind: ServiceKind, used: &Path) -> Option<Finding> {
-    let set = std::env::var_os(kind.bin_env()).filter(|v| !v.is_empty())?;
-    (Path::new(&set) != used).then(|| {
-        Finding::problem(
-            kind.bin_env(),
-            false,
-            format!(
-                "{}={} is not an executable file: ignored, the tests use {}",
-                kind.bin_env(),
-                Path::new(&set).display(),
-                used.display()
-            ),
-            &format!("fix or unset {}", kind.bin_env()),
-        )
-    })
 }
 
 /// Limit for `<binary> --version` (ETCD_BIN may name anything).
