@@ -164,3 +164,71 @@ async fn etcd_endpoints_from_the_environment_start_nothing(
         "{text}"
     );
 }
+
+/// Env moving the plan's NATS ports to `client` and `monitor`.
+fn nats_ports_env(client: &Port, monitor: &Port) -> Vec<(&'static str, String)> {
+    vec![
+        ("DYNAMO_TEST_NATS_CLIENT_PORT", client.to_string()),
+        ("DYNAMO_TEST_NATS_HTTP_PORT", monitor.to_string()),
+    ]
+}
+
+#[test]
+fn a_bin_variable_naming_no_executable_is_refused_not_bypassed() {
+    for (kind, var) in [("etcd", "ETCD_BIN"), ("nats", "NATS_SERVER_BIN")] {
+        let (out, text) = need_service(&[kind, "isolated"], &[(var, "/nonexistent/server".into())]);
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            text.contains(&format!(
+                "${var} (\"/nonexistent/server\", not an executable file; PATH not searched"
+            )),
+            "{text}"
+        );
+    }
+}
+
+#[dynamo_test]
+fn a_nats_port_held_by_a_stranger_names_the_holder(client: Port, monitor: Port) {
+    // The stranger holds the monitoring port: NATS's health check fails there.
+    let stranger = std::net::TcpListener::bind(monitor.addr()).unwrap();
+    let (out, text) = need_service(&["nats", "shared"], &nats_ports_env(&client, &monitor));
+    drop(stranger);
+    assert!(!out.status.success(), "{text}");
+    let me = format!("held by pid {} (", std::process::id());
+    assert!(
+        text.contains(&format!(
+            "port {monitor} (the nats port of the plan) is {me}"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("which is not a healthy nats-server"),
+        "{text}"
+    );
+}
+
+#[dynamo_test(timeout = "60s")]
+async fn nats_server_from_the_environment_starts_nothing(
+    client: Port,
+    monitor: Port,
+    ctx: &dynamo_test::TestContext,
+) {
+    // A nats-server of this test's own, named by NATS_SERVER.
+    let server = ctx
+        .process("external-nats", "nats-server")
+        .args(["-a", "127.0.0.1", "-p", &client.to_string()])
+        .args(["-m", &monitor.to_string()])
+        .env("PATH", "/usr/sbin:/usr/local/bin:/usr/bin:/bin")
+        .ready(health::nats(&format!("http://127.0.0.1:{monitor}")))
+        .start()
+        .await
+        .unwrap();
+    let url = format!("nats://127.0.0.1:{client}");
+    let (out, text) = need_service(&["nats", "shared"], &[("NATS_SERVER", url.clone())]);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("source=FromEnv url={url}")),
+        "{text}"
+    );
+    assert_eq!(server.exit_status(), None, "still ours, still running");
+}
