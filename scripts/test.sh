@@ -7,9 +7,22 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-services.sh
 
+# Under cargo test, etcd and NATS on the plan's ports are external ones
+# started here: every test must reuse them and leave them running. (Under
+# nextest below, the harness starts and stops its own.)
+echo "== external etcd and NATS"
+external=$(mktemp -d)
+trap 'bash scripts/external-services.sh stop "$external"' EXIT
+bash scripts/external-services.sh start "$external"
+
 echo "== cargo test"
 cargo test --workspace --all-targets --no-fail-fast
 cargo test --workspace --doc
+
+echo "== the external etcd and NATS survived, healthy"
+bash scripts/external-services.sh check "$external"
+bash scripts/external-services.sh stop "$external"
+trap - EXIT
 
 if cargo nextest --version >/dev/null 2>&1; then
   echo "== cargo nextest run"
