@@ -138,3 +138,31 @@ mod renamed {
         assert!(api > 0);
     }
 }
+
+#[dynamo_test(timeout = "100ms")]
+#[should_panic(expected = "timed out after 100ms")]
+async fn a_body_blocking_its_thread_still_times_out() {
+    // No await point: the runtime cannot interrupt this body.
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+/// Each test prints its port table at its start, which libtest shows with
+/// a failing test's output (and always under `--nocapture`). Test output is
+/// captured in-process, so run a test of this binary in a child.
+#[test]
+fn the_port_table_is_printed_at_the_start() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["parameters_are_injected_in_any_order", "--exact"])
+        .args(["--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("parameters_are_injected_in_any_order: ports: "))
+        .unwrap_or_else(|| panic!("no port table in {stdout}"));
+    for name in ["api=", "ports.etcd_client=", "ports.dynamo_serve=", "grpc="] {
+        assert!(line.contains(name), "{name} missing from {line}");
+    }
+}
