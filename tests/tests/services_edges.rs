@@ -126,11 +126,14 @@ async fn an_external_instance_is_reused_and_survives(
     ctx: &dynamo_test::TestContext,
 ) {
     let external = ExternalEtcd::start(&client, &peer, ctx).await;
-    let (out, text) = need_service(&["etcd", "shared"], &etcd_ports_env(&client, &peer));
+    let mut env = etcd_ports_env(&client, &peer);
+    env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", "300".into()));
+    let (out, text) = need_service(&["etcd", "shared"], &env);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("source=SharedExternal"), "{text}");
-    // The harness never stops what it did not start: still healthy after its grace.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The harness never stops what it did not start: still healthy well
+    // after its grace (300 ms, checked every 200 ms).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     health::etcd(&external.url)
         .wait(Duration::from_secs(1))
         .await
@@ -144,15 +147,24 @@ async fn etcd_endpoints_from_the_environment_start_nothing(
     ctx: &dynamo_test::TestContext,
 ) {
     let external = ExternalEtcd::start(&client, &peer, ctx).await;
-    let (out, text) = need_service(
-        &["etcd", "shared"],
-        &[("ETCD_ENDPOINTS", external.url.clone())],
+    // The plan's etcd ports moved to free numbers: had anything been
+    // started, it would listen there.
+    let (plan_client, plan_peer) = (
+        dynamo_test::find_free_port().unwrap(),
+        dynamo_test::find_free_port().unwrap(),
     );
+    let mut env = etcd_ports_env(&plan_client, &plan_peer);
+    env.push(("ETCD_ENDPOINTS", external.url.clone()));
+    let (out, text) = need_service(&["etcd", "shared"], &env);
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains(&format!("source=FromEnv url={}", external.url)),
         "{text}"
     );
+    assert!(!dynamo_test::ports::holders::is_listening(
+        plan_client.get()
+    ));
+    assert!(!dynamo_test::ports::holders::is_listening(plan_peer.get()));
 
     let (out, text) = need_service(
         &["etcd", "shared"],

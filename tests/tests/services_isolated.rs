@@ -45,7 +45,18 @@ async fn stop_and_start_nats(nats: Nats) -> Result<(), Error> {
     nats.stop().await?;
     assert!(NatsClient::connect(&url).await.is_err(), "stopped");
     nats.start().await?;
+    // Real traffic again after the restart, on the same URL.
     let mut client = NatsClient::connect(&url).await.unwrap();
     client.subscribe(&nats.subject("x"), 7).await.unwrap();
+    let mut publisher = NatsClient::connect(&url).await.unwrap();
+    publisher
+        .publish(&nats.subject("x"), b"back")
+        .await
+        .unwrap();
+    let message = client
+        .next_message(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(message.payload, b"back");
     Ok(())
 }
