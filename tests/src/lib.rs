@@ -78,3 +78,23 @@ macro_rules! port_tests {
         }
     )*};
 }
+
+/// Waits (up to 2 s) for a line of `process`'s log starting with `prefix`;
+/// returns the rest of it. Panics with the log tail otherwise.
+pub async fn wait_for_line(process: &dynamo_test::ManagedProcess, prefix: &str) -> String {
+    for _ in 0..200 {
+        if let Some(line) = process
+            .log_tail(20)
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(prefix))
+        {
+            return line.to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "no line starting with {prefix:?} in {}",
+        process.log_tail(20)
+    );
+}

@@ -6,9 +6,8 @@
 //! In a normal run it checks what makes that cleanup possible: the child
 //! and its grandchild are running, and the child is tagged with its owner.
 
-use std::time::Duration;
-
 use dynamo_test::{dynamo_test, TestContext};
+use dynamo_test_suite::wait_for_line;
 
 /// Set by `scripts/test.sh`: where to write the family's pids before hanging.
 const ENV_VICTIM_PIDS: &str = "DYNAMO_TEST_VICTIM_PIDS";
@@ -21,7 +20,11 @@ async fn a_hung_test_with_a_family(ctx: &TestContext) {
         .start()
         .await
         .unwrap();
-    let grandchild = grandchild_pid(&family).await;
+    let grandchild: u32 = wait_for_line(&family, "grandchild ")
+        .await
+        .trim()
+        .parse()
+        .unwrap();
     let environ = std::fs::read(format!("/proc/{}/environ", family.pid())).unwrap();
     let owner = format!("DYNAMO_TEST_OWNER={}:", std::process::id());
     assert!(
@@ -36,15 +39,4 @@ async fn a_hung_test_with_a_family(ctx: &TestContext) {
         std::fs::write(file, format!("{} {grandchild}\n", family.pid())).unwrap();
         std::future::pending::<()>().await; // until nextest ends this process
     }
-}
-
-async fn grandchild_pid(family: &dynamo_test::ManagedProcess) -> u32 {
-    for _ in 0..500 {
-        let tail = family.log_tail(5);
-        if let Some(pid) = tail.lines().find_map(|l| l.strip_prefix("grandchild ")) {
-            return pid.trim().parse().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("no grandchild pid in {}", family.log_tail(5));
 }

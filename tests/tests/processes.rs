@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use dynamo_test::health;
 use dynamo_test::{dynamo_test, Error, TestContext};
+use dynamo_test_suite::wait_for_line;
 
 const HTTP_CHILD: &str = env!("CARGO_BIN_EXE_http_child");
 
@@ -228,25 +229,6 @@ async fn kill_is_immediate(ctx: &TestContext) {
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 }
 
-/// Waits until the last log lines include one starting with `prefix`;
-/// returns the rest of the last such line.
-async fn wait_for_line(process: &dynamo_test::ManagedProcess, prefix: &str) -> String {
-    for _ in 0..200 {
-        if let Some(line) = process
-            .log_tail(20)
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix(prefix))
-        {
-            return line.to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!(
-        "no line starting with {prefix:?} in {}",
-        process.log_tail(20)
-    );
-}
 
 #[dynamo_test]
 fn a_child_outlives_the_thread_that_started_it(ctx: &TestContext) {
