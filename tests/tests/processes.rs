@@ -229,7 +229,6 @@ async fn kill_is_immediate(ctx: &TestContext) {
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 }
 
-
 #[dynamo_test]
 fn a_child_outlives_the_thread_that_started_it(ctx: &TestContext) {
     // PR_SET_PDEATHSIG fires when the spawning *thread* ends: the harness
