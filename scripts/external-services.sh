@@ -17,10 +17,12 @@ wait_healthy() {
 case $cmd in
 start)
   mkdir -p "$dir"
-  if (exec 3<>/dev/tcp/127.0.0.1/2379) 2>/dev/null || (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
-    echo "external-services: ports 2379/4222 are in use; stop what holds them (dynamo-test ports)" >&2
-    exit 1
-  fi
+  for port in 2379 2380 4222 8222; do
+    if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+      echo "external-services: port $port is in use; stop what holds it (see dynamo-test ports)" >&2
+      exit 1
+    fi
+  done
   peer=http://127.0.0.1:2380 client=http://127.0.0.1:2379
   "$(bin etcd)" --name external --data-dir "$dir/etcd" \
     --listen-client-urls $client --advertise-client-urls $client \
@@ -46,6 +48,7 @@ stop)
   for name in etcd nats; do
     pid=$(cat "$dir/$name.pid" 2>/dev/null) || continue
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   done
   rm -rf "$dir"
   ;;

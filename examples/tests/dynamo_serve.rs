@@ -92,7 +92,7 @@ async fn a_frontend_that_dies_later_shows_its_exit(ports: ServicePorts, ctx: &Te
     let frontend = ctx
         .process("frontend", MOCK)
         .args(["--port", &ports.dynamo_serve.to_string()])
-        .args(["--model", "mock-model", "--exit-after", "1s"])
+        .args(["--model", "mock-model", "--exit-after", "3s"])
         .ready_openai(&ports.dynamo_serve_url(""), ["mock-model"])
         .start()
         .await
@@ -100,7 +100,7 @@ async fn a_frontend_that_dies_later_shows_its_exit(ports: ServicePorts, ctx: &Te
     assert_eq!(frontend.exit_status(), None, "up once ready");
     let status = tokio::time::timeout(Duration::from_secs(10), frontend.wait())
         .await
-        .expect("--exit-after 1s ends it");
+        .expect("--exit-after 3s ends it");
     assert_eq!(status.code(), Some(3));
     assert!(
         frontend.log_tail(5).contains("exiting with code 3"),

@@ -130,10 +130,13 @@ impl TestContext {
     /// that processes started concurrently never share a log.
     pub(crate) fn new_log_path(&self, name: &str) -> PathBuf {
         let mut logs = lock(&self.inner.logs);
-        let path = (1..)
-            .map(|n| self.inner.output_dir.log_file(name, n))
-            .find(|path| !logs.iter().any(|(_, taken)| taken == path))
-            .unwrap_or_else(|| self.inner.output_dir.log_file(name, 1));
+        let taken = |path: &PathBuf| logs.iter().any(|(_, t)| t == path);
+        let mut n = 1;
+        let mut path = self.inner.output_dir.log_file(name, n);
+        while taken(&path) {
+            n += 1;
+            path = self.inner.output_dir.log_file(name, n);
+        }
         let _ = std::fs::remove_file(&path);
         logs.push((name.to_string(), path.clone()));
         path

@@ -103,9 +103,7 @@ where
     Fut: Future<Output = Result<Outcome, Error>>,
 {
     let ctx = new_context(&config);
-    let (reports, _) = mpsc::channel();
-    let limit = config.timeout.map(|limit| (limit, &reports));
-    let ending = run_in_runtime(&config, &ctx, test, limit);
+    let ending = run_in_runtime(&config, &ctx, test, &|| {});
     conclude(&config, &ctx, ending);
 }
 
@@ -122,19 +120,20 @@ where
     };
     let ctx = new_context(&config);
     let (config_, ctx_) = (config.clone(), ctx.clone());
-    let ending = supervise(&ctx, limit, move |reports| {
-        run_in_runtime(&config_, &ctx_, test, Some((limit, reports)))
+    let ending = supervise(&ctx, limit, move |body_ended| {
+        run_in_runtime(&config_, &ctx_, test, body_ended)
     });
     conclude(&config, &ctx, ending);
 }
 
 /// Builds the test's runtime and runs services, injection and body in it
-/// (under `limit`, if given), then the teardown.
+/// (under the config's timeout, if any), calls `body_ended`, then tears
+/// down.
 fn run_in_runtime<F, Fut>(
     config: &TestConfig,
     ctx: &TestContext,
     test: F,
-    limit: Option<(Duration, &mpsc::Sender<Report>)>,
+    body_ended: &dyn Fn(),
 ) -> Ending
 where
     F: FnOnce(TestContext) -> Fut,
@@ -142,26 +141,27 @@ where
 {
     let runtime = match build_runtime(config) {
         Ok(rt) => rt,
-        Err(e) => return Ending::Setup(Error::io("building the tokio runtime", e)),
+        Err(e) => {
+            body_ended();
+            return Ending::Setup(Error::io("building the tokio runtime", e));
+        }
     };
     let ending = runtime.block_on(async {
         let body = CatchUnwind(Box::pin(async {
             services::require(ctx, config.services).await?;
             test(ctx.clone()).await
         }));
-        let ending = match limit {
+        let ending = match config.timeout {
             None => Ending::from(body.await),
-            Some((limit, reports)) => {
+            Some(limit) => {
                 let deadline = RealTimeDeadline::start(limit);
                 tokio::select! {
                     result = body => Ending::from(result),
-                    () = deadline.elapsed() => {
-                        let _ = reports.send(Report::TearingDown);
-                        Ending::TimedOut(limit)
-                    }
+                    () = deadline.elapsed() => Ending::TimedOut(limit),
                 }
             }
         };
+        body_ended();
         ctx.teardown().await;
         ending
     });
@@ -180,7 +180,7 @@ where
     B: FnOnce(A) -> Outcome,
 {
     let ctx = new_context(&config);
-    let ending = setup_body_teardown(&config, &ctx, setup, body);
+    let ending = setup_body_teardown(&config, &ctx, setup, body, &|| {});
     conclude(&config, &ctx, ending);
 }
 
@@ -198,8 +198,8 @@ where
     };
     let ctx = new_context(&config);
     let (config_, ctx_) = (config.clone(), ctx.clone());
-    let ending = supervise(&ctx, limit, move |_| {
-        setup_body_teardown(&config_, &ctx_, setup, body)
+    let ending = supervise(&ctx, limit, move |body_ended| {
+        setup_body_teardown(&config_, &ctx_, setup, body, body_ended)
     });
     conclude(&config, &ctx, ending);
 }
@@ -209,6 +209,7 @@ fn setup_body_teardown<A, S, SF, B>(
     ctx: &TestContext,
     setup: S,
     body: B,
+    body_ended: &dyn Fn(),
 ) -> Ending
 where
     S: FnOnce(TestContext) -> SF,
@@ -220,7 +221,10 @@ where
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return Ending::Setup(Error::io("building the tokio runtime", e)),
+        Err(e) => {
+            body_ended();
+            return Ending::Setup(Error::io("building the tokio runtime", e));
+        }
     };
     let setup = runtime.block_on(CatchUnwind(Box::pin(async {
         services::require(ctx, config.services).await?;
@@ -234,15 +238,17 @@ where
         Ok(Err(error)) => Ending::Setup(error),
         Err(payload) => Ending::Panicked(payload),
     };
+    body_ended();
     runtime.block_on(ctx.teardown());
     ending
 }
 
 /// What the thread running a test under a limit tells the test's thread.
 enum Report {
-    /// The limit fired inside the runtime; teardown is under way there.
-    TearingDown,
-    /// Setup, body and teardown are over.
+    /// Setup and body are over (done, failed, or cut at the deadline);
+    /// teardown is under way on that thread. The limit no longer applies.
+    BodyEnded,
+    /// Teardown is over too: the verdict.
     Done(Ending),
 }
 
@@ -251,13 +257,14 @@ enum Report {
 const REPORT_MARGIN: Duration = Duration::from_millis(250);
 
 /// Runs `work` (setup, body, teardown) on a thread of its own, named like
-/// the test's (libtest captures its output too), and waits for it at most
-/// `limit`. A thread that does not answer by then is abandoned: this
-/// thread tears the context down itself and reports the timeout.
+/// the test's (libtest captures its output too), and waits at most `limit`
+/// for its body to end. A thread whose body has not ended by then is
+/// abandoned: this thread tears the context down itself and reports the
+/// timeout. `work` calls the function it is given when the body ends.
 fn supervise(
     ctx: &TestContext,
     limit: Duration,
-    work: impl FnOnce(&mpsc::Sender<Report>) -> Ending + Send + 'static,
+    work: impl FnOnce(&dyn Fn()) -> Ending + Send + 'static,
 ) -> Ending {
     let (reports, received) = mpsc::channel();
     let spawned = std::thread::Builder::new()
@@ -268,24 +275,47 @@ fn supervise(
                 .to_string(),
         )
         .spawn(move || {
-            let ending = work(&reports);
+            let body_ended = {
+                let reports = reports.clone();
+                move || {
+                    let _ = reports.send(Report::BodyEnded);
+                }
+            };
+            let ending = work(&body_ended);
             let _ = reports.send(Report::Done(ending));
         });
     if let Err(e) = spawned {
         return Ending::Setup(Error::io("spawning the test's thread", e));
     }
-    let patience = limit.saturating_add(REPORT_MARGIN);
-    match received.recv_timeout(patience) {
+    match received.recv_timeout(limit.saturating_add(REPORT_MARGIN)) {
         Ok(Report::Done(ending)) => ending,
-        Ok(Report::TearingDown) => match received.recv() {
-            Ok(Report::Done(ending)) => ending,
-            _ => Ending::TimedOut(limit),
-        },
-        Err(_) => {
+        Ok(Report::BodyEnded) => verdict_after_teardown(&received),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
             teardown_here(ctx);
             Ending::TimedOut(limit)
         }
+        Err(mpsc::RecvTimeoutError::Disconnected) => lost_thread(),
     }
+}
+
+/// Waits for the verdict of a thread that is tearing down (teardown has
+/// its own bounds: process grace periods, the runtime's shutdown).
+fn verdict_after_teardown(received: &mpsc::Receiver<Report>) -> Ending {
+    loop {
+        match received.recv() {
+            Ok(Report::Done(ending)) => return ending,
+            Ok(Report::BodyEnded) => continue,
+            Err(_) => return lost_thread(),
+        }
+    }
+}
+
+/// The test's thread ended without a verdict: a panic outside the body.
+fn lost_thread() -> Ending {
+    Ending::Setup(Error::io(
+        "running the test's thread",
+        std::io::Error::other("it ended without a verdict (a panic during teardown?)"),
+    ))
 }
 
 /// Tears `ctx` down on this thread, on a runtime of its own (the test's
@@ -610,6 +640,22 @@ mod tests {
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "waited for the body"
+        );
+        assert_released(&seen);
+    }
+
+    #[test]
+    fn a_slow_teardown_after_a_timely_body_is_no_timeout() {
+        let seen = Arc::new(Seen::default());
+        let s = seen.clone();
+        // The body ends at once; teardown takes longer than the limit.
+        run_async_with_timeout(
+            config("unit::slow_teardown", Some(Duration::from_millis(100))),
+            |ctx| async move {
+                acquire(&ctx, &s)?;
+                ctx.defer("slow", tokio::time::sleep(Duration::from_millis(600)));
+                Ok(Ok(()))
+            },
         );
         assert_released(&seen);
     }

@@ -255,6 +255,9 @@ fn a_child_outlives_the_thread_that_started_it(ctx: &TestContext) {
 
 #[dynamo_test]
 fn logs_go_to_target_dynamo_test_by_default(ctx: &TestContext) {
+    if std::env::var_os("DYNAMO_TEST_OUTPUT_DIR").is_some() {
+        return; // moved on purpose: the case below covers the override
+    }
     let dir = ctx.output_dir();
     assert!(
         dir.ends_with("dynamo-test/processes.logs_go_to_target_dynamo_test_by_default"),

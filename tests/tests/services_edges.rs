@@ -236,11 +236,25 @@ async fn nats_server_from_the_environment_starts_nothing(
         .await
         .unwrap();
     let url = format!("nats://127.0.0.1:{client}");
-    let (out, text) = need_service(&["nats", "shared"], &[("NATS_SERVER", url.clone())]);
+    // The plan's NATS ports moved to free numbers: had anything been
+    // started, it would listen there.
+    let (plan_client, plan_monitor) = (
+        dynamo_test::find_free_port().unwrap(),
+        dynamo_test::find_free_port().unwrap(),
+    );
+    let mut env = nats_ports_env(&plan_client, &plan_monitor);
+    env.push(("NATS_SERVER", url.clone()));
+    let (out, text) = need_service(&["nats", "shared"], &env);
     assert!(out.status.success(), "{text}");
     assert!(
         text.contains(&format!("source=FromEnv url={url}")),
         "{text}"
     );
+    assert!(!dynamo_test::ports::holders::is_listening(
+        plan_client.get()
+    ));
+    assert!(!dynamo_test::ports::holders::is_listening(
+        plan_monitor.get()
+    ));
     assert_eq!(server.exit_status(), None, "still ours, still running");
 }

@@ -10,6 +10,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 
+use super::proc_stat::ProcStat;
+
 /// Sends `signal` to process group `pgid`.
 ///
 /// Only call while the leader `pgid` is unreaped (see the module doc).
@@ -35,13 +37,9 @@ pub(crate) fn has_live_members(pgid: u32) -> bool {
 
 /// The state letter of `pid` if it belongs to group `pgid`.
 fn member_state(pid: u32, pgid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses.
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp: u32 = fields.next()?.parse().ok()?;
-    (pgrp == pgid).then_some(state)
+    ProcStat::read(pid)
+        .filter(|stat| stat.pgrp == pgid)
+        .map(|stat| stat.state)
 }
 
 /// Waits for a child's exit without reaping it, reports the status, and
@@ -63,8 +61,10 @@ impl Reaper {
             .name("dynamo-test-reaper".into())
             .spawn(move || {
                 let mut child = child;
-                if let Some(status) = wait_exit_unreaped(child.id()) {
-                    exited(status);
+                match wait_exit_unreaped(child.id()) {
+                    Some(status) => exited(status),
+                    // Dropping `exited` tells its waiters there is no status.
+                    None => drop(exited),
                 }
                 // A dropped sender (Err) also releases.
                 let _ = released.recv();

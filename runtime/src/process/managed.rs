@@ -242,7 +242,11 @@ impl ManagedProcess {
     /// Whether the leader and then every other member of group `pgid` exit
     /// within `grace`.
     async fn group_exits_within(&self, pgid: u32, grace: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + grace;
+        let now = tokio::time::Instant::now();
+        // `.grace(Duration::MAX)` means "wait as long as it takes".
+        let deadline = now
+            .checked_add(grace)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
         if tokio::time::timeout_at(deadline, self.wait())
             .await
             .is_err()

@@ -8,6 +8,8 @@
 
 use std::fs;
 
+use super::proc_stat::ProcStat;
+
 /// Env var tagging a child with its owner: `<pid>:<start time in clock ticks>`.
 pub const ENV_OWNER: &str = "DYNAMO_TEST_OWNER";
 /// Env var carrying the child's name in its test (for listings).
@@ -34,11 +36,7 @@ pub(crate) fn owner_tag() -> String {
 
 /// A process's start time (clock ticks since boot), from /proc/<pid>/stat.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip past its last ')'.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    // `rest` starts at field 3 (state); start time is field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    ProcStat::read(pid).map(|stat| stat.start_time)
 }
 
 /// Whether the tag names a live process (same pid, same start time).

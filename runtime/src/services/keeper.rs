@@ -61,8 +61,10 @@ echo "keeper $$: $prog exited by itself (status $status)" >>"$log"
 
 /// How many lock checks in a row must find no user before the keeper
 /// stops the service. The first such check comes 0 to one TICK after the
-/// last user left, so one more than `grace / TICK` makes the wait at least
-/// `grace` (and at most `grace + TICK`).
+/// last user left, and the k-th one (k - 1) to k TICKs after; so
+/// `ceil(grace / TICK) + 1` checks make the wait at least `grace` and
+/// less than `grace + 2 TICK`. (A user that comes and goes between two
+/// checks is not seen and does not restart the count.)
 fn idle_ticks(grace: Duration) -> u128 {
     grace.as_millis().div_ceil(TICK.as_millis()) + 1
 }
@@ -112,14 +114,9 @@ mod tests {
             let ticks = idle_ticks(Duration::from_millis(grace_ms)) as u64;
             let tick = TICK.as_millis() as u64;
             // The k-th idle check happens within ((k-1)*TICK, k*TICK] of the last user leaving.
-            assert!(
-                (ticks - 1) * tick >= grace_ms,
-                "{grace_ms} ms: {ticks} ticks"
-            );
-            assert!(
-                (ticks - 1) * tick < grace_ms + tick,
-                "{grace_ms} ms: {ticks} ticks"
-            );
+            let (earliest, latest) = ((ticks - 1) * tick, ticks * tick);
+            assert!(earliest >= grace_ms, "{grace_ms} ms: {ticks} ticks");
+            assert!(latest < grace_ms + 2 * tick, "{grace_ms} ms: {ticks} ticks");
         }
     }
 }

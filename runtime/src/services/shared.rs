@@ -227,7 +227,8 @@ fn origin(files: &Files) -> Origin {
 }
 
 /// Env var: milliseconds a shared service stays up after its last user
-/// (default 2000, 200 to 5000; the keeper stops it within 200 ms after that).
+/// (default 2000, 200 to 5000; the keeper checks every 200 ms, so the stop
+/// comes at most 400 ms after that).
 pub const ENV_IDLE_GRACE: &str = "DYNAMO_TEST_SERVICE_GRACE_MS";
 
 fn idle_grace() -> Result<Duration, Error> {

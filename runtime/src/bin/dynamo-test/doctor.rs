@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dynamo_test::health::Probe;
 use dynamo_test::ports::{ephemeral_range, holders, PortPlan, PortRange};
@@ -199,25 +199,31 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first line of `<path> --version`, and all it printed (stdout and stderr).
 fn version(path: &Path) -> Result<(String, String), String> {
     let shown = path.display();
-    let mut child = Command::new(path)
+    let child = Command::new(path)
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run `{shown} --version`: {e}"))?;
-    let deadline = Instant::now() + VERSION_TIMEOUT;
-    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    // Read both pipes while waiting (a chatty binary would block on a full
+    // pipe otherwise); a thread does it so that the wait can time out.
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = match finished.recv_timeout(VERSION_TIMEOUT) {
+        Ok(output) => output.map_err(|e| e.to_string())?,
+        Err(_) => {
+            // Not reaped yet (the wait has not returned): the pid is still ours.
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
             return Err(format!(
                 "`{shown} --version` did not finish within {VERSION_TIMEOUT:?}"
             ));
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    };
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

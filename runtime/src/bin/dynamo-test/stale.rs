@@ -12,6 +12,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use dynamo_test::process::ProcStat;
 use dynamo_test::services::keeper::ENV_SERVICE;
 
 /// A running shared service without a keeper.
@@ -58,19 +59,35 @@ fn stale_service(pid: u32, services_dir: &Path) -> Option<StaleService> {
         return None;
     }
     let port = data_dir_port(&args, services_dir, &name)?;
-    let stat = Stat::read(pid)?;
-    if stat.state == 'Z'
-        || arguments(stat.ppid).is_some_and(|a| a.iter().any(|x| x == "dynamo-test-keeper"))
-    {
+    let stat = ProcStat::read(pid)?;
+    if !stat.is_live() || has_keeper_ancestor(stat.ppid) {
         return None;
     }
     Some(StaleService {
         pid,
-        started: stat.started,
+        started: stat.start_time,
         name,
         port,
         command: args.join(" "),
     })
+}
+
+/// Whether `pid` or one of its ancestors is a keeper: the service may run
+/// under a wrapper (`ETCD_BIN` naming a script), so not only the parent.
+fn has_keeper_ancestor(mut pid: u32) -> bool {
+    for _ in 0..16 {
+        if pid <= 1 {
+            return false;
+        }
+        if arguments(pid).is_some_and(|a| a.iter().any(|x| x == "dynamo-test-keeper")) {
+            return true;
+        }
+        match ProcStat::read(pid) {
+            Some(stat) => pid = stat.ppid,
+            None => return false,
+        }
+    }
+    false
 }
 
 /// `DYNAMO_TEST_SERVICE` of a process, if set.
@@ -102,32 +119,9 @@ fn data_dir_port(args: &[String], services_dir: &Path, name: &str) -> Option<u16
     })
 }
 
-/// The fields of /proc/<pid>/stat that matter here.
-struct Stat {
-    state: char,
-    ppid: u32,
-    started: u64,
-}
-
-impl Stat {
-    fn read(pid: u32) -> Option<Stat> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The command name (field 2) may hold spaces and parentheses.
-        let fields: Vec<&str> = stat
-            .get(stat.rfind(')')? + 2..)?
-            .split_whitespace()
-            .collect();
-        Some(Stat {
-            state: fields.first()?.chars().next()?,
-            ppid: fields.get(1)?.parse().ok()?,
-            started: fields.get(19)?.parse().ok()?,
-        })
-    }
-}
-
 /// Whether the process still runs (same pid, same start time, not a zombie).
 pub fn running(pid: u32, started: u64) -> bool {
-    Stat::read(pid).is_some_and(|s| s.started == started && s.state != 'Z' && s.state != 'X')
+    ProcStat::read(pid).is_some_and(|s| s.start_time == started && s.is_live())
 }
 
 /// Takes the users lock exclusively, as the keeper does before stopping:
@@ -195,8 +189,38 @@ mod tests {
     #[test]
     fn this_process_runs_and_a_wrong_start_time_does_not() {
         let pid = std::process::id();
-        let stat = Stat::read(pid).unwrap();
-        assert!(running(pid, stat.started));
-        assert!(!running(pid, stat.started + 1));
+        let stat = ProcStat::read(pid).unwrap();
+        assert!(running(pid, stat.start_time));
+        assert!(!running(pid, stat.start_time + 1));
+    }
+
+    #[test]
+    fn a_keeper_is_found_among_the_ancestors() {
+        // This test's ancestors are cargo and a shell, no keeper.
+        assert!(!has_keeper_ancestor(std::process::id()));
+        // A "keeper" shell whose child runs a wrapper that runs the service.
+        use std::os::unix::process::CommandExt;
+        let mut keeper = std::process::Command::new("/bin/sh")
+            .args(["-c", "sh -c 'sleep 30; :' & wait", "dynamo-test-keeper"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let service = (0..200).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            grandchild(keeper.id())
+        });
+        let found = service.map(has_keeper_ancestor);
+        // SAFETY: kill has no memory-safety preconditions; the group is ours.
+        unsafe { libc::kill(-(keeper.id() as libc::pid_t), libc::SIGKILL) };
+        keeper.wait().unwrap();
+        assert_eq!(found, Some(true));
+    }
+
+    fn grandchild(pid: u32) -> Option<u32> {
+        let children = |p: u32| {
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default()
+        };
+        let child: u32 = children(pid).split_whitespace().next()?.parse().ok()?;
+        children(child).split_whitespace().next()?.parse().ok()
     }
 }

@@ -1,0 +1,74 @@
+//! Reading `/proc/<pid>/stat`: the few fields the harness needs to tell a
+//! process's state, parent, group and identity (pid + start time).
+
+/// Fields of `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// State letter: `R`, `S`, `Z` (zombie), ...
+    pub state: char,
+    /// Parent pid.
+    pub ppid: u32,
+    /// Process group.
+    pub pgrp: u32,
+    /// Start time in clock ticks since boot: with the pid, an identity that
+    /// survives pid reuse.
+    pub start_time: u64,
+}
+
+impl ProcStat {
+    /// Reads the stat of `pid`; `None` if there is no such process.
+    pub fn read(pid: u32) -> Option<ProcStat> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Self::parse(&stat)
+    }
+
+    fn parse(stat: &str) -> Option<ProcStat> {
+        // The command name (field 2) may hold spaces and parentheses: the
+        // fields that follow start after its last ')'. They are field 3
+        // (state) onwards, so field N is at index N - 3.
+        let rest: Vec<&str> = stat
+            .get(stat.rfind(')')? + 2..)?
+            .split_whitespace()
+            .collect();
+        Some(ProcStat {
+            state: rest.first()?.chars().next()?,
+            ppid: rest.get(1)?.parse().ok()?,
+            pgrp: rest.get(2)?.parse().ok()?,
+            start_time: rest.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// Whether the process runs anything (a zombie or a dead one does not).
+    pub fn is_live(&self) -> bool {
+        self.state != 'Z' && self.state != 'X'
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_name_with_spaces_and_parentheses_is_skipped() {
+        let stat = "42 (a (b) c) S 7 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
+        let parsed = ProcStat::parse(stat).unwrap();
+        assert_eq!(
+            parsed,
+            ProcStat {
+                state: 'S',
+                ppid: 7,
+                pgrp: 42,
+                start_time: 12345
+            }
+        );
+        assert_eq!(ProcStat::parse("42 (cut"), None);
+        assert_eq!(ProcStat::parse("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_is_live() {
+        let me = ProcStat::read(std::process::id()).unwrap();
+        assert!(me.is_live());
+        assert_eq!(me.ppid, std::os::unix::process::parent_id());
+    }
+}
