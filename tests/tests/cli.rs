@@ -567,19 +567,10 @@ fn holders_in(state: &Path) -> Vec<u32> {
 #[dynamo_test(timeout = "60s")]
 fn a_failed_up_leaves_no_holder_and_no_marker(client: Port, peer: Port, other: Port, http: Port) {
     let tmp = TempDir::new("up-fails");
-    // The holder needs flock and sleep; without etcd on PATH the start fails.
-    let bin = tmp.0.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    for tool in ["flock", "sleep"] {
-        let path = std::env::split_paths(&std::env::var_os("PATH").unwrap())
-            .map(|d| d.join(tool))
-            .find(|p| p.exists())
-            .unwrap();
-        std::os::unix::fs::symlink(path, bin.join(tool)).unwrap();
-    }
+    // An ETCD_BIN naming nothing: the start fails wherever etcd is installed.
     let mut env = service_ports([&client, &peer, &other, &http]);
     env.extend(tmp.env());
-    env.push(("PATH", bin.display().to_string()));
+    env.push(("ETCD_BIN", "/nonexistent/etcd".to_string()));
     let out = cli(&["up", "etcd"], &env);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(stderr(&out).contains("etcd not found"), "{}", stderr(&out));
