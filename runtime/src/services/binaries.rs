@@ -95,7 +95,7 @@ mod tests {
     }
 
     #[test]
-    fn a_set_variable_naming_no_executable_is_an_error() {
+    fn a_bin_variable_naming_no_executable_is_an_error() {
         let vars = crate::env::tests::vars(&[("X_BIN", "/nonexistent/etcd"), ("PATH", "/bin")]);
         let err = find_with(&vars, "sh", "X_BIN", "X_ENDPOINTS")
             .unwrap_err()
