@@ -284,3 +284,16 @@ fn the_output_dir_can_be_moved_by_env_var() {
     assert!(text.contains("pids "), "{text}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[dynamo_test(timeout = "30s")]
+async fn an_unbounded_grace_waits_for_the_exit_without_overflow(ctx: &TestContext) {
+    let sleeper = ctx
+        .process("sleeper", "sleep")
+        .arg("30")
+        .grace(Duration::MAX)
+        .start()
+        .await
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(sleeper.stop().await.signal(), Some(libc::SIGTERM));
+}
