@@ -49,9 +49,9 @@ pub(crate) struct Reaper {
 }
 
 impl Reaper {
-    /// Runs on the calling thread: waits for `child` to exit, passes its
-    /// status to `exited`, then waits for the release and reaps. Returns
-    /// the handle that releases it.
+    /// Starts a thread that waits for `child` to exit, passes its status
+    /// to `exited`, then waits for the release and reaps. Returns the
+    /// handle that releases it.
     pub(crate) fn watch(
         child: Child,
         exited: impl FnOnce(ExitStatus) + Send + 'static,
