@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use dynamo_test::process::{procfs, ProcStat};
 use dynamo_test::{dynamo_test, Nats, Port};
 use serde_json::Value;
 
@@ -146,13 +147,7 @@ fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
 
 /// Gone, or a zombie nobody reaped yet.
 fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat.get(i + 2..i + 3))
-            .is_some_and(|state| state == "Z" || state == "X"),
-    }
+    !ProcStat::read(pid).is_some_and(|s| s.is_live())
 }
 
 #[test]
@@ -547,19 +542,11 @@ async fn ports_shows_the_running_services(env: &Env, etcd_pid: u32) {
 /// The `up` holder processes whose users file lies in `state`.
 fn holders_in(state: &Path) -> Vec<u32> {
     let state = state.display().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            let tagged = environ
-                .split(|b| *b == 0)
-                .any(|kv| kv == b"DYNAMO_TEST_SERVICE=up-etcd");
-            tagged
-                && dynamo_test::ports::holders::command_line(*pid)
-                    .is_some_and(|c| c.contains(&state))
+    procfs::pids()
+        .into_iter()
+        .filter(|&pid| {
+            procfs::environ_var(pid, "DYNAMO_TEST_SERVICE").as_deref() == Some("up-etcd")
+                && procfs::command_line(pid).is_some_and(|c| c.contains(&state))
         })
         .collect()
 }
@@ -708,7 +695,7 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
     need_service("etcd", &env);
     let etcd_pid = listener_pid(client.get()).expect("the shared etcd listens");
     let keeper = keeper_pid(&tmp.state(), client.get());
-    let keeper_cmd = dynamo_test::ports::holders::command_line(keeper).unwrap();
+    let keeper_cmd = procfs::command_line(keeper).unwrap();
     assert!(keeper_cmd.contains("dynamo-test-keeper"), "{keeper_cmd}");
     // SAFETY: kill has no memory-safety preconditions; the pid is the keeper we caused to start.
     assert_eq!(

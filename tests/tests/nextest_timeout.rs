@@ -25,12 +25,10 @@ async fn a_hung_test_with_a_family(ctx: &TestContext) {
         .trim()
         .parse()
         .unwrap();
-    let environ = std::fs::read(format!("/proc/{}/environ", family.pid())).unwrap();
-    let owner = format!("DYNAMO_TEST_OWNER={}:", std::process::id());
+    let owner = dynamo_test::process::procfs::environ_var(family.pid(), "DYNAMO_TEST_OWNER");
+    let mine = format!("{}:", std::process::id());
     assert!(
-        environ
-            .split(|&b| b == 0)
-            .any(|var| var.starts_with(owner.as_bytes())),
+        owner.is_some_and(|tag| tag.starts_with(&mine)),
         "the child carries its owner tag"
     );
     assert!(dynamo_test_suite::orphans::alive(grandchild));

@@ -2,6 +2,8 @@
 
 use std::fs;
 
+use crate::process::procfs;
+
 /// A process that has a listening TCP socket on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -27,32 +29,18 @@ pub fn listeners(port: u16) -> Vec<Listener> {
     if inodes.is_empty() {
         return Vec::new();
     }
+    let sockets: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
     let mut found: Vec<Listener> = Vec::new();
-    let mut unseen = inodes.clone();
-    if let Ok(procs) = fs::read_dir("/proc") {
-        for pid in procs.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
-            let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-                continue;
-            };
-            let owns = fds
-                .filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
-                .any(|link| {
-                    let link = link.to_string_lossy().into_owned();
-                    let hit = inodes.iter().any(|i| link == format!("socket:[{i}]"));
-                    if hit {
-                        unseen.retain(|i| link != format!("socket:[{i}]"));
-                    }
-                    hit
-                });
-            if owns && !found.iter().any(|l| l.pid == Some(pid)) {
-                found.push(Listener {
-                    pid: Some(pid),
-                    command: command_line(pid),
-                });
-            }
+    for pid in procfs::pids() {
+        if holds_any(pid, &sockets) {
+            found.push(Listener {
+                pid: Some(pid),
+                command: procfs::command_line(pid),
+            });
         }
     }
-    if found.is_empty() && !unseen.is_empty() {
+    if found.is_empty() {
+        // Listening, but by a process whose fds this user cannot read.
         found.push(Listener {
             pid: None,
             command: None,
@@ -61,19 +49,18 @@ pub fn listeners(port: u16) -> Vec<Listener> {
     found
 }
 
+/// Whether one of `pid`'s open files is one of `sockets` (`socket:[inode]`).
+fn holds_any(pid: u32, sockets: &[String]) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+        .any(|link| sockets.iter().any(|s| link.as_os_str() == s.as_str()))
+}
+
 /// Whether anything listens on TCP `port`.
 pub fn is_listening(port: u16) -> bool {
     !listening_inodes(port).is_empty()
-}
-
-/// A process's command line, spaces between the arguments.
-pub fn command_line(pid: u32) -> Option<String> {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let text = String::from_utf8_lossy(&raw)
-        .replace('\0', " ")
-        .trim()
-        .to_string();
-    (!text.is_empty()).then_some(text)
 }
 
 /// Socket inodes of listening TCP sockets on `port`, from /proc/net/tcp{,6}.

@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 
-use super::proc_stat::ProcStat;
+use super::procfs::{self, ProcStat};
 
 /// Sends `signal` to process group `pgid`.
 ///
@@ -26,12 +26,8 @@ pub(crate) fn signal(pgid: u32, signal: libc::c_int) {
 /// Whether a process of group `pgid` other than zombies is still running
 /// (a leader that exited stays in the group as a zombie until reaped).
 pub(crate) fn has_live_members(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+    procfs::pids()
+        .into_iter()
         .any(|pid| member_state(pid, pgid).is_some_and(|state| state != 'Z'))
 }
 

@@ -6,9 +6,7 @@
 //! an orphan. Nothing without the tag is ever touched, and nothing is
 //! matched by name.
 
-use std::fs;
-
-use super::proc_stat::ProcStat;
+use super::procfs::{self, ProcStat};
 
 /// Env var tagging a child with its owner: `<pid>:<start time in clock ticks>`.
 pub const ENV_OWNER: &str = "DYNAMO_TEST_OWNER";
@@ -58,42 +56,20 @@ pub fn owner_alive(tag: &str) -> bool {
 
 /// Every tagged process of this user whose owner is dead.
 pub fn find_orphans() -> Vec<Orphan> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(orphan)
-        .collect()
+    procfs::pids().into_iter().filter_map(orphan).collect()
 }
 
 fn orphan(pid: u32) -> Option<Orphan> {
-    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let var = |name: &str| {
-        let prefix = format!("{name}=");
-        environ
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-    };
-    let tag = var(ENV_OWNER)?;
+    let tag = procfs::environ_var(pid, ENV_OWNER)?;
     if owner_alive(&tag) {
         return None;
     }
     let owner_pid = tag.split(':').next()?.parse().ok()?;
-    let command = fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            String::from_utf8_lossy(&c)
-                .replace('\0', " ")
-                .trim()
-                .to_string()
-        })
-        .unwrap_or_default();
     Some(Orphan {
         pid,
-        name: var(ENV_OWNER_NAME).unwrap_or_default(),
+        name: procfs::environ_var(pid, ENV_OWNER_NAME).unwrap_or_default(),
         owner_pid,
-        command,
+        command: procfs::command_line(pid).unwrap_or_default(),
     })
 }
 

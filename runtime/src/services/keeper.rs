@@ -18,6 +18,14 @@ use std::time::Duration;
 /// Env var naming the service a keeper runs (for `dynamo-test` listings).
 pub const ENV_SERVICE: &str = "DYNAMO_TEST_SERVICE";
 
+/// The keeper shell's `$0`: how a keeper is recognised in /proc.
+const KEEPER_NAME: &str = "dynamo-test-keeper";
+
+/// Whether `pid` is a keeper (its arguments hold the keeper's name).
+pub fn is_keeper(pid: u32) -> bool {
+    crate::process::procfs::arguments(pid).is_some_and(|args| args.iter().any(|a| a == KEEPER_NAME))
+}
+
 /// The poll interval of the keeper's lock check.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -88,7 +96,7 @@ pub(crate) fn start(spec: &KeeperSpec) -> std::io::Result<Child> {
     Command::new("/bin/sh")
         .arg("-c")
         .arg(SCRIPT)
-        .arg("dynamo-test-keeper")
+        .arg(KEEPER_NAME)
         .arg(spec.users_file)
         .arg(spec.record_file)
         .arg(spec.log_file)

@@ -327,9 +327,7 @@ fn parse_record(path: &std::path::Path) -> Option<ServiceRecord> {
             .map(str::to_string)
     };
     let keeper_pid: Option<u32> = field("keeper_pid").and_then(|p| p.parse().ok());
-    let keeper_alive = keeper_pid.is_some_and(|pid| {
-        crate::ports::holders::command_line(pid).is_some_and(|c| c.contains("dynamo-test-keeper"))
-    });
+    let keeper_alive = keeper_pid.is_some_and(super::keeper::is_keeper);
     Some(ServiceRecord {
         name: name.to_string(),
         port: port.parse().ok()?,

@@ -247,7 +247,7 @@ fn all_command_lines(except: &[u32]) -> Vec<String> {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| !except.contains(pid))
-        .filter_map(dynamo_test::ports::holders::command_line)
+        .filter_map(dynamo_test::process::procfs::command_line)
         .collect()
 }
 

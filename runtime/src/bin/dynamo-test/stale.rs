@@ -6,14 +6,14 @@
 //! what it starts with `DYNAMO_TEST_SERVICE=<etcd|nats>`, and the service's
 //! data directory (on its command line) lies in this state directory's
 //! `services/`, named `<name>-<port>-data-<pid>`. Its keeper is dead when
-//! its parent is no longer a `dynamo-test-keeper` shell.
+//! no ancestor is a keeper shell any more.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dynamo_test::process::ProcStat;
-use dynamo_test::services::keeper::ENV_SERVICE;
+use dynamo_test::process::{procfs, ProcStat, DEFAULT_GRACE};
+use dynamo_test::services::keeper::{self, ENV_SERVICE};
 
 /// A running shared service without a keeper.
 #[derive(Debug, Clone)]
@@ -42,22 +42,19 @@ impl StaleService {
 
 /// Keeper-less shared services of the state directory's `services_dir`.
 pub fn find(services_dir: &Path) -> Vec<StaleService> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    procfs::pids()
+        .into_iter()
         .filter_map(|pid| stale_service(pid, services_dir))
         .collect()
 }
 
 fn stale_service(pid: u32, services_dir: &Path) -> Option<StaleService> {
-    let name = service_tag(pid).filter(|n| n == "etcd" || n == "nats")?;
-    let args = arguments(pid)?;
+    let name = procfs::environ_var(pid, ENV_SERVICE).filter(|n| n == "etcd" || n == "nats")?;
     // Keepers (and their killer subshells) carry the tag and the data dir too.
-    if args.iter().any(|a| a == "dynamo-test-keeper") {
+    if keeper::is_keeper(pid) {
         return None;
     }
+    let args = procfs::arguments(pid)?;
     let port = data_dir_port(&args, services_dir, &name)?;
     let stat = ProcStat::read(pid)?;
     if !stat.is_live() || has_keeper_ancestor(stat.ppid) {
@@ -79,7 +76,7 @@ fn has_keeper_ancestor(mut pid: u32) -> bool {
         if pid <= 1 {
             return false;
         }
-        if arguments(pid).is_some_and(|a| a.iter().any(|x| x == "dynamo-test-keeper")) {
+        if keeper::is_keeper(pid) {
             return true;
         }
         match ProcStat::read(pid) {
@@ -88,26 +85,6 @@ fn has_keeper_ancestor(mut pid: u32) -> bool {
         }
     }
     false
-}
-
-/// `DYNAMO_TEST_SERVICE` of a process, if set.
-fn service_tag(pid: u32) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{ENV_SERVICE}=");
-    environ
-        .split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
-fn arguments(pid: u32) -> Option<Vec<String>> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<String> = raw
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    (!args.is_empty()).then_some(args)
 }
 
 /// The port in a `<services_dir>/<name>-<port>-data-<pid>` argument.
@@ -133,14 +110,11 @@ pub fn lock_users(service: &StaleService, services_dir: &Path) -> Option<File> {
     Some(file)
 }
 
-/// Time a service gets to exit after SIGTERM before SIGKILL.
-const GRACE: Duration = Duration::from_secs(3);
-
 /// SIGTERM, then SIGKILL after the grace; each signal only after checking
 /// that the pid still is the process found (same start time).
 pub fn stop(service: &StaleService) -> Result<(), String> {
     for (signal, limit) in [
-        (libc::SIGTERM, GRACE),
+        (libc::SIGTERM, DEFAULT_GRACE),
         (libc::SIGKILL, Duration::from_secs(2)),
     ] {
         if !running(service.pid, service.started) {

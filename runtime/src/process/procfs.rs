@@ -1,5 +1,51 @@
-//! Reading `/proc/<pid>/stat`: the few fields the harness needs to tell a
-//! process's state, parent, group and identity (pid + start time).
+//! What /proc says about processes: the pids, and of one process its stat
+//! (state, parent, group, identity as pid + start time), command line and
+//! environment variables. Every /proc reader of the harness goes through
+//! here.
+
+use std::fs;
+
+/// The pids of every process visible in /proc.
+pub fn pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// A process's command line, spaces between the arguments.
+pub fn command_line(pid: u32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let text = String::from_utf8_lossy(&raw)
+        .replace('\0', " ")
+        .trim()
+        .to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// A process's arguments, one string each.
+pub fn arguments(pid: u32) -> Option<Vec<String>> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// The value of env var `name` in a process's environment (as it was
+/// started), if this user may read it and it is set.
+pub fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let environ = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
 
 /// Fields of `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +64,7 @@ pub struct ProcStat {
 impl ProcStat {
     /// Reads the stat of `pid`; `None` if there is no such process.
     pub fn read(pid: u32) -> Option<ProcStat> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         Self::parse(&stat)
     }
 
@@ -63,6 +109,17 @@ mod tests {
         );
         assert_eq!(ProcStat::parse("42 (cut"), None);
         assert_eq!(ProcStat::parse("42 (x) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_is_seen_with_its_arguments_and_env() {
+        let me = std::process::id();
+        assert!(pids().contains(&me));
+        let args = arguments(me).unwrap();
+        assert_eq!(command_line(me).unwrap(), args.join(" "));
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(environ_var(me, "PATH"), Some(path));
+        assert_eq!(environ_var(me, "DYNAMO_TEST_SURELY_UNSET_VAR"), None);
     }
 
     #[test]
