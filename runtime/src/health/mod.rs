@@ -21,6 +21,7 @@
 mod combinators;
 mod history;
 mod http;
+mod nats_greeting;
 mod services;
 mod target;
 mod tcp;
@@ -32,8 +33,10 @@ use std::time::Duration;
 
 pub use combinators::{all, any, from_fn, All, Any, FnProbe};
 pub use http::{http, HttpProbe, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS};
+pub use nats_greeting::{nats_client, NatsGreetingProbe};
 pub use services::{dynamo_frontend, etcd, nats, openai_models, FrontendProbe};
 pub use tcp::{tcp, TcpProbe};
+pub(crate) use wait::deadline_after;
 pub use wait::{
     wait, Ready, Wait, WaitError, Watch, WatchFuture, DEFAULT_ATTEMPT_TIMEOUT, MAX_BACKOFF,
 };

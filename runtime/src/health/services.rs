@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::combinators::{all, All};
-use super::http::{http, one_line, HttpProbe};
+use super::http::{http, one_line, HttpProbe, Judge};
 use super::{Check, CheckFuture, Probe};
 
 /// etcd is healthy: `GET {client_url}/health` answers `{"health":"true"}`
@@ -153,10 +153,11 @@ fn judge_models(wanted: &[String], status: u16, body: &str) -> Check {
 
 /// Probe: a Dynamo frontend's `/health` says `"status":"healthy"`, and
 /// optionally lists an endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FrontendProbe {
-    base_url: String,
     endpoint: Option<String>,
+    /// Built once, so that its connection cache serves every attempt.
+    probe: HttpProbe,
 }
 
 /// A Dynamo frontend is healthy: `GET {base_url}/health` answers 200 with
@@ -164,31 +165,40 @@ pub struct FrontendProbe {
 /// an endpoint among `endpoints`.
 pub fn dynamo_frontend(base_url: &str) -> FrontendProbe {
     FrontendProbe {
-        base_url: base_url.to_string(),
         endpoint: None,
+        probe: frontend_health(base_url, None),
     }
 }
 
 impl FrontendProbe {
     /// Also require `endpoint` (e.g. `dyn://ns.backend.generate`) in `endpoints`.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
+        let endpoint = endpoint.into();
+        self.probe = self.probe.judge(frontend_judge(Some(endpoint.clone())));
+        self.endpoint = Some(endpoint);
         self
     }
+}
 
-    fn http(&self) -> HttpProbe {
-        let endpoint = self.endpoint.clone();
-        http(join(&self.base_url, "/health"))
-            .label("Dynamo frontend health")
-            .judge(Arc::new(move |status, body| {
-                judge_frontend(endpoint.as_deref(), status, body)
-            }))
+fn frontend_health(base_url: &str, endpoint: Option<String>) -> HttpProbe {
+    http(join(base_url, "/health"))
+        .label("Dynamo frontend health")
+        .judge(frontend_judge(endpoint))
+}
+
+fn frontend_judge(endpoint: Option<String>) -> Judge {
+    Arc::new(move |status, body| judge_frontend(endpoint.as_deref(), status, body))
+}
+
+impl std::fmt::Debug for FrontendProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 
 impl Probe for FrontendProbe {
     fn describe(&self) -> String {
-        let base = self.http().describe();
+        let base = self.probe.describe();
         match &self.endpoint {
             Some(e) => format!("{base} with endpoint {e}"),
             None => base,
@@ -196,8 +206,7 @@ impl Probe for FrontendProbe {
     }
 
     fn check(&self, budget: Duration) -> CheckFuture<'_> {
-        let probe = self.http();
-        Box::pin(async move { probe.check(budget).await })
+        self.probe.check(budget)
     }
 }
 

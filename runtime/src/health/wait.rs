@@ -23,6 +23,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 /// Measured (BENCHMARKS.md): a 2 s refused wait costs ~14 ms CPU, not ~35.
 const LATENESS_DIVISOR: u32 = 15;
 
+/// `start + limit`, where a limit too large to add (`Duration::MAX`)
+/// means "no limit" (a century), not an overflow panic.
+pub(crate) fn deadline_after(start: Instant, limit: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    start.checked_add(limit).unwrap_or_else(|| start + CENTURY)
+}
+
 /// A boxed future borrowed from a [`Watch`].
 pub type WatchFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -146,10 +153,7 @@ impl<'a> Wait<'a> {
     /// Runs the wait.
     pub async fn run(self) -> Result<Ready, WaitError> {
         let started = Instant::now();
-        // `Duration::MAX` means "no limit", not an overflow panic.
-        let deadline = started
-            .checked_add(self.timeout)
-            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600));
+        let deadline = deadline_after(started, self.timeout);
         let mut state = State::default();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -3,9 +3,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use dynamo_test::health::{self, Check, CheckFuture, Probe};
+use dynamo_test::health::{self, Probe};
 use serde_json::json;
-use tokio::io::AsyncReadExt;
 
 use crate::output::Out;
 
@@ -17,7 +16,7 @@ fn probe_for(url: &str) -> Box<dyn Probe> {
     } else if let Some(rest) = url.strip_prefix("etcd://") {
         health::etcd(&format!("http://{}", rest.trim_end_matches('/'))).boxed()
     } else if let Some(rest) = url.strip_prefix("nats://") {
-        NatsProbe::new(rest).boxed()
+        health::nats_client(rest).boxed()
     } else {
         health::http(url).boxed()
     }
@@ -70,122 +69,5 @@ async fn status_line(started: Instant, count: usize) {
         );
         let _ = std::io::stderr().flush();
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Ready when the server greets with `INFO {` (the NATS protocol): a TCP
-/// connect alone said "ready" for any listener, etcd included.
-struct NatsProbe {
-    /// `host:port` (credentials and trailing `/` dropped).
-    addr: String,
-}
-
-/// Longest greeting read: NATS sends one INFO line of well under this.
-const MAX_GREETING: usize = 8192;
-
-impl NatsProbe {
-    fn new(rest: &str) -> NatsProbe {
-        let host_port = rest.split('/').next().unwrap_or_default();
-        let addr = host_port.rsplit('@').next().unwrap_or_default();
-        NatsProbe {
-            addr: addr.to_string(),
-        }
-    }
-
-    async fn attempt(&self, budget: Duration) -> Check {
-        let targets = match targets(&self.addr).await {
-            Ok(targets) => targets,
-            Err(check) => return check,
-        };
-        let mut last = Check::not_ready("no address to connect to");
-        for target in targets {
-            match tokio::time::timeout(budget, tokio::net::TcpStream::connect(target)).await {
-                Ok(Ok(stream)) => return greeting(stream, budget).await,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    last = Check::not_ready("connection refused")
-                }
-                Ok(Err(e)) => last = Check::not_ready(format!("connect to {target}: {e}")),
-                Err(_) => last = Check::not_ready(format!("connect to {target} timed out")),
-            }
-        }
-        last
-    }
-}
-
-impl Probe for NatsProbe {
-    fn describe(&self) -> String {
-        format!("NATS INFO greeting from {}", self.addr)
-    }
-
-    fn check(&self, budget: Duration) -> CheckFuture<'_> {
-        Box::pin(self.attempt(budget))
-    }
-}
-
-/// Reads the first line (within most of the budget, so the reason is ours,
-/// not the wait loop's "attempt timed out").
-async fn greeting(mut stream: tokio::net::TcpStream, budget: Duration) -> Check {
-    let mut line = Vec::new();
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !line.contains(&b'\n') && line.len() < MAX_GREETING {
-            match stream.read(&mut buf).await {
-                Ok(0) => break,
-                Ok(n) => line.extend_from_slice(&buf[..n]),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    };
-    let limit = budget * 9 / 10;
-    let outcome = tokio::time::timeout(limit, read).await;
-    match outcome {
-        Err(_) if line.is_empty() => {
-            Check::not_ready("connected, but no greeting (not a NATS server?)")
-        }
-        Ok(Err(e)) => Check::not_ready(format!("reading the greeting: {e}")),
-        Ok(Ok(())) if line.is_empty() => {
-            Check::not_ready("connected, but it closed without a greeting (not a NATS server?)")
-        }
-        _ if line.starts_with(b"INFO {") => Check::Ready,
-        _ => {
-            let first = String::from_utf8_lossy(&line);
-            let first: String = first
-                .lines()
-                .next()
-                .unwrap_or("")
-                .chars()
-                .take(80)
-                .collect();
-            Check::not_ready(format!(
-                "not a NATS server: it sent {first:?}, expected `INFO {{...}}`"
-            ))
-        }
-    }
-}
-
-/// The addresses to try: loopback names mean both 127.0.0.1 and ::1 (a
-/// server usually listens on one only), IPs themselves, other names resolved.
-async fn targets(addr: &str) -> Result<Vec<std::net::SocketAddr>, Check> {
-    let bad = || Check::fatal(format!("{addr:?} is not a host:port address"));
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Ok(vec![(ip, port).into()]);
-    }
-    if host.eq_ignore_ascii_case("localhost") {
-        let v4 = std::net::Ipv4Addr::LOCALHOST;
-        return Ok(vec![
-            (v4, port).into(),
-            (std::net::Ipv6Addr::LOCALHOST, port).into(),
-        ]);
-    }
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(found) => Ok(found.collect()),
-        Err(e) => Err(Check::not_ready(format!("cannot resolve {host}: {e}"))),
     }
 }
