@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::Error;
@@ -13,6 +13,7 @@ use crate::output_dir::OutputDir;
 use crate::ports::{self, Port};
 use crate::process::{ManagedProcess, ProcessBuilder};
 use crate::services::ServiceKind;
+use crate::sync::lock;
 
 /// Limit of [`TestContext::wait_for`].
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -334,12 +335,6 @@ impl std::fmt::Debug for TestContext {
 /// contained here (the panic hook still reports it on stderr).
 pub(crate) fn log(name: &str, message: &str) {
     let _ = std::panic::catch_unwind(|| println!("[dynamo-test] {name}: {message}"));
-}
-
-/// A poisoned lock only means another thread panicked mid-update of a
-/// list; the list itself is still valid, and teardown must go on.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `crate::mod::my_test` -> `my-test-<pid base36><4 random>-<n>`: unique

@@ -34,6 +34,7 @@ pub mod process;
 mod runner;
 pub mod services;
 pub mod state_dir;
+mod sync;
 
 pub use context::{TestContext, DEFAULT_WAIT_TIMEOUT};
 pub use dynamo_test_macros::dynamo_test;

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::env;
 use crate::error::Error;
@@ -22,6 +23,16 @@ pub const IN_USE_FILE: &str = ".in-use";
 /// else the project above the current directory (see
 /// [`project_output_root`]); else the system temp dir.
 pub fn output_root() -> Result<PathBuf, Error> {
+    // Every test of a process asks; the answer cannot change meanwhile.
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(root) = ROOT.get() {
+        return Ok(root.clone());
+    }
+    let root = find_output_root()?;
+    Ok(ROOT.get_or_init(|| root).clone())
+}
+
+fn find_output_root() -> Result<PathBuf, Error> {
     if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
         return Ok(PathBuf::from(dir));
     }

@@ -14,10 +14,8 @@ use std::time::Duration;
 
 use crate::context::{log, TestContext};
 use crate::error::Error;
+use crate::process::TAIL_LINES;
 use crate::services::{self, ServiceRequest};
-
-/// Lines of each process log printed when a test fails.
-const LOG_TAIL_LINES: usize = 20;
 
 /// The tokio runtime flavor of an async test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,10 +214,9 @@ where
     SF: Future<Output = Result<A, Error>>,
     B: FnOnce(A) -> Outcome,
 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A plain fn's config is current-thread, not paused (the macro refuses
+    // runtime options there).
+    let runtime = match build_runtime(config) {
         Ok(rt) => rt,
         Err(e) => {
             body_ended();
@@ -365,11 +362,11 @@ fn build_runtime(config: &TestConfig) -> std::io::Result<tokio::runtime::Runtime
 fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
     let name = config.name;
     if !matches!(ending, Ending::Passed) {
-        let tails = ctx.log_tails(LOG_TAIL_LINES);
+        let tails = ctx.log_tails(TAIL_LINES);
         if !tails.is_empty() {
             log(
                 name,
-                &format!("logs of its processes (last {LOG_TAIL_LINES} lines each):\n{tails}"),
+                &format!("logs of its processes (last {TAIL_LINES} lines each):\n{tails}"),
             );
         }
     }

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::target::addresses;
 use super::tcp::connect_any;
 use super::{Check, CheckFuture, Probe};
+use crate::sync::lock;
 
 /// Default cap on the response body read by a probe (64 KiB).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
@@ -306,7 +307,7 @@ impl HttpProbe {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, ClientState> {
-        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.clients)
     }
 
     /// A client that connects `host` to `addr` (the address that accepted).

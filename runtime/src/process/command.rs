@@ -109,7 +109,8 @@ impl Spec {
     }
 }
 
-fn check_executable(path: &Path) -> Result<(), String> {
+/// Whether `path` is an executable file; the error names what is wrong.
+pub(crate) fn check_executable(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{} is not a file", path.display()));

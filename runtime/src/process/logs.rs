@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::sync::lock;
 use tokio::sync::watch;
 
 /// Opens (appending) the log at `path`.
@@ -17,7 +18,7 @@ pub(crate) fn open(path: &Path) -> std::io::Result<Arc<Mutex<File>>> {
 
 /// Writes one harness line (e.g. a restart marker) into the log.
 pub(crate) fn note(log: &Mutex<File>, line: &str) {
-    let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
+    let mut file = lock(log);
     let _ = writeln!(file, "[dynamo-test] {line}");
 }
 
@@ -37,7 +38,7 @@ pub(crate) fn forward(
             let mut line = Vec::new();
             while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
                 {
-                    let mut file = log.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut file = lock(&log);
                     let _ = file.write_all(&line);
                     if !line.ends_with(b"\n") {
                         let _ = file.write_all(b"\n");

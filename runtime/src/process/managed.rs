@@ -15,6 +15,7 @@ use super::sweep::owner_tag;
 use super::watchdog::Watchdog;
 use crate::error::Error;
 use crate::health::{Probe, Wait, WaitError, Watch, WatchFuture};
+use crate::sync::lock;
 
 /// How long an exit waits for the child's last output to reach the log.
 const FORWARD_GRACE: Duration = Duration::from_millis(100);
@@ -213,9 +214,12 @@ impl ManagedProcess {
     /// for the whole group (grandchildren included) to exit, then SIGKILL
     /// to the group; reaps it. Returns its exit status.
     pub async fn stop(&self) -> ExitStatus {
-        let pgid = self.pid();
-        if self.running().reaper.is_some() {
-            self.running().signal(libc::SIGTERM);
+        let (pgid, armed) = {
+            let running = self.running();
+            running.signal(libc::SIGTERM);
+            (running.pid, running.reaper.is_some())
+        };
+        if armed {
             if !self.group_exits_within(pgid, self.shared.grace).await {
                 logs::note(
                     &self.shared.log,
@@ -242,11 +246,11 @@ impl ManagedProcess {
     /// Whether the leader and then every other member of group `pgid` exit
     /// within `grace`.
     async fn group_exits_within(&self, pgid: u32, grace: Duration) -> bool {
-        let now = tokio::time::Instant::now();
         // `.grace(Duration::MAX)` means "wait as long as it takes".
-        let deadline = now
-            .checked_add(grace)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let deadline = tokio::time::Instant::from_std(crate::health::deadline_after(
+            std::time::Instant::now(),
+            grace,
+        ));
         if tokio::time::timeout_at(deadline, self.wait())
             .await
             .is_err()
@@ -275,10 +279,7 @@ impl ManagedProcess {
     }
 
     fn running(&self) -> MutexGuard<'_, Running> {
-        self.shared
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        lock(&self.shared.running)
     }
 
     /// State, log path and tail, for error reports.

@@ -5,6 +5,7 @@
 //! kill the child when that thread ends; this thread lives as long as the
 //! process.
 
+use crate::sync::lock;
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 
@@ -21,7 +22,7 @@ pub(crate) fn on_spawner_thread<T: Send + 'static>(
         let _ = reply.send(job());
     });
     let sender = spawner()?;
-    let sent = sender.lock().unwrap_or_else(|p| p.into_inner()).send(job);
+    let sent = lock(sender).send(job);
     if sent.is_err() {
         return Err(std::io::Error::other(
             "the dynamo-test spawner thread is gone",

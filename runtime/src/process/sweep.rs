@@ -28,8 +28,13 @@ pub struct Orphan {
 
 /// The owner tag of the current process.
 pub(crate) fn owner_tag() -> String {
-    let pid = std::process::id();
-    format!("{pid}:{}", start_time(pid).unwrap_or(0))
+    // The same for the whole life of this process: read /proc once.
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let pid = std::process::id();
+        format!("{pid}:{}", start_time(pid).unwrap_or(0))
+    })
+    .clone()
 }
 
 /// A process's start time (clock ticks since boot), from /proc/<pid>/stat.

@@ -68,8 +68,7 @@ fn find_with(
 }
 
 fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    crate::process::check_executable(path).is_ok()
 }
 
 #[cfg(test)]

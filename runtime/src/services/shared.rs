@@ -19,9 +19,10 @@ use super::binaries;
 use super::keeper::{self, KeeperSpec};
 use super::kind::{ServiceKind, ServicePortPair};
 use crate::error::Error;
-use crate::health;
+use crate::health::{self, Probe};
 use crate::ports::holders;
 use crate::state_dir;
+use crate::sync::lock;
 
 /// How a shared instance came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// port before it has a leader).
 const LISTENING_GRACE: Duration = Duration::from_secs(3);
 
-type Slot = Arc<tokio::sync::OnceCell<Origin>>;
+/// An instance this process uses: where it came from, and its health
+/// probe, built once so that its HTTP clients serve every later test.
+struct InUse {
+    origin: Origin,
+    probe: Box<dyn Probe>,
+}
+
+type Slot = Arc<tokio::sync::OnceCell<InUse>>;
 
 /// Instances this process uses, by kind and port: resolved once per process.
 static IN_USE: Mutex<Option<HashMap<(ServiceKind, u16), Slot>>> = Mutex::new(None);
@@ -51,16 +59,28 @@ static USER_LOCKS: Mutex<Vec<File>> = Mutex::new(Vec::new());
 /// Returns whether the harness started it.
 pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, Error> {
     let slot = {
-        let mut map = IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&IN_USE);
         map.get_or_insert_with(HashMap::new)
             .entry((kind, ports.client))
             .or_default()
             .clone()
     };
-    let origin = *slot.get_or_try_init(|| first_use(kind, ports)).await?;
-    // Each test checks health before its body: the instance may have died.
-    health::wait(kind.probe(ports).as_ref(), LISTENING_GRACE).await?;
-    Ok(origin)
+    if let Some(in_use) = slot.get() {
+        // Each later test checks health before its body: the instance may have died.
+        health::wait(in_use.probe.as_ref(), LISTENING_GRACE).await?;
+        return Ok(in_use.origin);
+    }
+    // The first use checks health itself.
+    let in_use = slot
+        .get_or_try_init(|| async move {
+            let origin = first_use(kind, ports).await?;
+            Ok::<_, Error>(InUse {
+                origin,
+                probe: kind.probe(ports),
+            })
+        })
+        .await?;
+    Ok(in_use.origin)
 }
 
 /// This process's first use: join the users, then reuse or start.
@@ -71,10 +91,7 @@ async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, 
     let users = blocking(move || users.lock_shared().map(|()| users))
         .await
         .map_err(|e| Error::io(format!("joining the users of {}", kind.name()), e))?;
-    USER_LOCKS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(users);
+    lock(&USER_LOCKS).push(users);
 
     if healthy_now(kind, ports).await {
         return Ok(origin(&files));
@@ -118,15 +135,12 @@ async fn wait_for_stranger(
     match health::wait(kind.probe(ports).as_ref(), LISTENING_GRACE).await {
         Ok(_) => Ok(origin(files)),
         Err(wait) => {
-            let port = if holders::is_listening(ports.client) {
-                ports.client
-            } else {
-                ports.second
+            // One /proc scan per port, the second only if the first is empty.
+            let (port, held_by) = match holders::listeners(ports.client) {
+                found if !found.is_empty() => (ports.client, found),
+                _ => (ports.second, holders::listeners(ports.second)),
             };
-            let who: Vec<String> = holders::listeners(port)
-                .iter()
-                .map(|l| l.to_string())
-                .collect();
+            let who: Vec<String> = held_by.iter().map(|l| l.to_string()).collect();
             Err(Error::Service(format!(
                 "port {port} (the {} port of the plan) is held by {}, which is not a healthy {}: {wait}\n\
                  fix: stop that process, or move the harness's {} ports with the DYNAMO_TEST_* port variables, \
@@ -167,7 +181,7 @@ async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Resu
         program: &program,
         args: &args,
     };
-    let mut keeper =
+    let keeper =
         keeper::start(&spec).map_err(|e| Error::io("starting the service keeper (/bin/sh)", e))?;
     let record = format!(
         "keeper_pid={}\nprogram={}\nlog={}\n",
@@ -179,34 +193,28 @@ async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Resu
         .map_err(|e| Error::io("writing the service record", e))?;
     let waited = health::wait(kind.probe(ports).as_ref(), START_TIMEOUT).await;
     // The keeper outlives us when others still use the service; reap it if it ends first.
-    std::thread::spawn(move || keeper.wait());
+    crate::process::reap_in_background(keeper);
     waited.map(|_| ()).map_err(|wait| {
         Error::Service(format!(
             "started {} ({}) but it did not become healthy: {wait}\nlog {}:\n{}",
             kind.name(),
             program.display(),
             log_file.display(),
-            crate::process::tail(&log_file, 20)
+            crate::process::tail(&log_file, crate::process::TAIL_LINES)
         ))
     })
 }
 
-/// Whether something accepts TCP connections on loopback `port`. A refused
-/// connect costs microseconds; scanning /proc/net/tcp{,6} costs 10-800 ms
-/// with a large socket table, so the scan is kept for error messages. (A
-/// listener on another specific address does not conflict with ours.)
+/// Whether something accepts TCP connections on loopback `port` (127.0.0.1
+/// or ::1). A refused connect costs microseconds; scanning
+/// /proc/net/tcp{,6} costs 10-800 ms with a large socket table, so the scan
+/// is kept for error messages. (A listener on another specific address
+/// does not conflict with ours.)
 async fn accepts(port: u16) -> bool {
-    let limit = Duration::from_millis(200);
-    for ip in [
-        std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST),
-        std::net::Ipv6Addr::LOCALHOST.into(),
-    ] {
-        let connect = tokio::net::TcpStream::connect((ip, port));
-        if matches!(tokio::time::timeout(limit, connect).await, Ok(Ok(_))) {
-            return true;
-        }
-    }
-    false
+    health::tcp(format!("localhost:{port}"))
+        .check(Duration::from_millis(200))
+        .await
+        .is_ready()
 }
 
 /// One attempt: is a healthy instance there now?
