@@ -26,10 +26,10 @@ pub mod sweep;
 mod watchdog;
 
 pub use builder::{ProcessBuilder, DEFAULT_GRACE, DEFAULT_STARTUP_TIMEOUT};
-pub use logs::tail;
-pub use managed::{ManagedProcess, ProcessError};
-pub(crate) use managed::TAIL_LINES;
 pub(crate) use command::check_executable;
-pub(crate) use watchdog::reap_in_background;
+pub use logs::tail;
+pub(crate) use managed::TAIL_LINES;
+pub use managed::{ManagedProcess, ProcessError};
 pub use procfs::ProcStat;
 pub use sweep::{ENV_OWNER, ENV_OWNER_NAME};
+pub(crate) use watchdog::reap_in_background;

@@ -15,6 +15,12 @@ pub fn pids() -> Vec<u32> {
         .collect()
 }
 
+/// Whether the process `pid` started at `start_time` still runs: the same
+/// pid and start time (not a reuse of the number), and not a zombie.
+pub fn is_running(pid: u32, start_time: u64) -> bool {
+    ProcStat::read(pid).is_some_and(|s| s.start_time == start_time && s.is_live())
+}
+
 /// A process's command line, spaces between the arguments.
 pub fn command_line(pid: u32) -> Option<String> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
@@ -126,6 +132,8 @@ mod tests {
     fn this_process_is_live() {
         let me = ProcStat::read(std::process::id()).unwrap();
         assert!(me.is_live());
+        assert!(is_running(std::process::id(), me.start_time));
+        assert!(!is_running(std::process::id(), me.start_time + 1));
         assert_eq!(me.ppid, std::os::unix::process::parent_id());
     }
 }

@@ -56,7 +56,7 @@ pub fn owner_alive(tag: &str) -> bool {
         // SAFETY: kill with signal 0 only checks that the pid exists.
         return unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
     }
-    start_time(pid) == Some(started)
+    procfs::is_running(pid, started)
 }
 
 /// Every tagged process of this user whose owner is dead.
@@ -64,7 +64,8 @@ pub fn find_orphans() -> Vec<Orphan> {
     procfs::pids().into_iter().filter_map(orphan).collect()
 }
 
-fn orphan(pid: u32) -> Option<Orphan> {
+/// `pid` as an orphan: tagged, and its owner dead.
+pub fn orphan(pid: u32) -> Option<Orphan> {
     let tag = procfs::environ_var(pid, ENV_OWNER)?;
     if owner_alive(&tag) {
         return None;

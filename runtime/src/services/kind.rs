@@ -90,6 +90,15 @@ impl ServiceKind {
         }
     }
 
+    /// One health check of the instance on `ports`, at most a second: is
+    /// a healthy one there now?
+    pub async fn healthy_now(self, ports: ServicePortPair) -> bool {
+        self.probe(ports)
+            .check(std::time::Duration::from_secs(1))
+            .await
+            .is_ready()
+    }
+
     /// Command-line arguments for a private single-node instance: loopback
     /// only, private data dir, fast elections (etcd is healthy in tens of
     /// milliseconds instead of hundreds), JetStream for NATS.

@@ -93,7 +93,7 @@ async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, 
         .map_err(|e| Error::io(format!("joining the users of {}", kind.name()), e))?;
     lock(&USER_LOCKS).push(users);
 
-    if healthy_now(kind, ports).await {
+    if kind.healthy_now(ports).await {
         return Ok(origin(&files));
     }
     let start_lock = files.open(&files.start)?;
@@ -115,7 +115,7 @@ async fn reuse_or_start(
     ports: ServicePortPair,
     files: &Files,
 ) -> Result<Origin, Error> {
-    if healthy_now(kind, ports).await {
+    if kind.healthy_now(ports).await {
         // Another process started it while we waited for the start lock.
         return Ok(origin(files));
     }
@@ -213,14 +213,6 @@ async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Resu
 async fn accepts(port: u16) -> bool {
     health::tcp(format!("localhost:{port}"))
         .check(Duration::from_millis(200))
-        .await
-        .is_ready()
-}
-
-/// One attempt: is a healthy instance there now?
-async fn healthy_now(kind: ServiceKind, ports: ServicePortPair) -> bool {
-    kind.probe(ports)
-        .check(Duration::from_secs(1))
         .await
         .is_ready()
 }

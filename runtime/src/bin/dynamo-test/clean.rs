@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use dynamo_test::process::sweep;
+use dynamo_test::process::{procfs, sweep};
 use dynamo_test::services;
 use serde_json::{json, Value};
 
@@ -233,21 +233,18 @@ fn stop_orphan(orphan: &sweep::Orphan) -> Result<(), String> {
         return Ok(());
     }
     // Not stopped: fine if it is gone (or no longer an orphan) by now.
-    match sweep::find_orphans().iter().any(|o| o.pid == orphan.pid) {
-        true => Err(format!("could not signal pid {}", orphan.pid)),
-        false => Ok(()),
+    match sweep::orphan(orphan.pid) {
+        Some(_) => Err(format!("could not signal pid {}", orphan.pid)),
+        None => Ok(()),
     }
 }
 
 /// The command line of every process we can see, but `except`.
 fn all_command_lines(except: &[u32]) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    procfs::pids()
+        .into_iter()
         .filter(|pid| !except.contains(pid))
-        .filter_map(dynamo_test::process::procfs::command_line)
+        .filter_map(procfs::command_line)
         .collect()
 }
 

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use dynamo_test::health::Probe;
 use dynamo_test::ports::{ephemeral_range, holders, PortPlan, PortRange};
 use dynamo_test::process::sweep;
 use dynamo_test::services::{self, ServiceKind};
@@ -146,13 +145,15 @@ fn binaries() -> Vec<Finding> {
         .flat_map(|kind| {
             match services::find_binary(kind.program(), kind.bin_env(), kind.endpoints_env()) {
                 Ok(path) => vec![binary(kind, &path)],
-                Err(_) if std::env::var_os(kind.endpoints_env()).is_some() => vec![Finding::ok(
-                    kind.program(),
-                    format!(
-                        "not installed, not needed: {} points at a running instance",
-                        kind.endpoints_env()
-                    ),
-                )],
+                Err(_) if std::env::var_os(kind.endpoints_env()).is_some_and(|v| !v.is_empty()) => {
+                    vec![Finding::ok(
+                        kind.program(),
+                        format!(
+                            "not installed, not needed: {} points at a running instance",
+                            kind.endpoints_env()
+                        ),
+                    )]
+                }
                 Err(e) => vec![Finding::problem(
                     kind.program(),
                     true,
@@ -167,10 +168,7 @@ fn binaries() -> Vec<Finding> {
 /// The binary the tests would run must say it is etcd / nats-server: a
 /// wrong ETCD_BIN otherwise shows up as a confusing start failure.
 fn binary(kind: ServiceKind, path: &Path) -> Finding {
-    let word = match kind {
-        ServiceKind::Etcd => "etcd",
-        ServiceKind::Nats => "nats",
-    };
+    let word = kind.name();
     let fix = format!(
         "point {} at the {} binary, or unset it to search PATH",
         kind.bin_env(),
@@ -379,6 +377,16 @@ fn port_var(name: &str) -> String {
     format!("DYNAMO_TEST_{}_PORT", name.to_uppercase())
 }
 
+/// Who listens on `ports` (a scan of every process's fds: only for a problem).
+fn holders_of(ports: [u16; 2]) -> String {
+    let found: Vec<String> = ports
+        .iter()
+        .flat_map(|p| holders::listeners(*p))
+        .map(|l| l.to_string())
+        .collect();
+    found.join(", ")
+}
+
 /// A fixed port held by something that is not a healthy etcd/NATS blocks the tests.
 async fn fixed_ports() -> Vec<Finding> {
     let plan = match PortPlan::from_env() {
@@ -395,20 +403,10 @@ async fn fixed_ports() -> Vec<Finding> {
     let mut found = Vec::new();
     for kind in [ServiceKind::Etcd, ServiceKind::Nats] {
         let ports = kind.fixed_ports(&plan);
-        let listening: Vec<String> = [ports.client, ports.second]
-            .iter()
-            .flat_map(|p| holders::listeners(*p))
-            .map(|l| l.to_string())
-            .collect();
         let topic = format!("{} ports {}/{}", kind.name(), ports.client, ports.second);
-        if listening.is_empty() {
+        if !holders::is_listening(ports.client) && !holders::is_listening(ports.second) {
             found.push(Finding::ok(&topic, "free".into()));
-        } else if kind
-            .probe(ports)
-            .check(std::time::Duration::from_secs(1))
-            .await
-            .is_ready()
-        {
+        } else if kind.healthy_now(ports).await {
             found.push(Finding::ok(
                 &topic,
                 format!("a healthy {} runs there (reused by tests)", kind.name()),
@@ -419,7 +417,7 @@ async fn fixed_ports() -> Vec<Finding> {
                 true,
                 format!(
                     "held by {}, not a healthy {}",
-                    listening.join(", "),
+                    holders_of([ports.client, ports.second]),
                     kind.name()
                 ),
                 "stop that process, or move the plan's ports with DYNAMO_TEST_*_PORT",

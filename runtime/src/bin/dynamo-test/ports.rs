@@ -2,7 +2,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use dynamo_test::health::Probe;
 use dynamo_test::ports::{holders, live_reservations, PortPlan};
 use dynamo_test::services::ServiceKind;
 use serde_json::{json, Value};
@@ -101,7 +100,9 @@ async fn fixed_ports(plan: &PortPlan) -> Vec<Value> {
             _ => None,
         };
         let healthy = match kind {
-            Some(kind) if !listeners.is_empty() => Some(check(kind, plan).await),
+            Some(kind) if !listeners.is_empty() => {
+                Some(kind.healthy_now(kind.fixed_ports(plan)).await)
+            }
             _ => None,
         };
         rows.push(json!({
@@ -113,13 +114,6 @@ async fn fixed_ports(plan: &PortPlan) -> Vec<Value> {
         }));
     }
     rows
-}
-
-async fn check(kind: ServiceKind, plan: &PortPlan) -> bool {
-    kind.probe(kind.fixed_ports(plan))
-        .check(Duration::from_secs(1))
-        .await
-        .is_ready()
 }
 
 fn reservations() -> Vec<Value> {

@@ -96,11 +96,6 @@ fn data_dir_port(args: &[String], services_dir: &Path, name: &str) -> Option<u16
     })
 }
 
-/// Whether the process still runs (same pid, same start time, not a zombie).
-pub fn running(pid: u32, started: u64) -> bool {
-    ProcStat::read(pid).is_some_and(|s| s.start_time == started && s.is_live())
-}
-
 /// Takes the users lock exclusively, as the keeper does before stopping:
 /// `None` while tests use the service. Held, it makes a test arriving
 /// meanwhile wait, then start a fresh instance.
@@ -117,7 +112,7 @@ pub fn stop(service: &StaleService) -> Result<(), String> {
         (libc::SIGTERM, DEFAULT_GRACE),
         (libc::SIGKILL, Duration::from_secs(2)),
     ] {
-        if !running(service.pid, service.started) {
+        if !procfs::is_running(service.pid, service.started) {
             return Ok(());
         }
         // SAFETY: kill has no memory-safety preconditions; the pid was verified just above.
@@ -136,7 +131,7 @@ pub fn stop(service: &StaleService) -> Result<(), String> {
 
 fn exited_within(service: &StaleService, limit: Duration) -> bool {
     let started = Instant::now();
-    while running(service.pid, service.started) {
+    while procfs::is_running(service.pid, service.started) {
         if started.elapsed() > limit {
             return false;
         }
@@ -158,14 +153,6 @@ mod tests {
         assert_eq!(data_dir_port(&args, dir, "etcd"), Some(2379));
         assert_eq!(data_dir_port(&args, dir, "nats"), None);
         assert_eq!(data_dir_port(&args, Path::new("/other"), "etcd"), None);
-    }
-
-    #[test]
-    fn this_process_runs_and_a_wrong_start_time_does_not() {
-        let pid = std::process::id();
-        let stat = ProcStat::read(pid).unwrap();
-        assert!(running(pid, stat.start_time));
-        assert!(!running(pid, stat.start_time + 1));
     }
 
     #[test]

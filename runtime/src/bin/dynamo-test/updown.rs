@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dynamo_test::ports::holders;
-use dynamo_test::process::sweep::start_time;
+use dynamo_test::process::{procfs, ProcStat};
 use dynamo_test::services::{self, Origin, ServiceKind};
 use serde_json::json;
 
@@ -64,7 +64,7 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
     let plan = dynamo_test::PortPlan::from_env().map_err(|e| e.to_string())?;
     let port = kind.fixed_ports(&plan).client;
     let marker = marker_path(kind, port)?;
-    let already = read_marker(&marker).filter(|(pid, started)| start_time(*pid) == Some(*started));
+    let already = read_marker(&marker).filter(|&(pid, started)| procfs::is_running(pid, started));
     let ours = match already {
         Some(_) => None,
         None => Some(start_holder(kind, port, &marker)?),
@@ -97,7 +97,7 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
 fn start_holder(kind: ServiceKind, port: u16, marker: &Path) -> Result<(u32, u64), String> {
     let users = services::users_file(kind, port).map_err(|e| e.to_string())?;
     let pid = spawn_holder(&users, kind).map_err(|e| format!("starting the holder: {e}"))?;
-    let started = start_time(pid).unwrap_or(0);
+    let started = ProcStat::read(pid).map_or(0, |s| s.start_time);
     if let Err(e) = std::fs::write(marker, format!("{pid}:{started}\n")) {
         stop_holder((pid, started));
         return Err(format!("writing {}: {e}", marker.display()));
@@ -107,7 +107,7 @@ fn start_holder(kind: ServiceKind, port: u16, marker: &Path) -> Result<(u32, u64
 
 /// SIGTERMs a holder `up` started, if the pid still is that process.
 fn stop_holder((pid, started): (u32, u64)) {
-    if start_time(pid) == Some(started) {
+    if procfs::is_running(pid, started) {
         // SAFETY: kill has no memory-safety preconditions; the pid is our holder.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
     }
