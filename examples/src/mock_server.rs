@@ -327,8 +327,8 @@ fn unix_now() -> u64 {
 mod tests {
     use std::net::SocketAddr;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::{TcpListener, TcpStream};
+    use reqwest::Method;
+    use tokio::net::TcpListener;
 
     use super::*;
 
@@ -340,38 +340,33 @@ mod tests {
         addr
     }
 
-    /// Minimal HTTP/1.1 client: one request per connection (`Connection:
-    /// close`), so the response ends where the stream ends.
-    async fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(body.as_bytes()).await.unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await.unwrap();
-
-        let (head, body) = raw
-            .split_once("\r\n\r\n")
-            .expect("response has a header/body separator");
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .expect("status line");
-        let json = serde_json::from_str(body).unwrap_or(Value::Null);
+    /// One request with a JSON body: the status and the JSON reply (`Null`
+    /// if the reply is not JSON).
+    async fn request(addr: SocketAddr, method: Method, path: &str, body: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .request(method, format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let json = serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
         (status, json)
     }
 
     async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-        request(addr, "GET", path, "").await
+        request(addr, Method::GET, path, "").await
     }
 
     async fn chat(addr: SocketAddr, body: Value) -> (u16, Value) {
-        request(addr, "POST", "/v1/chat/completions", &body.to_string()).await
+        request(
+            addr,
+            Method::POST,
+            "/v1/chat/completions",
+            &body.to_string(),
+        )
+        .await
     }
 
     fn config(models: &[&str], startup_delay: Duration) -> MockServerConfig {
@@ -466,7 +461,7 @@ mod tests {
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert_eq!(body["error"]["code"], "model_not_found");
 
-        let (status, body) = request(addr, "POST", "/v1/chat/completions", "{not json").await;
+        let (status, body) = request(addr, Method::POST, "/v1/chat/completions", "{not json").await;
         assert_eq!(status, 400);
         assert_eq!(body["error"]["type"], "invalid_request_error");
 

@@ -38,13 +38,17 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const USAGE: &str =
-    "usage: port_bench [--procs P] [--threads T] [--allocs N] [--arm dynamo|portpicker|both]
+use dynamo_test_examples::bench::{self, or_dash, percentile, Cli, Rng};
+
+const CLI: Cli = Cli {
+    name: "port_bench",
+    usage: "usage: port_bench [--procs P] [--threads T] [--allocs N] [--arm dynamo|portpicker|both]
   --procs P     worker processes per arm (default 16)
   --threads T   threads per worker process (default 4)
   --allocs N    allocations per arm, divided across all threads (default 12800)
   --arm A       dynamo, portpicker or both (default both)
-  --listener L  during the hold the listener is closed (default) or open";
+  --listener L  during the hold the listener is closed (default) or open",
+};
 
 /// Longest random delay between the allocation and the bind.
 const MAX_BIND_DELAY_US: u64 = 2_000;
@@ -58,22 +62,10 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--worker") {
         return match WorkerArgs::parse(&args[1..]) {
             Ok(w) => worker_main(&w),
-            Err(msg) => fail_usage(&msg),
+            Err(msg) => CLI.usage_error(&msg),
         };
     }
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match Config::parse(&args) {
-        Ok(config) => parent_main(&config),
-        Err(msg) => fail_usage(&msg),
-    }
-}
-
-fn fail_usage(msg: &str) -> ExitCode {
-    eprintln!("port_bench: {msg}\n{USAGE}");
-    ExitCode::from(2)
+    CLI.main(&args, Config::parse, parent_main)
 }
 
 // ---------------------------------------------------------------------------
@@ -198,13 +190,12 @@ impl WorkerArgs {
     }
 }
 
-/// `--flag value` pairs; every flag takes a value.
+/// `--flag value` pairs, all checked before any is used; every flag takes a value.
 fn flag_pairs(args: &[String]) -> Result<Vec<(&str, &str)>, String> {
-    args.chunks(2)
-        .map(|pair| match pair {
-            [flag, value] if flag.starts_with("--") => Ok((flag.as_str(), value.as_str())),
-            [flag] => Err(format!("{flag} needs a value")),
-            _ => Err(format!("unexpected argument {:?}", pair[0])),
+    bench::flag_pairs(args)
+        .map(|pair| match pair? {
+            (flag, value) if flag.starts_with("--") => Ok((flag, value)),
+            (flag, _) => Err(format!("unexpected argument {flag:?}")),
         })
         .collect()
 }
@@ -245,8 +236,6 @@ fn share(total: u64, parts: u64, index: u64) -> u64 {
 /// What one thread, one worker or one whole arm counted.
 #[derive(Debug, Default)]
 struct Tally {
-    /// Successful allocations.
-    allocs: u64,
     /// Grants of a port whose marker file already existed.
     double_grants: u64,
     /// Failed binds of `127.0.0.1:port` after a grant.
@@ -255,13 +244,18 @@ struct Tally {
     alloc_errors: u64,
     /// Connect/accept/close failures after a successful bind.
     conn_errors: u64,
-    /// Duration of every allocation call, in nanoseconds.
+    /// Duration of every allocation call (failed ones included), in nanoseconds.
     latencies_ns: Vec<u64>,
     /// The first few error messages, for the report.
     notes: Vec<String>,
 }
 
 impl Tally {
+    /// Successful allocations: every timed call that did not fail.
+    fn allocs(&self) -> u64 {
+        (self.latencies_ns.len() as u64).saturating_sub(self.alloc_errors)
+    }
+
     fn note(&mut self, msg: String) {
         if self.notes.len() < MAX_NOTES {
             self.notes.push(msg);
@@ -269,7 +263,6 @@ impl Tally {
     }
 
     fn merge(&mut self, other: Tally) {
-        self.allocs += other.allocs;
         self.double_grants += other.double_grants;
         self.bind_failures += other.bind_failures;
         self.alloc_errors += other.alloc_errors;
@@ -283,12 +276,8 @@ impl Tally {
     /// The wire format a worker prints on stdout.
     fn encode(&self) -> String {
         let mut out = format!(
-            "tally {} {} {} {} {}\nlat",
-            self.allocs,
-            self.double_grants,
-            self.bind_failures,
-            self.alloc_errors,
-            self.conn_errors
+            "tally {} {} {} {}\nlat",
+            self.double_grants, self.bind_failures, self.alloc_errors, self.conn_errors
         );
         for ns in &self.latencies_ns {
             out.push_str(&format!(" {ns}"));
@@ -308,16 +297,15 @@ impl Tally {
             match kind {
                 "tally" => {
                     let n = numbers(rest)?;
-                    let [a, d, b, e, c] = n[..] else {
+                    let [d, b, e, c] = n[..] else {
                         return Err(format!("bad tally line {line:?}"));
                     };
                     (
-                        t.allocs,
                         t.double_grants,
                         t.bind_failures,
                         t.alloc_errors,
                         t.conn_errors,
-                    ) = (a, d, b, e, c);
+                    ) = (d, b, e, c);
                     saw_tally = true;
                 }
                 "lat" => t.latencies_ns = numbers(rest)?,
@@ -482,7 +470,7 @@ fn report(config: &Config, arm: Arm, r: &ArmResult) -> bool {
                 }
             ),
         ),
-        ("allocations done", t.allocs.to_string()),
+        ("allocations done", t.allocs().to_string()),
         ("double grants", t.double_grants.to_string()),
         ("bind failures", t.bind_failures.to_string()),
         ("alloc errors", t.alloc_errors.to_string()),
@@ -512,20 +500,8 @@ fn report(config: &Config, arm: Arm, r: &ArmResult) -> bool {
     pass
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
 fn micros(ns: Option<u64>) -> String {
-    match ns {
-        Some(ns) => format!("{:.1} us", ns as f64 / 1_000.0),
-        None => "-".to_string(),
-    }
+    or_dash(ns, |ns| format!("{:.1} us", ns as f64 / 1_000.0))
 }
 
 // ---------------------------------------------------------------------------
@@ -631,7 +607,6 @@ fn cycle(job: &Job, rng: &mut Rng, tally: &mut Tally) {
             return;
         }
     };
-    tally.allocs += 1;
     let port = grant.number();
     let marker = claim_marker(&job.markers, port, tally);
     thread::sleep(Duration::from_micros(rng.below(MAX_BIND_DELAY_US + 1)));
@@ -715,36 +690,5 @@ impl Marker {
         if self.owned {
             let _ = fs::remove_file(&self.path);
         }
-    }
-}
-
-/// xorshift64*: enough randomness for delays, without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded(salt: u64) -> Rng {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as u64;
-        let mut z = nanos
-            ^ (u64::from(std::process::id()) << 32)
-            ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        // splitmix64 finalizer, so that close seeds diverge at once.
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform-enough in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }

@@ -32,20 +32,24 @@
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use dynamo_test::health::{self, HttpProbe, Probe, DEFAULT_ATTEMPT_TIMEOUT};
 use dynamo_test::{find_free_port, Port};
+use dynamo_test_examples::bench::{self, fmt_ms, or_dash, percentile, Cli, Rng};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-const USAGE: &str = "usage: readiness_bench [--runs N] [--slow-runs N] [--cpu-reps N]
+const CLI: Cli = Cli {
+    name: "readiness_bench",
+    usage: "usage: readiness_bench [--runs N] [--slow-runs N] [--cpu-reps N]
   --runs N       latency runs of the harness and 100 ms arms (default 100)
   --slow-runs N  latency runs of the 1 s polling arm (default 20; 0 skips it)
-  --cpu-reps N   repetitions of each 2 s CPU measurement (default 3)";
+  --cpu-reps N   repetitions of each 2 s CPU measurement (default 3)",
+};
 
 /// Earliest and latest moment the server starts listening.
 const MIN_DELAY_MS: u64 = 50;
@@ -62,17 +66,7 @@ const TARGET_CPU: Duration = Duration::from_millis(20);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match Config::parse(&args) {
-        Ok(config) => run(&config),
-        Err(msg) => {
-            eprintln!("readiness_bench: {msg}\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    CLI.main(&args, Config::parse, run)
 }
 
 /// Runs both benchmarks, prints the tables and checks the targets.
@@ -106,20 +100,16 @@ impl Config {
             slow_runs: 20,
             cpu_reps: 3,
         };
-        let mut rest = args.iter();
-        while let Some(flag) = rest.next() {
-            let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let n: usize = value
-                .parse()
-                .map_err(|_| format!("bad value {value:?} for {flag}"))?;
-            match flag.as_str() {
+        bench::number_flags(args, 0, "", |flag, n| {
+            match flag {
                 "--runs" if n > 0 => c.runs = n,
                 "--slow-runs" => c.slow_runs = n,
                 "--cpu-reps" if n > 0 => c.cpu_reps = n,
                 "--runs" | "--cpu-reps" => return Err(format!("{flag} must be at least 1")),
                 _ => return Err(format!("unknown flag {flag}")),
             }
-        }
+            Ok(())
+        })?;
         Ok(c)
     }
 
@@ -271,9 +261,10 @@ fn serve(
     let rt = current_thread_runtime();
     rt.block_on(async move {
         tokio::time::sleep(delay).await;
-        let bound = port.into_std_listener();
+        // bind/listen, then registration with the runtime (microseconds).
+        let bound = port.into_tokio_listener();
         let at = Instant::now();
-        let listener = match bound.and_then(tokio_listener) {
+        let listener = match bound {
             Ok(l) => l,
             Err(e) => {
                 let _ = listening.send(Err(format!("server bind: {e}")));
@@ -294,16 +285,8 @@ fn serve(
     });
 }
 
-fn tokio_listener(l: std::net::TcpListener) -> std::io::Result<tokio::net::TcpListener> {
-    l.set_nonblocking(true)?;
-    tokio::net::TcpListener::from_std(l)
-}
-
 fn current_thread_runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("cannot build a tokio runtime")
+    bench::current_thread_runtime().expect("cannot build a tokio runtime")
 }
 
 // ---------------------------------------------------------------------------
@@ -313,6 +296,7 @@ fn current_thread_runtime() -> Runtime {
 /// Latency samples of one arm, and the runs that failed.
 #[derive(Default)]
 struct Latencies {
+    /// Sorted, once every run is done.
     samples: Vec<Duration>,
     errors: Vec<String>,
 }
@@ -320,7 +304,7 @@ struct Latencies {
 /// Runs the latency benchmark, interleaving the arms run by run.
 fn measure_latencies(config: &Config) -> Vec<(Arm, Latencies)> {
     let rt = current_thread_runtime();
-    let mut rng = Rng::seeded();
+    let mut rng = Rng::seeded(0);
     let mut results: Vec<(Arm, Latencies)> = Arm::ALL
         .iter()
         .map(|&a| (a, Latencies::default()))
@@ -335,6 +319,9 @@ fn measure_latencies(config: &Config) -> Vec<(Arm, Latencies)> {
                 }
             }
         }
+    }
+    for (_, lat) in &mut results {
+        lat.samples.sort();
     }
     results
 }
@@ -372,15 +359,14 @@ fn print_latency_table(config: &Config, results: &[(Arm, Latencies)]) {
             println!("{:<24} skipped (--slow-runs 0)", arm.name());
             continue;
         }
-        let mut sorted = lat.samples.clone();
-        sorted.sort();
+        let sorted = &lat.samples;
         println!(
             "{:<24} {:>5} {:>10} {:>10} {:>10} {:>7}",
             arm.name(),
             sorted.len(),
-            ms(percentile(&sorted, 0.50)),
-            ms(percentile(&sorted, 0.95)),
-            ms(sorted.last().copied()),
+            fmt_ms(percentile(sorted, 0.50)),
+            fmt_ms(percentile(sorted, 0.95)),
+            fmt_ms(sorted.last().copied()),
             lat.errors.len()
         );
         if let Some(e) = lat.errors.first() {
@@ -432,6 +418,7 @@ struct CpuSample {
 struct CpuResult {
     arm: Arm,
     target: Target,
+    /// Sorted by CPU time, once every repetition is done.
     samples: Vec<CpuSample>,
     errors: Vec<String>,
 }
@@ -439,9 +426,7 @@ struct CpuResult {
 impl CpuResult {
     /// The median CPU time (the figure checked against the target).
     fn median_cpu(&self) -> Option<Duration> {
-        let mut cpu: Vec<Duration> = self.samples.iter().map(|s| s.cpu).collect();
-        cpu.sort();
-        percentile(&cpu, 0.50)
+        percentile(&self.samples, 0.50).map(|s| s.cpu)
     }
 }
 
@@ -462,6 +447,7 @@ fn measure_cpu(config: &Config) -> Vec<CpuResult> {
                     Err(e) => r.errors.push(e),
                 }
             }
+            r.samples.sort_by_key(|s| s.cpu);
             results.push(r);
         }
     }
@@ -542,7 +528,7 @@ fn print_cpu_table(config: &Config, results: &[CpuResult]) {
 }
 
 fn print_cpu_row(r: &CpuResult) {
-    let max = r.samples.iter().map(|s| s.cpu).max();
+    let max = r.samples.last().map(|s| s.cpu);
     let attempts: u32 = r.samples.iter().map(|s| s.attempts).sum();
     let cpu_total: Duration = r.samples.iter().map(|s| s.cpu).sum();
     let wall_max = r.samples.iter().map(|s| s.wall).max();
@@ -552,11 +538,11 @@ fn print_cpu_row(r: &CpuResult) {
         "{:<24} {:<20} {:>9} {:>9} {:>9.0} {:>12} {:>8}",
         r.arm.name(),
         r.target.name(),
-        ms(r.median_cpu()),
-        ms(max),
+        fmt_ms(r.median_cpu()),
+        fmt_ms(max),
         mean_attempts,
         us(per_attempt),
-        ms(wall_max),
+        fmt_ms(wall_max),
     );
     if let Some(e) = r.errors.first() {
         println!("  {} failed: {e}", r.errors.len());
@@ -575,10 +561,9 @@ fn check_targets(latencies: &[(Arm, Latencies)], cpu: &[CpuResult]) -> bool {
         .iter()
         .find(|(a, _)| *a == Arm::Harness)
         .expect("the harness arm always runs");
-    let mut sorted = harness.samples.clone();
-    sorted.sort();
-    ok &= verdict("detection p50", percentile(&sorted, 0.50), TARGET_P50);
-    ok &= verdict("detection p95", percentile(&sorted, 0.95), TARGET_P95);
+    let sorted = &harness.samples;
+    ok &= verdict("detection p50", percentile(sorted, 0.50), TARGET_P50);
+    ok &= verdict("detection p95", percentile(sorted, 0.95), TARGET_P95);
     if !harness.errors.is_empty() {
         println!("  FAIL  {} latency runs failed", harness.errors.len());
         ok = false;
@@ -608,56 +593,13 @@ fn verdict(what: &str, value: Option<Duration>, target: Duration) -> bool {
     println!(
         "  {}  {what:<40} {:>9} (target <= {})",
         if pass { "ok  " } else { "FAIL" },
-        ms(value),
-        ms(Some(target))
+        fmt_ms(value),
+        fmt_ms(Some(target))
     );
     pass
 }
 
-// ---------------------------------------------------------------------------
-// Small helpers
-// ---------------------------------------------------------------------------
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
-}
-
-fn ms(d: Option<Duration>) -> String {
-    match d {
-        Some(d) => format!("{:.1} ms", d.as_secs_f64() * 1e3),
-        None => "-".into(),
-    }
-}
-
+/// A duration as whole microseconds, `-` without one.
 fn us(d: Option<Duration>) -> String {
-    match d {
-        Some(d) => format!("{:.0} us", d.as_secs_f64() * 1e6),
-        None => "-".into(),
-    }
-}
-
-/// xorshift64*: enough randomness for start delays, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn seeded() -> Rng {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Rng((nanos ^ (u64::from(std::process::id()) << 32)) | 1)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        lo + r % (hi - lo + 1)
-    }
+    or_dash(d, |d| format!("{:.0} us", d.as_secs_f64() * 1e6))
 }

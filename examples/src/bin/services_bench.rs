@@ -63,14 +63,17 @@ use dynamo_test::__private::{run_async, Flavor, TestConfig};
 use dynamo_test::ports::{self as dt_ports, holders};
 use dynamo_test::services::{self, Mode, ServiceKind, ServicePortPair, ServiceRequest};
 use dynamo_test::{find_free_port, Port, TestContext};
+use dynamo_test_examples::bench::{self, fmt_ms, millis, or_dash, percentile, Cli};
 use serde_json::{json, Value};
 
-const USAGE: &str =
-    "usage: services_bench [--suite-runs N] [--cold-runs N] [--tests N] [--threads N]
+const CLI: Cli = Cli {
+    name: "services_bench",
+    usage: "usage: services_bench [--suite-runs N] [--cold-runs N] [--tests N] [--threads N]
   --suite-runs N  runs of each suite arm (default 3)
   --cold-runs N   runs of each cold-start arm (default 30)
   --tests N       tests in the suite (default 40)
-  --threads N     tests run at a time (default 2)";
+  --threads N     tests run at a time (default 2)",
+};
 
 /// What each test's body does, as printed with the results.
 const WORKLOAD: &str = "put 10 keys under etcd.key(..) and get each back (etcd's JSON gateway, \
@@ -98,17 +101,7 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("--worker") {
         return worker::main(&args[1..]);
     }
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
-    match Config::parse(&args) {
-        Ok(config) => run(&config),
-        Err(msg) => {
-            eprintln!("services_bench: {msg}\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+    CLI.main(&args, Config::parse, run)
 }
 
 /// Runs both benchmarks, prints the tables and checks the targets.
@@ -156,7 +149,7 @@ fn print_socket_context() {
         .sum();
     println!(
         "host: {sockets} TCP sockets (TIME_WAIT included); reading /proc/net/tcp + tcp6 once took {:.1} ms",
-        ms(started.elapsed())
+        millis(started.elapsed())
     );
 }
 
@@ -180,22 +173,16 @@ impl Config {
             tests: 40,
             threads: 2,
         };
-        let mut rest = args.iter();
-        while let Some(flag) = rest.next() {
-            let value = rest.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let n: usize = value
-                .parse()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("bad value {value:?} for {flag}: a number >= 1"))?;
-            match flag.as_str() {
+        bench::number_flags(args, 1, ": a number >= 1", |flag, n| {
+            match flag {
                 "--suite-runs" => c.suite_runs = n,
                 "--cold-runs" => c.cold_runs = n,
                 "--tests" => c.tests = n,
                 "--threads" => c.threads = n,
                 _ => return Err(format!("unknown flag {flag}")),
             }
-        }
+            Ok(())
+        })?;
         Ok(c)
     }
 }
@@ -304,8 +291,9 @@ impl Bench {
         self.wait_services_stopped()?;
         self.wait_until("keeper locks released", || {
             let held: Vec<String> = self
-                .coordination_files("users")
+                .services()
                 .into_iter()
+                .filter_map(|(kind, ports)| services::users_file(kind, ports.client).ok())
                 .filter(|f| lock_is_held(f))
                 .map(|f| f.display().to_string())
                 .collect();
@@ -322,10 +310,15 @@ impl Bench {
                 .into_iter()
                 .filter(|&p| holders::is_listening(p))
                 .collect();
-            let recorded: Vec<PathBuf> = self
-                .coordination_files("record")
+            let recorded: Vec<PathBuf> = services::records()
+                .unwrap_or_default()
                 .into_iter()
-                .filter(|r| r.exists())
+                .filter(|r| {
+                    self.services()
+                        .iter()
+                        .any(|(kind, ports)| r.name == kind.name() && r.port == ports.client)
+                })
+                .map(|r| r.path)
                 .collect();
             (!listening.is_empty() || !recorded.is_empty())
                 .then(|| format!("ports {listening:?} listening, records {recorded:?}"))
@@ -344,34 +337,19 @@ impl Bench {
         Ok(())
     }
 
-    /// The harness's coordination files `<state dir>/services/<name>-<client port>.<ext>`
-    /// of the bench's etcd and NATS ports.
-    fn coordination_files(&self, ext: &str) -> Vec<PathBuf> {
-        let Ok(state) = dynamo_test::state_dir::state_dir_path() else {
-            return Vec::new();
-        };
-        let services = state.join("services");
-        vec![
-            services.join(format!("etcd-{}.{ext}", self.etcd.client)),
-            services.join(format!("nats-{}.{ext}", self.nats.client)),
+    /// The bench's etcd and NATS, with their ports.
+    fn services(&self) -> [(ServiceKind, ServicePortPair); 2] {
+        [
+            (ServiceKind::Etcd, self.etcd),
+            (ServiceKind::Nats, self.nats),
         ]
     }
 }
 
-/// Whether some process holds a flock on `path` that excludes an
-/// exclusive one (tried without blocking, released at once).
+/// Whether some process holds a lock on `path` that excludes an exclusive
+/// one (tried without blocking; released at once, when the file closes).
 fn lock_is_held(path: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    let Ok(file) = fs::File::open(path) else {
-        return false; // no file, no lock
-    };
-    // SAFETY: flock(2) on a descriptor we own for the duration of the call.
-    let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-    if got {
-        // SAFETY: as above.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-    }
-    !got
+    fs::File::open(path).is_ok_and(|f| matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock)))
 }
 
 /// The last `n` lines of `text`.
@@ -416,7 +394,7 @@ fn measure_suite(bench: &Bench, config: &Config) -> Vec<(SuiteArm, Result<Worker
                     i + 1,
                     config.suite_runs,
                     arm.name(),
-                    ms(r.wall)
+                    millis(r.wall)
                 ),
                 Err(e) => eprintln!("suite run {}: {} failed: {e}", i + 1, arm.name()),
             }
@@ -461,35 +439,35 @@ fn print_suite(config: &Config, runs: &[(SuiteArm, Result<WorkerRun, String>)]) 
         config.tests, config.threads, config.suite_runs
     );
     let mut ok = runs.iter().all(|(_, r)| r.is_ok());
-    let walls = |arm: SuiteArm| -> Vec<Duration> { ok_runs(runs, arm).map(|r| r.wall).collect() };
-    let by_hand = Summary::of(&walls(SuiteArm::ByHand));
+    // Per arm: the number of successful runs and the summary of their walls.
+    let walls = SuiteArm::ALL.map(|arm| {
+        let wall: Vec<Duration> = ok_runs(runs, arm).map(|r| r.wall).collect();
+        (arm, wall.len(), Summary::of(&wall))
+    });
+    let wall_of = |arm: SuiteArm| walls.iter().find(|(a, ..)| *a == arm).and_then(|w| w.2);
+    let by_hand = wall_of(SuiteArm::ByHand);
+    // p50 of the arm's walls / p50 of the by-hand arm's.
+    let ratio = |wall: Option<Summary>| Some(millis(wall?.p50) / millis(by_hand?.p50));
     println!(
         "{:<38} {:>4} {:>9} {:>9} {:>9} {:>9}   {:>16} {:>16}",
         "arm", "runs", "wall p50", "min", "max", "/by hand", "setup p50 / max", "teardn p50 / max"
     );
-    for arm in SuiteArm::ALL {
-        let wall = Summary::of(&walls(arm));
+    for (arm, count, wall) in walls {
         let setup = Summary::of(&per_test(runs, arm, "setup_ms"));
         let teardown = Summary::of(&per_test(runs, arm, "teardown_ms"));
-        let ratio = match (wall, by_hand) {
-            (Some(w), Some(b)) => format!("{:.3}", ms(w.p50) / ms(b.p50)),
-            _ => "-".into(),
-        };
         println!(
             "{:<38} {:>4} {:>9} {:>9} {:>9} {:>9}   {:>16} {:>16}",
             arm.name(),
-            walls(arm).len(),
-            fmt(wall.map(|s| s.p50)),
-            fmt(wall.map(|s| s.min)),
-            fmt(wall.map(|s| s.max)),
-            ratio,
+            count,
+            fmt_ms(wall.map(|s| s.p50)),
+            fmt_ms(wall.map(|s| s.min)),
+            fmt_ms(wall.map(|s| s.max)),
+            or_dash(ratio(wall), |r| format!("{r:.3}")),
             pair(setup),
             pair(teardown)
         );
     }
-    let harness = Summary::of(&walls(SuiteArm::Harness));
-    if let (Some(h), Some(b)) = (harness, by_hand) {
-        let ratio = ms(h.p50) / ms(b.p50);
+    if let Some(ratio) = ratio(wall_of(SuiteArm::Harness)) {
         let met = ratio <= TARGET_SUITE_RATIO;
         ok &= met;
         println!(
@@ -568,9 +546,9 @@ fn measure_cold(bench: &Bench, config: &Config) -> ColdTimes {
             "cold run {}/{}: direct both {} / harness {} / harness right after a stop {}",
             i + 1,
             config.cold_runs,
-            fmt(times.both.last().copied()),
-            fmt(times.harness.last().copied()),
-            fmt(times.restart.last().copied())
+            fmt_ms(times.both.last().copied()),
+            fmt_ms(times.harness.last().copied()),
+            fmt_ms(times.restart.last().copied())
         );
     }
     times
@@ -586,11 +564,7 @@ struct DirectTimes {
 fn cold_direct(bench: &Bench) -> Result<DirectTimes, String> {
     bench.wait_services_gone()?;
     let pair = direct::Pair::start(&bench.dir, bench.etcd, bench.nats)?;
-    Ok(DirectTimes {
-        etcd: pair.etcd.ready,
-        nats: pair.nats.ready,
-        both: pair.both,
-    })
+    Ok(pair.times) // the rest of `pair` is dropped: both are stopped
 }
 
 /// The harness's time from `run_async` to the body, measured in a worker
@@ -623,38 +597,50 @@ fn print_cold(config: &Config, times: &ColdTimes) -> bool {
         "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
         "arm", "runs", "p50", "min", "max", "mean"
     );
-    let rows: [(&str, &Vec<Duration>); 5] = [
-        ("direct: etcd (spawn -> /health true)", &times.etcd),
-        ("direct: nats-server (spawn -> /healthz ok)", &times.nats),
+    let both = Summary::of(&times.both);
+    let harness = Summary::of(&times.harness);
+    let rows = [
+        (
+            "direct: etcd (spawn -> /health true)",
+            times.etcd.len(),
+            Summary::of(&times.etcd),
+        ),
+        (
+            "direct: nats-server (spawn -> /healthz ok)",
+            times.nats.len(),
+            Summary::of(&times.nats),
+        ),
         (
             "direct: both spawned at once (-> both healthy)",
-            &times.both,
+            times.both.len(),
+            both,
         ),
         (
             "harness: run_async -> body, services(etcd, nats)",
-            &times.harness,
+            times.harness.len(),
+            harness,
         ),
         (
             "  (not a target) the same, right after a shared stop",
-            &times.restart,
+            times.restart.len(),
+            Summary::of(&times.restart),
         ),
     ];
-    for (name, values) in rows {
-        let s = Summary::of(values);
+    for (name, count, s) in rows {
         println!(
             "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
             name,
-            values.len(),
-            fmt(s.map(|s| s.p50)),
-            fmt(s.map(|s| s.min)),
-            fmt(s.map(|s| s.max)),
-            fmt(s.map(|s| s.mean))
+            count,
+            fmt_ms(s.map(|s| s.p50)),
+            fmt_ms(s.map(|s| s.min)),
+            fmt_ms(s.map(|s| s.max)),
+            fmt_ms(s.map(|s| s.mean))
         );
     }
     let mut ok = times.errors.is_empty();
-    if let (Some(h), Some(d)) = (Summary::of(&times.harness), Summary::of(&times.both)) {
-        let extra = ms(h.p50) - ms(d.p50);
-        let met = extra <= ms(TARGET_COLD_EXTRA);
+    if let (Some(h), Some(d)) = (harness, both) {
+        let extra = millis(h.p50) - millis(d.p50);
+        let met = extra <= millis(TARGET_COLD_EXTRA);
         ok &= met;
         println!(
             "target: harness p50 <= direct (both) p50 + {} ms: {extra:+.1} ms -> {}",
@@ -685,27 +671,19 @@ impl Summary {
     fn of(values: &[Duration]) -> Option<Summary> {
         let mut sorted = values.to_vec();
         sorted.sort();
-        let n = sorted.len();
-        (n > 0).then(|| Summary {
-            p50: sorted[n.div_ceil(2) - 1],
+        Some(Summary {
+            p50: percentile(&sorted, 0.50)?,
             min: sorted[0],
-            max: sorted[n - 1],
-            mean: sorted.iter().sum::<Duration>() / n as u32,
+            max: sorted[sorted.len() - 1],
+            mean: sorted.iter().sum::<Duration>() / sorted.len() as u32,
         })
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn fmt(d: Option<Duration>) -> String {
-    d.map_or("-".into(), |d| format!("{:.1} ms", ms(d)))
-}
-
+/// `p50 / max` in milliseconds, `-` without values.
 fn pair(s: Option<Summary>) -> String {
-    s.map_or("-".into(), |s| {
-        format!("{:.1} / {:.1}", ms(s.p50), ms(s.max))
+    or_dash(s, |s| {
+        format!("{:.1} / {:.1}", millis(s.p50), millis(s.max))
     })
 }
 
@@ -728,19 +706,17 @@ mod direct {
 
     /// A service this process started; stopped (SIGTERM, then SIGKILL
     /// after 5 s) and its data dir removed when dropped.
-    pub struct Running {
+    struct Running {
         child: std::process::Child,
         data: PathBuf,
-        /// Spawn to healthy.
-        pub ready: Duration,
     }
 
-    /// etcd and nats-server, started at once.
+    /// etcd and nats-server, started at once; both stopped when dropped.
     pub struct Pair {
-        pub etcd: Running,
-        pub nats: Running,
-        /// First spawn to both healthy.
-        pub both: Duration,
+        _etcd: Running,
+        _nats: Running,
+        /// Each one's spawn to healthy, and first spawn to both healthy.
+        pub times: DirectTimes,
     }
 
     impl Pair {
@@ -751,53 +727,39 @@ mod direct {
             etcd: ServicePortPair,
             nats: ServicePortPair,
         ) -> Result<Pair, String> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| format!("tokio runtime: {e}"))?;
+            let runtime =
+                bench::current_thread_runtime().map_err(|e| format!("tokio runtime: {e}"))?;
             let mut etcd_cmd = command(ServiceKind::Etcd, etcd, dir)?;
             let mut nats_cmd = command(ServiceKind::Nats, nats, dir)?;
             runtime.block_on(async {
                 let first = Instant::now();
                 let etcd_child =
-                    Spawned::new(etcd_cmd.spawn(), data_dir(ServiceKind::Etcd, etcd, dir))?;
+                    Running::spawn(&mut etcd_cmd, data_dir(ServiceKind::Etcd, etcd, dir))?;
                 let nats_started = Instant::now();
                 let nats_child =
-                    Spawned::new(nats_cmd.spawn(), data_dir(ServiceKind::Nats, nats, dir))?;
+                    Running::spawn(&mut nats_cmd, data_dir(ServiceKind::Nats, nats, dir))?;
                 let (e, n) = tokio::join!(
                     poll_healthy(ServiceKind::Etcd, etcd, first),
                     poll_healthy(ServiceKind::Nats, nats, nats_started)
                 );
                 let (etcd_ready, nats_ready) = (e?, n?);
                 Ok(Pair {
-                    both: (first + etcd_ready).max(nats_started + nats_ready) - first,
-                    etcd: etcd_child.ready(etcd_ready),
-                    nats: nats_child.ready(nats_ready),
+                    _etcd: etcd_child,
+                    _nats: nats_child,
+                    times: DirectTimes {
+                        etcd: etcd_ready,
+                        nats: nats_ready,
+                        both: (first + etcd_ready).max(nats_started + nats_ready) - first,
+                    },
                 })
             })
         }
     }
 
-    /// A spawned child not yet healthy (stopped if dropped).
-    struct Spawned(Option<Running>);
-
-    impl Spawned {
-        fn new(
-            child: std::io::Result<std::process::Child>,
-            data: PathBuf,
-        ) -> Result<Spawned, String> {
-            let child = child.map_err(|e| format!("spawning: {e}"))?;
-            Ok(Spawned(Some(Running {
-                child,
-                data,
-                ready: Duration::ZERO,
-            })))
-        }
-
-        fn ready(mut self, ready: Duration) -> Running {
-            let mut running = self.0.take().expect("taken once");
-            running.ready = ready;
-            running
+    impl Running {
+        fn spawn(command: &mut Command, data: PathBuf) -> Result<Running, String> {
+            let child = command.spawn().map_err(|e| format!("spawning: {e}"))?;
+            Ok(Running { child, data })
         }
     }
 
@@ -964,7 +926,6 @@ mod worker {
     fn suite(mode: Mode, tests: usize, threads: usize) -> Value {
         let next = AtomicUsize::new(0);
         let timings = Mutex::new(Vec::new());
-        let started = Instant::now();
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 scope.spawn(|| loop {
@@ -979,13 +940,12 @@ mod worker {
             }
         });
         let timings = timings.into_inner().unwrap();
-        let field =
-            |f: fn(&Timing) -> Duration| -> Vec<f64> { timings.iter().map(|t| ms(f(t))).collect() };
+        let field = |f: fn(&Timing) -> Duration| -> Vec<f64> {
+            timings.iter().map(|t| millis(f(t))).collect()
+        };
         json!({
-            "wall_ms": ms(started.elapsed()),
             "failures": timings.iter().filter(|t| !t.passed).count(),
             "setup_ms": field(|t| t.setup),
-            "body_ms": field(|t| t.body),
             "teardown_ms": field(|t| t.teardown),
         })
     }
@@ -996,7 +956,7 @@ mod worker {
         let timing = run_test("services_bench::cold_start", Mode::Shared, false);
         json!({
             "failures": usize::from(!timing.passed),
-            "ready_ms": ms(timing.setup),
+            "ready_ms": millis(timing.setup),
         })
     }
 
@@ -1004,7 +964,6 @@ mod worker {
     struct Timing {
         /// `run_async` called -> body entered (runtime, context, services).
         setup: Duration,
-        body: Duration,
         /// Body done -> `run_async` returned (teardown, runtime shutdown).
         teardown: Duration,
         passed: bool,
@@ -1039,7 +998,6 @@ mod worker {
         let left = left.unwrap_or(returned);
         Timing {
             setup: entered - called,
-            body: left - entered,
             teardown: returned - left,
             passed: outcome.is_ok(),
         }
