@@ -98,3 +98,55 @@ pub async fn wait_for_line(process: &dynamo_test::ManagedProcess, prefix: &str) 
         process.log_tail(20)
     );
 }
+
+/// Whether `done` holds within `limit`, asked every 10 ms (fine enough for
+/// the orphan check's "gone after" figure).
+pub fn eventually(limit: std::time::Duration, done: impl Fn() -> bool) -> bool {
+    let started = std::time::Instant::now();
+    while !done() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
+/// Runs test `name` of the calling test binary alone in a child process,
+/// with `--nocapture`: libtest captures a test's output in-process, so a
+/// test that checks what another prints reads it from the child's stdout.
+/// Returns the child's stdout; panics if the child failed.
+pub fn run_own_test(name: &str) -> String {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "child run of {name} failed: {stdout}"
+    );
+    stdout
+}
+
+/// Env vars moving the port plan's two ports of `kind` (client, and peer
+/// or monitor) to reserved ones, so that a test starts its services there
+/// without touching the run's own.
+pub fn plan_env(
+    kind: dynamo_test::services::ServiceKind,
+    client: &dynamo_test::Port,
+    second: &dynamo_test::Port,
+) -> Vec<(&'static str, String)> {
+    use dynamo_test::ports::{
+        ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT, ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT,
+    };
+    use dynamo_test::services::ServiceKind;
+    let (client_var, second_var) = match kind {
+        ServiceKind::Etcd => (ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT),
+        ServiceKind::Nats => (ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT),
+    };
+    vec![
+        (client_var, client.to_string()),
+        (second_var, second.to_string()),
+    ]
+}

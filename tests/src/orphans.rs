@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A running scenario: the test process and the pids of its family.
 pub struct Scenario {
@@ -80,14 +80,9 @@ pub fn alive(pid: u32) -> bool {
 
 /// Waits up to `limit` for every pid to be gone; returns the survivors.
 pub fn survivors_after(pids: &[u32], limit: Duration) -> Vec<u32> {
-    let started = Instant::now();
-    loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-        if left.is_empty() || started.elapsed() >= limit {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let left = || -> Vec<u32> { pids.iter().copied().filter(|&p| alive(p)).collect() };
+    crate::eventually(limit, || left().is_empty());
+    left()
 }
 
 /// Sends `signal` to the scenario's process group (what nextest does on a timeout).

@@ -9,10 +9,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dynamo_test::process::{procfs, ProcStat};
+use dynamo_test::services::ServiceKind;
 use dynamo_test::{dynamo_test, Nats, Port};
+use dynamo_test_suite::servers::{response, serve, Behaviour};
+use dynamo_test_suite::{eventually, plan_env};
 use serde_json::Value;
 
 type Env = Vec<(&'static str, String)>;
@@ -109,18 +112,10 @@ impl Drop for Finally {
 }
 
 /// The etcd/NATS port variables set to `ports` (client, peer, client, http).
-fn service_ports(ports: [&Port; 4]) -> Env {
-    let names = [
-        "DYNAMO_TEST_ETCD_CLIENT_PORT",
-        "DYNAMO_TEST_ETCD_PEER_PORT",
-        "DYNAMO_TEST_NATS_CLIENT_PORT",
-        "DYNAMO_TEST_NATS_HTTP_PORT",
-    ];
-    names
-        .into_iter()
-        .zip(ports)
-        .map(|(name, port)| (name, port.to_string()))
-        .collect()
+fn service_ports([etcd_client, etcd_peer, nats_client, nats_http]: [&Port; 4]) -> Env {
+    let mut env = plan_env(ServiceKind::Etcd, etcd_client, etcd_peer);
+    env.extend(plan_env(ServiceKind::Nats, nats_client, nats_http));
+    env
 }
 
 fn listener_pid(port: u16) -> Option<u32> {
@@ -131,18 +126,6 @@ fn listener_pid(port: u16) -> Option<u32> {
 
 fn find<'a>(list: &'a Value, key: &str, wanted: &str) -> Option<&'a Value> {
     list.as_array()?.iter().find(|v| v[key] == wanted)
-}
-
-/// Polls `done` for up to `limit`.
-fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
 }
 
 /// Gone, or a zombie nobody reaped yet.
@@ -364,16 +347,8 @@ fn the_output_root_is_found_from_the_current_directory() {
 #[dynamo_test(timeout = "30s")]
 async fn wait_reports_ready_and_not_ready(up: Port, down: Port) {
     let url = up.url("/");
-    let listener = up.into_tokio_listener().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf).await;
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                .await;
-        }
+    serve(up.into_tokio_listener().unwrap(), |_| {
+        Behaviour::Respond(response(200, "", ""))
     });
     let tcp = format!("tcp://127.0.0.1:{down}");
     let out = tokio::task::spawn_blocking(move || {
@@ -681,12 +656,9 @@ fn keeper_pid(state: &Path, port: u16) -> u32 {
 #[dynamo_test(timeout = "90s")]
 fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
     let tmp = TempDir::new("clean-keeper");
-    let mut env: Env = vec![
-        ("DYNAMO_TEST_ETCD_CLIENT_PORT", client.to_string()),
-        ("DYNAMO_TEST_ETCD_PEER_PORT", peer.to_string()),
-        // Long enough for us to kill the keeper before it stops etcd.
-        ("DYNAMO_TEST_SERVICE_GRACE_MS", "5000".to_string()),
-    ];
+    let mut env: Env = plan_env(ServiceKind::Etcd, &client, &peer);
+    // Long enough for us to kill the keeper before it stops etcd.
+    env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", "5000".to_string()));
     env.extend(tmp.env());
     let _clean = Finally {
         args: &["clean"],

@@ -374,19 +374,11 @@ async fn context_waits_are_logged_and_fail_with_the_story(api: Port, ctx: &TestC
 /// `--nocapture` and read its stdout.
 #[dynamo_test(timeout = "60s")]
 async fn context_waits_are_logged_with_their_duration() {
-    let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "context_waits_are_logged_and_fail_with_the_story",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child failed: {stdout}");
+    let stdout = tokio::task::spawn_blocking(|| {
+        dynamo_test_suite::run_own_test("context_waits_are_logged_and_fail_with_the_story")
+    })
+    .await
+    .unwrap();
     let lines: Vec<&str> = stdout
         .lines()
         .filter(|l| l.starts_with("[dynamo-test] "))

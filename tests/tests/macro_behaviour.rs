@@ -151,13 +151,7 @@ async fn a_body_blocking_its_thread_still_times_out() {
 /// captured in-process, so run a test of this binary in a child.
 #[test]
 fn the_port_table_is_printed_at_the_start() {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["parameters_are_injected_in_any_order", "--exact"])
-        .args(["--nocapture", "--test-threads=1"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    let stdout = dynamo_test_suite::run_own_test("parameters_are_injected_in_any_order");
     let line = stdout
         .lines()
         .find(|l| l.contains("parameters_are_injected_in_any_order: ports: "))

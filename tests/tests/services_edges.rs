@@ -7,17 +7,11 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use dynamo_test::health::{self, Probe};
+use dynamo_test::services::{ServiceKind, ServicePortPair};
 use dynamo_test::{dynamo_test, Port};
+use dynamo_test_suite::plan_env;
 
 const NEED_SERVICE: &str = env!("CARGO_BIN_EXE_need_service");
-
-/// Env moving the plan's etcd ports to `client` and `peer`.
-fn etcd_ports_env(client: &Port, peer: &Port) -> Vec<(&'static str, String)> {
-    vec![
-        ("DYNAMO_TEST_ETCD_CLIENT_PORT", client.to_string()),
-        ("DYNAMO_TEST_ETCD_PEER_PORT", peer.to_string()),
-    ]
-}
 
 fn need_service(args: &[&str], env: &[(&str, String)]) -> (Output, String) {
     let mut cmd = Command::new(NEED_SERVICE);
@@ -56,7 +50,10 @@ fn a_missing_binary_says_where_it_looked_and_how_to_install() {
 #[dynamo_test]
 fn a_port_held_by_a_stranger_names_the_holder(client: Port, peer: Port) {
     let stranger = std::net::TcpListener::bind(client.addr()).unwrap();
-    let (out, text) = need_service(&["etcd", "shared"], &etcd_ports_env(&client, &peer));
+    let (out, text) = need_service(
+        &["etcd", "shared"],
+        &plan_env(ServiceKind::Etcd, &client, &peer),
+    );
     drop(stranger);
     assert!(!out.status.success());
     let me = format!("held by pid {} (", std::process::id());
@@ -70,53 +67,23 @@ fn a_port_held_by_a_stranger_names_the_holder(client: Port, peer: Port) {
     assert!(text.contains("fix: stop that process"), "{text}");
 }
 
-/// An etcd started by this test, not by the harness.
-struct ExternalEtcd {
-    child: std::process::Child,
-    url: String,
-}
-
-impl ExternalEtcd {
-    /// Starts etcd on `client`/`peer` with its data in the test's output dir.
-    async fn start(client: &Port, peer: &Port, ctx: &dynamo_test::TestContext) -> ExternalEtcd {
-        let dir = ctx.output_dir().join("external-etcd");
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new(
-            dynamo_test::services::find_binary("etcd", "ETCD_BIN", "ETCD_ENDPOINTS").unwrap(),
-        )
-        .args(["--name", "external", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--listen-client-urls",
-            &url,
-            "--advertise-client-urls",
-            &url,
-        ])
-        .args([
-            "--listen-peer-urls",
-            &peer_url,
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ])
-        .args(["--initial-cluster", &format!("external={peer_url}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+/// An etcd started by this test as a plain child, not by the harness's
+/// service code (so not shared, not recorded): returns its client URL.
+async fn start_external_etcd(client: &Port, peer: &Port, ctx: &dynamo_test::TestContext) -> String {
+    let ports = ServicePortPair {
+        client: client.get(),
+        second: peer.get(),
+    };
+    let url = ServiceKind::Etcd.client_url(ports);
+    let etcd = dynamo_test::services::find_binary("etcd", "ETCD_BIN", "ETCD_ENDPOINTS").unwrap();
+    let data_dir = ctx.output_dir().join("external-etcd");
+    ctx.process("external-etcd", etcd)
+        .args(ServiceKind::Etcd.args(ports, &data_dir))
+        .ready(health::etcd(&url))
+        .start()
+        .await
         .unwrap();
-        health::etcd(&url)
-            .wait(Duration::from_secs(30))
-            .await
-            .unwrap();
-        ExternalEtcd { child, url }
-    }
-}
-
-impl Drop for ExternalEtcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    url
 }
 
 #[dynamo_test(timeout = "60s")]
@@ -125,8 +92,8 @@ async fn an_external_instance_is_reused_and_survives(
     peer: Port,
     ctx: &dynamo_test::TestContext,
 ) {
-    let external = ExternalEtcd::start(&client, &peer, ctx).await;
-    let mut env = etcd_ports_env(&client, &peer);
+    let external_url = start_external_etcd(&client, &peer, ctx).await;
+    let mut env = plan_env(ServiceKind::Etcd, &client, &peer);
     env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", "300".into()));
     let (out, text) = need_service(&["etcd", "shared"], &env);
     assert!(out.status.success(), "{text}");
@@ -134,7 +101,7 @@ async fn an_external_instance_is_reused_and_survives(
     // The harness never stops what it did not start: still healthy well
     // after its grace (300 ms, checked every 200 ms).
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    health::etcd(&external.url)
+    health::etcd(&external_url)
         .wait(Duration::from_secs(1))
         .await
         .unwrap();
@@ -146,19 +113,19 @@ async fn etcd_endpoints_from_the_environment_start_nothing(
     peer: Port,
     ctx: &dynamo_test::TestContext,
 ) {
-    let external = ExternalEtcd::start(&client, &peer, ctx).await;
+    let external_url = start_external_etcd(&client, &peer, ctx).await;
     // The plan's etcd ports moved to free numbers: had anything been
     // started, it would listen there.
     let (plan_client, plan_peer) = (
         dynamo_test::find_free_port().unwrap(),
         dynamo_test::find_free_port().unwrap(),
     );
-    let mut env = etcd_ports_env(&plan_client, &plan_peer);
-    env.push(("ETCD_ENDPOINTS", external.url.clone()));
+    let mut env = plan_env(ServiceKind::Etcd, &plan_client, &plan_peer);
+    env.push(("ETCD_ENDPOINTS", external_url.clone()));
     let (out, text) = need_service(&["etcd", "shared"], &env);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains(&format!("source=FromEnv url={}", external.url)),
+        text.contains(&format!("source=FromEnv url={external_url}")),
         "{text}"
     );
     assert!(!dynamo_test::ports::holders::is_listening(
@@ -175,14 +142,6 @@ async fn etcd_endpoints_from_the_environment_start_nothing(
         text.contains("ETCD_ENDPOINTS=\"localhost:2379\" is invalid"),
         "{text}"
     );
-}
-
-/// Env moving the plan's NATS ports to `client` and `monitor`.
-fn nats_ports_env(client: &Port, monitor: &Port) -> Vec<(&'static str, String)> {
-    vec![
-        ("DYNAMO_TEST_NATS_CLIENT_PORT", client.to_string()),
-        ("DYNAMO_TEST_NATS_HTTP_PORT", monitor.to_string()),
-    ]
 }
 
 #[test]
@@ -203,7 +162,10 @@ fn a_bin_variable_naming_no_executable_is_refused_not_bypassed() {
 fn a_nats_port_held_by_a_stranger_names_the_holder(client: Port, monitor: Port) {
     // The stranger holds the monitoring port: NATS's health check fails there.
     let stranger = std::net::TcpListener::bind(monitor.addr()).unwrap();
-    let (out, text) = need_service(&["nats", "shared"], &nats_ports_env(&client, &monitor));
+    let (out, text) = need_service(
+        &["nats", "shared"],
+        &plan_env(ServiceKind::Nats, &client, &monitor),
+    );
     drop(stranger);
     assert!(!out.status.success(), "{text}");
     let me = format!("held by pid {} (", std::process::id());
@@ -242,7 +204,7 @@ async fn nats_server_from_the_environment_starts_nothing(
         dynamo_test::find_free_port().unwrap(),
         dynamo_test::find_free_port().unwrap(),
     );
-    let mut env = nats_ports_env(&plan_client, &plan_monitor);
+    let mut env = plan_env(ServiceKind::Nats, &plan_client, &plan_monitor);
     env.push(("NATS_SERVER", url.clone()));
     let (out, text) = need_service(&["nats", "shared"], &env);
     assert!(out.status.success(), "{text}");

@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dynamo_test::ports::holders::{is_listening, listeners};
+use dynamo_test::services::ServiceKind;
 use dynamo_test::{dynamo_test, Port};
+use dynamo_test_suite::{eventually, plan_env};
 
 /// The keepers' grace in these tests (the default is 2 s).
 const GRACE_MS: u64 = 300;
@@ -34,18 +36,6 @@ fn start_user(kind: &str, env: &[(&'static str, String)]) -> (Child, String) {
         .find(|l| l.starts_with("source="))
         .unwrap_or_default();
     (child, line)
-}
-
-/// Whether `port` stops listening within `limit`.
-fn stops_listening_within(port: u16, limit: Duration) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if !is_listening(port) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    !is_listening(port)
 }
 
 fn distinct_listener_pids(port: u16) -> Vec<u32> {
@@ -82,25 +72,19 @@ fn one_instance_then_gone(kind: &str, client: u16, env: Vec<(&'static str, Strin
         "{kind} went down before its grace"
     );
     assert!(
-        stops_listening_within(client, limit),
+        eventually(limit, || !is_listening(client)),
         "{kind} on {client} still up {limit:?} after its last user was SIGKILLed"
     );
 }
 
 #[dynamo_test(timeout = "60s")]
 fn etcd_users_share_one_instance_that_stops_after_the_last(client: Port, peer: Port) {
-    let env = vec![
-        ("DYNAMO_TEST_ETCD_CLIENT_PORT", client.to_string()),
-        ("DYNAMO_TEST_ETCD_PEER_PORT", peer.to_string()),
-    ];
+    let env = plan_env(ServiceKind::Etcd, &client, &peer);
     one_instance_then_gone("etcd", client.get(), env);
 }
 
 #[dynamo_test(timeout = "60s")]
 fn nats_users_share_one_instance_that_stops_after_the_last(client: Port, monitor: Port) {
-    let env = vec![
-        ("DYNAMO_TEST_NATS_CLIENT_PORT", client.to_string()),
-        ("DYNAMO_TEST_NATS_HTTP_PORT", monitor.to_string()),
-    ];
+    let env = plan_env(ServiceKind::Nats, &client, &monitor);
     one_instance_then_gone("nats", client.get(), env);
 }
