@@ -227,6 +227,15 @@ fn outcome_of(krate: &Path, output: &ReturnType, value: TokenStream) -> TokenStr
     }}
 }
 
+/// The runner function: `<base>`, or `<base>_with_timeout`, which runs the
+/// test on a supervised thread.
+fn runner(base: &str, has_timeout: bool) -> Ident {
+    match has_timeout {
+        true => format_ident!("{base}_with_timeout"),
+        false => format_ident!("{base}"),
+    }
+}
+
 fn run_async(
     krate: &Path,
     params: &[Param],
@@ -238,11 +247,7 @@ fn run_async(
     let args = call_args(params);
     let body = body_ident();
     let outcome = outcome_of(krate, output, quote!(#body(#(#args),*).await));
-    let runner = if has_timeout {
-        quote!(run_async_with_timeout)
-    } else {
-        quote!(run_async)
-    };
+    let runner = runner("run_async", has_timeout);
     quote! {
         #krate::__private::#runner(#config, |__dynamo_ctx: #krate::__private::TestContext| async move {
             #injections
@@ -267,11 +272,7 @@ fn run_sync(
         .map(|p| matches!(p.passing, Passing::RefMut).then(|| quote!(mut)));
     let body = body_ident();
     let outcome = outcome_of(krate, output, quote!(#body(#(#args),*)));
-    let runner = if has_timeout {
-        quote!(run_sync_with_timeout)
-    } else {
-        quote!(run_sync)
-    };
+    let runner = runner("run_sync", has_timeout);
     quote! {
         #krate::__private::#runner(
             #config,
