@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use super::target::{addresses, split_host_port};
-use super::tcp::connect_any;
+use super::tcp::connect;
 use super::{Check, CheckFuture, Probe};
 
 /// Longest greeting read: NATS sends one INFO line of well under this.
@@ -36,16 +35,9 @@ impl Probe for NatsGreetingProbe {
 
     fn check(&self, budget: Duration) -> CheckFuture<'_> {
         Box::pin(async move {
-            let Some((host, port)) = split_host_port(&self.addr) else {
-                return Check::fatal(format!("{:?} is not a host:port address", self.addr));
-            };
-            let targets = match addresses(host, port).await {
-                Ok(t) => t,
-                Err(e) => return Check::not_ready(e),
-            };
-            match connect_any(&targets, budget).await {
+            match connect(&self.addr, budget).await {
                 Ok(stream) => greeting(stream, budget).await,
-                Err(reason) => Check::not_ready(reason),
+                Err(check) => check,
             }
         })
     }

@@ -26,19 +26,25 @@ impl Probe for TcpProbe {
 
     fn check(&self, budget: Duration) -> CheckFuture<'_> {
         Box::pin(async move {
-            let Some((host, port)) = split_host_port(&self.addr) else {
-                return Check::fatal(format!("{:?} is not a host:port address", self.addr));
-            };
-            let targets = match addresses(host, port).await {
-                Ok(t) => t,
-                Err(e) => return Check::not_ready(e),
-            };
-            match connect_any(&targets, budget).await {
+            match connect(&self.addr, budget).await {
                 Ok(_) => Check::Ready,
-                Err(reason) => Check::not_ready(reason),
+                Err(check) => check,
             }
         })
     }
+}
+
+/// Connects to `addr` (`host:port`; loopback names mean both loopbacks),
+/// or says why not as the attempt's answer: fatal for an address that is
+/// not one, not ready otherwise.
+pub(crate) async fn connect(addr: &str, budget: Duration) -> Result<tokio::net::TcpStream, Check> {
+    let Some((host, port)) = split_host_port(addr) else {
+        return Err(Check::fatal(format!("{addr:?} is not a host:port address")));
+    };
+    let targets = addresses(host, port).await.map_err(Check::not_ready)?;
+    connect_any(&targets, budget)
+        .await
+        .map_err(Check::not_ready)
 }
 
 /// Connects to the first address that accepts, trying them in order.
