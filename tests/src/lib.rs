@@ -7,12 +7,31 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-/// Where [`hold`] marks ports: shared by every process of the suite (the
+/// The suite's own directory, shared by every process of the suite (the
 /// threads of `cargo test`, the processes of `cargo nextest`).
-fn held_dir() -> PathBuf {
+fn suite_dir() -> PathBuf {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/dynamo-test-suite-{uid}/held"))
+    PathBuf::from(format!("/tmp/dynamo-test-suite-{uid}"))
+}
+
+/// Where [`hold`] marks ports.
+fn held_dir() -> PathBuf {
+    suite_dir().join("held")
+}
+
+/// Waits for, then holds until dropped, the suite-wide lock `name`: for
+/// tests that must not overlap, in one process or across nextest's. (A
+/// real `dynamo-test clean` stops *every* tagged orphan of the user, so a
+/// test that keeps a fake orphan alive must not meet another's clean.)
+pub fn exclusive(name: &str) -> File {
+    let dir = suite_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let path = dir.join(format!("{name}.lock"));
+    let file = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file
 }
 
 /// Marks `ports` as held by the calling test; panics if any is held

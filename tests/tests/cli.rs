@@ -565,6 +565,8 @@ fn output_dir(root: &Path, name: &str, days: u64) -> PathBuf {
 
 #[test]
 fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
+    // A real clean stops every tagged orphan: one such test at a time.
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
     let tmp = TempDir::new("clean-dirs");
     let env = tmp.env();
     let old = output_dir(&tmp.output(), "suite.old_test", 10);
@@ -603,6 +605,8 @@ fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
 
 #[test]
 fn clean_stops_a_tagged_orphan_and_nothing_else() {
+    // A real clean stops every tagged orphan: one such test at a time.
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
     let tmp = TempDir::new("clean-orphan");
     let env = tmp.env();
     // Tagged with an owner that no longer exists: our pid with another start time.
@@ -655,6 +659,8 @@ fn keeper_pid(state: &Path, port: u16) -> u32 {
 
 #[dynamo_test(timeout = "90s")]
 fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
+    // A real clean stops every tagged orphan: one such test at a time.
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
     let tmp = TempDir::new("clean-keeper");
     let mut env: Env = plan_env(ServiceKind::Etcd, &client, &peer);
     // Long enough for us to kill the keeper before it stops etcd.
