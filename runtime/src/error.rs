@@ -1,9 +1,15 @@
-//! The harness's error type.
+//! The harness's error type, [`Error`], and the errors of its parts that
+//! it wraps (a readiness wait's is [`health::WaitError`](crate::health::WaitError),
+//! a process's [`process::ProcessError`](crate::process::ProcessError)).
+//!
+//! Each part returns its own error; the conversions into [`Error`] live
+//! here, so that no part depends on the whole.
 
-use crate::env::EnvError;
+pub use crate::env::EnvError;
 use crate::health::WaitError;
-use crate::ports::PortError;
-use crate::state_dir::StateDirError;
+pub use crate::ports::{Exhausted, PortError};
+use crate::process::ProcessError;
+pub use crate::state_dir::StateDirError;
 
 /// Everything that can go wrong while the harness sets up or tears down a test.
 ///
@@ -25,7 +31,7 @@ pub enum Error {
     Wait(Box<WaitError>),
     /// A child process could not be started or did not become ready.
     #[error(transparent)]
-    Process(Box<crate::process::ProcessError>),
+    Process(Box<ProcessError>),
     /// A service (etcd, NATS) could not be found, started or reached.
     #[error("{0}")]
     Service(String),
@@ -79,5 +85,11 @@ impl Error {
 impl From<WaitError> for Error {
     fn from(e: WaitError) -> Self {
         Error::Wait(Box::new(e))
+    }
+}
+
+impl From<ProcessError> for Error {
+    fn from(e: ProcessError) -> Self {
+        Error::Process(Box::new(e))
     }
 }

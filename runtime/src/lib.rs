@@ -22,30 +22,25 @@
 //! See the README for the options, the env vars and how the port allocator works.
 #![warn(missing_docs)]
 
+pub mod admin;
 mod context;
-pub mod env;
-mod error;
+mod env;
+pub mod error;
 pub mod health;
 mod inject;
-pub mod join;
 mod output_dir;
-pub mod ports;
+mod ports;
 pub mod process;
 mod runner;
 pub mod services;
-pub mod state_dir;
-mod sync;
+mod state_dir;
+mod sys;
 
-pub use context::{TestContext, DEFAULT_WAIT_TIMEOUT};
+pub use context::{TestContext, WaitFor, DEFAULT_WAIT_TIMEOUT};
 pub use dynamo_test_macros::dynamo_test;
 pub use error::Error;
 pub use inject::Inject;
-pub use output_dir::{
-    output_dir_in_use, output_root, project_output_root, OutputRoot, ENV_OUTPUT_DIR, IN_USE_FILE,
-};
-pub use ports::{
-    find_free_port, find_free_port_from, Port, PortError, PortPlan, ServicePorts, SERVICE_PORTS,
-};
+pub use ports::{find_free_port, find_free_port_from, Port, ServicePorts, SERVICE_PORTS};
 pub use process::{ManagedProcess, ProcessBuilder};
 pub use services::{Etcd, Nats};
 
@@ -61,7 +56,8 @@ pub mod __private {
         enter_body, run_async, run_async_with_timeout, run_sync, run_sync_with_timeout, Flavor,
         TestConfig, TestResult,
     };
-    pub use crate::services::{Mode, ServiceKind, ServiceRequest};
+    pub use crate::services::instance::{Mode, ServiceRequest};
+    pub use crate::services::kind::ServiceKind;
     pub use crate::{Error, Inject, TestContext};
     pub use std::time::Duration;
 }

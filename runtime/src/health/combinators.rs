@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::{Check, CheckFuture, Probe};
-use crate::join::join_all;
+use futures_util::future::join_all;
 
 /// Ready when every probe is ready in the same attempt. See [`all`].
 pub struct All {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::target::addresses;
 use super::tcp::connect_any;
 use super::{Check, CheckFuture, Probe};
-use crate::sync::lock;
+use crate::sys::sync::lock;
 
 /// Default cap on the response body read by a probe (64 KiB).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;

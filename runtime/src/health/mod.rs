@@ -21,6 +21,7 @@
 mod combinators;
 mod history;
 mod http;
+mod inherent;
 mod nats_greeting;
 mod services;
 mod target;
@@ -34,7 +35,7 @@ use std::time::Duration;
 pub use combinators::{all, any, from_fn, All, Any, FnProbe};
 pub use http::{http, HttpProbe, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS};
 pub use nats_greeting::{nats_client, NatsGreetingProbe};
-pub use services::{dynamo_frontend, etcd, nats, openai_models, FrontendProbe};
+pub use services::{dynamo_frontend, etcd, nats as nats_monitor, openai_models, FrontendProbe};
 pub use tcp::{tcp, TcpProbe};
 pub(crate) use wait::deadline_after;
 pub use wait::{

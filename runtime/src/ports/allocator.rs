@@ -1,17 +1,15 @@
 //! The allocator: lock a candidate port, then check that the kernel agrees it is free.
 
-use std::fmt;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::ops::Deref;
 use std::sync::OnceLock;
 
 use super::bind_check::{self, Strictness};
+use super::error::{Exhausted, PortError};
+use super::port::Port;
 use super::range::PortRange;
 use super::reservation::{Holder, LockDir, Reservation};
-use super::service_ports::PortPlan;
-use crate::env::EnvError;
-use crate::state_dir::{self, StateDirError};
+use super::service_ports::ServicePorts;
+use crate::state_dir;
 
 /// After this many candidates failed the strict check, ports in TIME_WAIT are
 /// accepted: every port a test served sits 60 s in TIME_WAIT, and a strict
@@ -20,149 +18,6 @@ use crate::state_dir::{self, StateDirError};
 /// allows, so strictness is a preference; each candidate costs ~7 syscalls,
 /// and 64 strict ones put p99 at 12-15 ms (BENCHMARKS.md).
 const STRICT_CANDIDATES: u32 = 8;
-
-/// A port could not be reserved.
-#[derive(Debug, thiserror::Error)]
-pub enum PortError {
-    /// A bad env override (range or port plan).
-    #[error(transparent)]
-    Env(#[from] EnvError),
-    /// The state directory is unusable.
-    #[error(transparent)]
-    StateDir(#[from] StateDirError),
-    /// A lock file could not be opened or locked.
-    #[error("cannot lock port {port} in {dir}: {source}")]
-    Lock {
-        /// The port.
-        port: u16,
-        /// The lock directory.
-        dir: String,
-        /// What failed.
-        source: std::io::Error,
-    },
-    /// No free port is left.
-    #[error("{0}")]
-    Exhausted(Box<Exhausted>),
-}
-
-/// Details of an exhausted search: the range, and who holds what.
-#[derive(Debug)]
-pub struct Exhausted {
-    /// The ports searched.
-    pub range: PortRange,
-    /// Live reservations in the range.
-    pub reserved: Vec<Reservation>,
-    /// Ports that were not reserved but in use by some socket.
-    pub busy: u32,
-}
-
-impl fmt::Display for Exhausted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "no free port in range {} ({} ports): {} reserved by harness users, {} in use by other sockets",
-            self.range,
-            self.range.len(),
-            self.reserved.len(),
-            self.busy
-        )?;
-        let mut by_holder: Vec<(String, usize)> = Vec::new();
-        for r in &self.reserved {
-            let who = match &r.holder {
-                Some(h) => format!("pid {} ({})", h.pid, h.label),
-                None => "unknown holder".to_string(),
-            };
-            match by_holder.iter_mut().find(|(w, _)| *w == who) {
-                Some((_, n)) => *n += 1,
-                None => by_holder.push((who, 1)),
-            }
-        }
-        by_holder.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-        for (who, n) in by_holder.iter().take(10) {
-            write!(f, "\n  {n} held by {who}")?;
-        }
-        if by_holder.len() > 10 {
-            write!(f, "\n  ... and {} more holders", by_holder.len() - 10)?;
-        }
-        write!(
-            f,
-            "\nwiden the range with {}=LOW-HIGH, or run `dynamo-test ports` to see the holders",
-            super::ENV_PORT_RANGE
-        )
-    }
-}
-
-/// A reserved TCP port.
-///
-/// No other holder (thread or process using the harness on this machine)
-/// gets this number until the `Port` is dropped. The reservation does not
-/// occupy the socket: bind the number yourself, or hand it to a process you
-/// start. For an in-process server, [`Port::into_std_listener`] or
-/// [`Port::into_tokio_listener`] binds it with no race window at all.
-pub struct Port {
-    number: u16,
-    label: String,
-    /// The flock on the port's lock file; dropping it releases the reservation.
-    _lock: File,
-}
-
-impl Port {
-    /// The port number.
-    pub fn get(&self) -> u16 {
-        self.number
-    }
-
-    /// The label the port was reserved under (test name or parameter).
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    /// `127.0.0.1:{port}`.
-    pub fn addr(&self) -> SocketAddr {
-        (Ipv4Addr::LOCALHOST, self.number).into()
-    }
-
-    /// `http://127.0.0.1:{port}{path}`; `path` should start with `/` (or be empty).
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.number, path)
-    }
-
-    /// Binds `127.0.0.1:{port}` and gives up the reservation: the bound
-    /// listener now keeps every other allocator away from the number.
-    pub fn into_std_listener(self) -> std::io::Result<std::net::TcpListener> {
-        std::net::TcpListener::bind(self.addr())
-    }
-
-    /// Like [`Port::into_std_listener`], as a tokio listener. Must be called
-    /// within a tokio runtime.
-    pub fn into_tokio_listener(self) -> std::io::Result<tokio::net::TcpListener> {
-        let listener = self.into_std_listener()?;
-        listener.set_nonblocking(true)?;
-        tokio::net::TcpListener::from_std(listener)
-    }
-}
-
-impl Deref for Port {
-    type Target = u16;
-    fn deref(&self) -> &u16 {
-        &self.number
-    }
-}
-
-impl fmt::Display for Port {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.number.fmt(f)
-    }
-}
-
-impl fmt::Debug for Port {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Port")
-            .field("number", &self.number)
-            .field("label", &self.label)
-            .finish()
-    }
-}
 
 /// Reserves a random free port from the dynamic range (see
 /// [`PortRange::dynamic_from_env`](super::PortRange::dynamic_from_env)).
@@ -234,7 +89,7 @@ impl Allocator {
         let built = Allocator {
             locks: LockDir::new(state_dir::ensure_state_subdir("ports")?),
             range: PortRange::dynamic_from_env()?,
-            fixed: PortPlan::from_env()?.fixed_ports(),
+            fixed: ServicePorts::from_env()?.fixed_ports(),
         };
         Ok(GLOBAL.get_or_init(|| built))
     }
@@ -266,11 +121,7 @@ impl Allocator {
             }
             // Best effort: the holder record is for humans; the lock is what counts.
             let _ = LockDir::write_holder(&mut lock, &Holder::me(label));
-            return Ok(Port {
-                number: port,
-                label: label.to_string(),
-                _lock: lock,
-            });
+            return Ok(Port::new(port, label.to_string(), lock));
         }
         Err(PortError::Exhausted(Box::new(Exhausted {
             range,

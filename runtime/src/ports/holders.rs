@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::process::procfs;
+use crate::sys::procfs;
 
 /// A process that has a listening TCP socket on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]

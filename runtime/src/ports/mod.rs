@@ -8,17 +8,22 @@
 
 mod allocator;
 mod bind_check;
-pub mod holders;
+mod error;
+pub(crate) mod holders;
+mod port;
 mod range;
 mod reservation;
 mod service_ports;
 
-pub use allocator::{find_free_port, find_free_port_from, live_reservations, Port, PortError};
+pub use allocator::{find_free_port, find_free_port_from, live_reservations};
 pub use bind_check::{is_free, Strictness};
+pub use error::{Exhausted, PortError};
+pub use port::Port;
 pub use range::{ephemeral_range, PortRange, DEFAULT_RANGE_LOW, ENV_PORT_RANGE};
 pub use reservation::{Holder, Reservation};
+pub(crate) use service_ports::PlanPort;
 pub use service_ports::{
-    PortPlan, ServicePorts, ENV_DYNAMO_SERVE_BASE, ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT,
+    ServicePorts, ENV_DYNAMO_SERVE_BASE, ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT,
     ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT, SERVICE_PORTS,
 };
 

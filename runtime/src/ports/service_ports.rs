@@ -2,11 +2,16 @@
 
 use crate::env::{self, EnvError, Lookup};
 
-/// The port plan of the project: where core infrastructure listens and where
-/// dynamic Dynamo-serve ports start.
+/// The port plan: where core infrastructure listens (fixed ports) and
+/// where this test's Dynamo-serve frontend listens (a dynamic port from a
+/// base, "8000+").
 ///
-/// [`SERVICE_PORTS`] holds the defaults; [`PortPlan::from_env`] applies the
-/// documented overrides:
+/// [`SERVICE_PORTS`] is the plan as written, before env overrides;
+/// [`ServicePorts::from_env`] applies the documented overrides; a test that
+/// takes `ports: ServicePorts` as a parameter gets the plan in force with
+/// `dynamo_serve` *reserved* for it (the first free port at or above
+/// `dynamo_serve_base`, held until teardown), and, when it runs a private
+/// `etcd(isolated)` / `nats(isolated)`, that instance's ports.
 ///
 /// | field | default | env var |
 /// |---|---|---|
@@ -16,7 +21,7 @@ use crate::env::{self, EnvError, Lookup};
 /// | `nats_http` | 8222 | `DYNAMO_TEST_NATS_HTTP_PORT` |
 /// | `dynamo_serve_base` | 8000 | `DYNAMO_TEST_DYNAMO_SERVE_BASE` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortPlan {
+pub struct ServicePorts {
     /// etcd client port (fixed).
     pub etcd_client: u16,
     /// etcd peer port (fixed).
@@ -27,49 +32,76 @@ pub struct PortPlan {
     pub nats_http: u16,
     /// First port tried for a Dynamo serve frontend ("8000+").
     pub dynamo_serve_base: u16,
+    /// The Dynamo serve port: reserved for the test when injected; in
+    /// [`SERVICE_PORTS`] and [`ServicePorts::from_env`], the base itself.
+    pub dynamo_serve: u16,
 }
 
-/// The port plan's defaults, before env overrides. Use [`PortPlan::from_env`]
-/// (or an injected [`ServicePorts`]) for the plan in force.
-pub const SERVICE_PORTS: PortPlan = PortPlan {
+/// The port plan as written, before env overrides. Use
+/// [`ServicePorts::from_env`] (or an injected [`ServicePorts`]) for the plan
+/// in force.
+pub const SERVICE_PORTS: ServicePorts = ServicePorts {
     etcd_client: 2379,
     etcd_peer: 2380,
     nats_client: 4222,
     nats_http: 8222,
     dynamo_serve_base: 8000,
+    dynamo_serve: 8000,
 };
 
-/// Env var overriding [`PortPlan::etcd_client`].
+/// One fixed port of the plan, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlanPort {
+    EtcdClient,
+    EtcdPeer,
+    NatsClient,
+    NatsHttp,
+}
+
+/// Env var overriding [`ServicePorts::etcd_client`].
 pub const ENV_ETCD_CLIENT_PORT: &str = "DYNAMO_TEST_ETCD_CLIENT_PORT";
-/// Env var overriding [`PortPlan::etcd_peer`].
+/// Env var overriding [`ServicePorts::etcd_peer`].
 pub const ENV_ETCD_PEER_PORT: &str = "DYNAMO_TEST_ETCD_PEER_PORT";
-/// Env var overriding [`PortPlan::nats_client`].
+/// Env var overriding [`ServicePorts::nats_client`].
 pub const ENV_NATS_CLIENT_PORT: &str = "DYNAMO_TEST_NATS_CLIENT_PORT";
-/// Env var overriding [`PortPlan::nats_http`].
+/// Env var overriding [`ServicePorts::nats_http`].
 pub const ENV_NATS_HTTP_PORT: &str = "DYNAMO_TEST_NATS_HTTP_PORT";
-/// Env var overriding [`PortPlan::dynamo_serve_base`].
+/// Env var overriding [`ServicePorts::dynamo_serve_base`].
 pub const ENV_DYNAMO_SERVE_BASE: &str = "DYNAMO_TEST_DYNAMO_SERVE_BASE";
 
-impl PortPlan {
+impl ServicePorts {
     /// The plan in force: [`SERVICE_PORTS`] with the env overrides applied.
     ///
     /// A variable that is set but is not a port number is an error naming the
     /// variable and its value.
-    pub fn from_env() -> Result<PortPlan, EnvError> {
+    pub fn from_env() -> Result<ServicePorts, EnvError> {
         Self::from_vars(&env::process_env)
     }
 
     /// The plan with overrides read through `vars`.
-    pub(crate) fn from_vars(vars: Lookup) -> Result<PortPlan, EnvError> {
+    pub(crate) fn from_vars(vars: Lookup) -> Result<ServicePorts, EnvError> {
         let d = SERVICE_PORTS;
         let get = |name, default| Ok::<_, EnvError>(env::port(vars, name)?.unwrap_or(default));
-        Ok(PortPlan {
+        let dynamo_serve_base = get(ENV_DYNAMO_SERVE_BASE, d.dynamo_serve_base)?;
+        Ok(ServicePorts {
             etcd_client: get(ENV_ETCD_CLIENT_PORT, d.etcd_client)?,
             etcd_peer: get(ENV_ETCD_PEER_PORT, d.etcd_peer)?,
             nats_client: get(ENV_NATS_CLIENT_PORT, d.nats_client)?,
             nats_http: get(ENV_NATS_HTTP_PORT, d.nats_http)?,
-            dynamo_serve_base: get(ENV_DYNAMO_SERVE_BASE, d.dynamo_serve_base)?,
+            dynamo_serve_base,
+            dynamo_serve: dynamo_serve_base,
         })
+    }
+
+    /// Sets one fixed port (a private instance's port replaces the plan's).
+    pub(crate) fn set(&mut self, which: PlanPort, port: u16) {
+        let field = match which {
+            PlanPort::EtcdClient => &mut self.etcd_client,
+            PlanPort::EtcdPeer => &mut self.etcd_peer,
+            PlanPort::NatsClient => &mut self.nats_client,
+            PlanPort::NatsHttp => &mut self.nats_http,
+        };
+        *field = port;
     }
 
     /// The fixed infrastructure ports, which are never handed out as dynamic ports.
@@ -93,28 +125,6 @@ impl PortPlan {
     }
 }
 
-/// The ports one test works with: the plan's fixed infrastructure ports and
-/// a Dynamo-serve port reserved for this test (the first free port at or
-/// above `dynamo_serve_base`).
-///
-/// Inject it as a test parameter (`ports: ServicePorts`); the reservation of
-/// `dynamo_serve` is held by the test's context until teardown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServicePorts {
-    /// etcd client port (fixed).
-    pub etcd_client: u16,
-    /// etcd peer port (fixed).
-    pub etcd_peer: u16,
-    /// NATS client port (fixed).
-    pub nats_client: u16,
-    /// NATS HTTP monitoring port (fixed).
-    pub nats_http: u16,
-    /// A port reserved for this test's Dynamo serve frontend ("8000+").
-    pub dynamo_serve: u16,
-    /// The base `dynamo_serve` was searched from.
-    pub dynamo_serve_base: u16,
-}
-
 impl ServicePorts {
     /// `http://127.0.0.1:{dynamo_serve}{path}`.
     pub fn dynamo_serve_url(&self, path: &str) -> String {
@@ -130,17 +140,18 @@ mod tests {
     fn defaults_are_the_documented_plan() {
         assert_eq!(SERVICE_PORTS.fixed_ports(), [2379, 2380, 4222, 8222]);
         assert_eq!(SERVICE_PORTS.dynamo_serve_base, 8000);
+        assert_eq!(SERVICE_PORTS.dynamo_serve, 8000);
     }
 
     #[test]
     fn overrides_apply_and_bad_values_name_variable_and_value() {
         let v = crate::env::tests::vars(&[(ENV_NATS_CLIENT_PORT, "14222")]);
-        let plan = PortPlan::from_vars(&v).unwrap();
+        let plan = ServicePorts::from_vars(&v).unwrap();
         assert_eq!(plan.nats_client, 14222);
         assert_eq!(plan.etcd_client, 2379);
 
         let v = crate::env::tests::vars(&[(ENV_ETCD_CLIENT_PORT, "etcd")]);
-        let msg = PortPlan::from_vars(&v).unwrap_err().to_string();
+        let msg = ServicePorts::from_vars(&v).unwrap_err().to_string();
         assert!(msg.contains("DYNAMO_TEST_ETCD_CLIENT_PORT"), "{msg}");
         assert!(msg.contains("\"etcd\""), "{msg}");
     }

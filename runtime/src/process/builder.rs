@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::Spec;
-use super::managed::ManagedProcess;
-use crate::context::TestContext;
-use crate::error::Error;
+use super::managed::{ManagedProcess, ProcessError};
+use super::owner::Owner;
 use crate::health::{self, Probe};
 
 /// Default limit for a process to pass its readiness probes.
@@ -17,10 +16,11 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 
 /// Describes a child process; [`ProcessBuilder::start`] starts it and waits
-/// until it is ready. Made by [`TestContext::process`].
+/// until it is ready. Made by
+/// [`TestContext::process`](crate::TestContext::process).
 #[must_use = "a process builder does nothing until `.start().await`"]
 pub struct ProcessBuilder {
-    ctx: TestContext,
+    owner: Arc<dyn Owner>,
     spec: Spec,
     probes: Vec<Arc<dyn Probe>>,
     startup_timeout: Duration,
@@ -28,9 +28,9 @@ pub struct ProcessBuilder {
 }
 
 impl ProcessBuilder {
-    pub(crate) fn new(ctx: &TestContext, name: &str, program: OsString) -> Self {
+    pub(crate) fn new(owner: Arc<dyn Owner>, name: &str, program: OsString) -> Self {
         ProcessBuilder {
-            ctx: ctx.clone(),
+            owner,
             spec: Spec {
                 name: name.to_string(),
                 program,
@@ -107,9 +107,9 @@ impl ProcessBuilder {
     /// Fails at once (not at the timeout) if the process exits while
     /// waiting, with its exit status and log tail. The process is stopped
     /// at the test's teardown, also when `start` fails.
-    pub async fn start(self) -> Result<ManagedProcess, Error> {
+    pub async fn start(self) -> Result<ManagedProcess, ProcessError> {
         let ProcessBuilder {
-            ctx,
+            owner,
             mut spec,
             probes,
             startup_timeout,
@@ -117,7 +117,7 @@ impl ProcessBuilder {
         } = self;
         // The test's env for children (services, namespace) first; the
         // builder's own settings win.
-        let mut env: Vec<(OsString, OsString)> = ctx
+        let mut env: Vec<(OsString, OsString)> = owner
             .child_env()
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
@@ -125,13 +125,13 @@ impl ProcessBuilder {
         env.append(&mut spec.env);
         spec.env = env;
         let name = spec.name.clone();
-        let log_path = ctx.new_log_path(&name);
+        let log_path = owner.new_log_path(&name);
         let process =
             ManagedProcess::spawn(spec, probes, startup_timeout, grace, log_path.clone())?;
-        ctx.register_process(&process);
+        owner.adopt(&process);
         let started = std::time::Instant::now();
         process.wait_ready().await?;
-        ctx.note(&format!(
+        owner.note(&format!(
             "process `{name}` (pid {}) ready in {:.1?}",
             process.pid(),
             started.elapsed()

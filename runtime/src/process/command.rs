@@ -84,26 +84,11 @@ impl Spec {
             cmd.current_dir(cwd);
         }
         let parent = std::process::id();
-        // SAFETY: the closure runs between fork and exec and calls only
-        // async-signal-safe functions (prctl, getppid, raise).
+        // SAFETY: the closure runs between fork and exec and makes only
+        // async-signal-safe system calls (prctl, getppid, kill), allocating
+        // nothing. std offers no safe way to run code in the child.
         unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died before prctl: then no signal comes.
-                if libc::getppid() as u32 != parent {
-                    libc::raise(libc::SIGKILL);
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || crate::sys::signal::die_with_parent(parent));
         }
         cmd
     }

@@ -6,22 +6,12 @@
 //! without reaping it (`waitid(WNOWAIT)`) and reaps only when told that the
 //! group is taken care of.
 
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
 
-use super::procfs::{self, ProcStat};
-
-/// Sends `signal` to process group `pgid`.
-///
-/// Only call while the leader `pgid` is unreaped (see the module doc).
-pub(crate) fn signal(pgid: u32, signal: libc::c_int) {
-    // SAFETY: kill has no memory-safety preconditions. A negative pid names
-    // the group; ESRCH (group empty) is fine.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), signal);
-    }
-}
+use crate::sys::procfs::{self, ProcStat};
+pub(crate) use crate::sys::signal::signal_group as signal;
+use crate::sys::signal::wait_exit_unreaped;
 
 /// Whether a process of group `pgid` other than zombies is still running
 /// (a leader that exited stays in the group as a zombie until reaped).
@@ -75,41 +65,10 @@ impl Reaper {
     }
 }
 
-/// `waitid(WEXITED | WNOWAIT)`: the exit status, leaving a zombie that
-/// keeps the pid (and so the group id) ours.
-fn wait_exit_unreaped(pid: u32) -> Option<ExitStatus> {
-    loop {
-        // SAFETY: an all-zero siginfo_t is a valid value; waitid writes it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid, writable siginfo_t for the call.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            // SAFETY: waitid succeeded for an exited child, so the
-            // SIGCHLD fields of `info` are set.
-            let status = unsafe { info.si_status() };
-            return Some(match info.si_code {
-                libc::CLD_EXITED => ExitStatus::from_raw((status & 0xff) << 8),
-                libc::CLD_DUMPED => ExitStatus::from_raw(status | 0x80),
-                _ => ExitStatus::from_raw(status),
-            });
-        }
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return None;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::CommandExt;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::Command;
 
     fn exit_of(script: &str) -> ExitStatus {
@@ -128,7 +87,7 @@ mod tests {
     #[test]
     fn exit_codes_and_signals_are_reported() {
         assert_eq!(exit_of("exit 3").code(), Some(3));
-        assert_eq!(exit_of("kill -s KILL $$").signal(), Some(libc::SIGKILL));
+        assert_eq!(exit_of("kill -s KILL $$").signal(), Some(9));
     }
 
     #[test]
@@ -160,7 +119,7 @@ mod tests {
         let reaper = Reaper::watch(child, move |s| tx.send(s).unwrap()).unwrap();
         assert!(rx.recv().unwrap().success());
         assert!(has_live_members(pgid), "the sleep is still running");
-        signal(pgid, libc::SIGKILL);
+        signal(pgid, crate::sys::signal::Signal::KILL);
         let gone = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(5));
             !has_live_members(pgid)

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::sync::lock;
+use crate::sys::sync::lock;
 use tokio::sync::watch;
 
 /// Opens (appending) the log at `path`.

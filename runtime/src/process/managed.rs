@@ -13,9 +13,9 @@ use super::logs;
 use super::spawner::on_spawner_thread;
 use super::sweep::owner_tag;
 use super::watchdog::Watchdog;
-use crate::error::Error;
 use crate::health::{Probe, Wait, WaitError, Watch, WatchFuture};
-use crate::sync::lock;
+use crate::sys::signal::Signal;
+use crate::sys::sync::lock;
 
 /// How long an exit waits for the child's last output to reach the log.
 const FORWARD_GRACE: Duration = Duration::from_millis(100);
@@ -46,11 +46,23 @@ pub enum ProcessError {
         /// The failed wait, with the process's state and log tail.
         source: WaitError,
     },
+    /// Setting up around the process failed (its log, a helper thread).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
-impl From<ProcessError> for Error {
-    fn from(e: ProcessError) -> Self {
-        Error::Process(Box::new(e))
+impl ProcessError {
+    /// An I/O error while setting up a process, with what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> ProcessError {
+        ProcessError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -90,7 +102,7 @@ struct Running {
 
 impl Running {
     /// Signals the group, unless it is already taken care of.
-    fn signal(&self, signal: libc::c_int) {
+    fn signal(&self, signal: Signal) {
         if self.reaper.is_some() {
             group::signal(self.pid, signal);
         }
@@ -112,7 +124,7 @@ impl Drop for Running {
         // Dropped without a stop (teardown skipped): the group goes now,
         // while its id is still ours.
         if self.reaper.is_some() {
-            self.signal(libc::SIGKILL);
+            self.signal(Signal::KILL);
             self.release();
         }
     }
@@ -126,9 +138,9 @@ impl ManagedProcess {
         startup_timeout: Duration,
         grace: Duration,
         log_path: PathBuf,
-    ) -> Result<ManagedProcess, Error> {
+    ) -> Result<ManagedProcess, ProcessError> {
         let log = logs::open(&log_path)
-            .map_err(|e| Error::io(format!("opening log {}", log_path.display()), e))?;
+            .map_err(|e| ProcessError::io(format!("opening log {}", log_path.display()), e))?;
         let (lines, _) = watch::channel(0);
         let running = start(&spec, &log, &lines)?;
         Ok(ManagedProcess {
@@ -180,14 +192,14 @@ impl ManagedProcess {
             if exit.changed().await.is_err() {
                 // The reaper thread is gone without a status: cannot happen
                 // unless the thread could not start; report a kill.
-                return std::os::unix::process::ExitStatusExt::from_raw(libc::SIGKILL);
+                return std::os::unix::process::ExitStatusExt::from_raw(9);
             }
         }
     }
 
     /// Waits until every readiness probe passes, within the startup
     /// timeout; fails at once if the process exits first.
-    pub async fn wait_ready(&self) -> Result<(), Error> {
+    pub async fn wait_ready(&self) -> Result<(), ProcessError> {
         let watch = ProcessWatch {
             process: self.clone(),
         };
@@ -203,8 +215,7 @@ impl ManagedProcess {
                     name: self.name().to_string(),
                     pid: self.pid(),
                     source,
-                }
-                .into());
+                });
             }
         }
         Ok(())
@@ -216,7 +227,7 @@ impl ManagedProcess {
     pub async fn stop(&self) -> ExitStatus {
         let (pgid, armed) = {
             let running = self.running();
-            running.signal(libc::SIGTERM);
+            running.signal(Signal::TERM);
             (running.pid, running.reaper.is_some())
         };
         if armed {
@@ -230,7 +241,7 @@ impl ManagedProcess {
                 );
             }
             let mut running = self.running();
-            running.signal(libc::SIGKILL);
+            running.signal(Signal::KILL);
             running.release();
         }
         self.wait().await
@@ -239,7 +250,7 @@ impl ManagedProcess {
     /// Kills it at once: SIGKILL to its group. It is reaped in the background.
     pub fn kill(&self) {
         let mut running = self.running();
-        running.signal(libc::SIGKILL);
+        running.signal(Signal::KILL);
         running.release();
     }
 
@@ -270,7 +281,7 @@ impl ManagedProcess {
 
     /// Stops it and starts it again with the same program, arguments,
     /// environment and log, then waits for readiness: for fault tests.
-    pub async fn restart(&self) -> Result<(), Error> {
+    pub async fn restart(&self) -> Result<(), ProcessError> {
         self.stop().await;
         logs::note(&self.shared.log, "restart");
         let running = start(&self.shared.spec, &self.shared.log, &self.shared.lines)?;
@@ -314,7 +325,7 @@ fn start(
     spec: &Spec,
     log: &Arc<Mutex<std::fs::File>>,
     lines: &watch::Sender<u64>,
-) -> Result<Running, Error> {
+) -> Result<Running, ProcessError> {
     let spawn_error = |reason: String| ProcessError::Spawn {
         name: spec.name.clone(),
         program: spec.program.to_string_lossy().into_owned(),
@@ -344,8 +355,8 @@ fn start(
     let reaper = match reaper {
         Ok(reaper) => reaper,
         Err(e) => {
-            group::signal(pid, libc::SIGKILL);
-            return Err(Error::io("starting a reaper thread", e));
+            group::signal(pid, Signal::KILL);
+            return Err(ProcessError::io("starting a reaper thread", e));
         }
     };
     Ok(Running {

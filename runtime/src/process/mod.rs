@@ -18,18 +18,19 @@
 mod builder;
 mod command;
 mod group;
-mod logs;
+pub(crate) mod logs;
 mod managed;
-pub mod procfs;
+mod owner;
+mod reaper;
 mod spawner;
-pub mod sweep;
+pub(crate) mod sweep;
 mod watchdog;
 
 pub use builder::{ProcessBuilder, DEFAULT_GRACE, DEFAULT_STARTUP_TIMEOUT};
 pub(crate) use command::check_executable;
-pub use logs::tail;
+pub(crate) use logs::tail;
 pub(crate) use managed::TAIL_LINES;
 pub use managed::{ManagedProcess, ProcessError};
-pub use procfs::ProcStat;
-pub use sweep::{ENV_OWNER, ENV_OWNER_NAME};
-pub(crate) use watchdog::reap_in_background;
+
+pub(crate) use owner::Owner;
+pub(crate) use reaper::reap_in_background;

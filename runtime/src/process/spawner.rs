@@ -5,7 +5,7 @@
 //! kill the child when that thread ends; this thread lives as long as the
 //! process.
 
-use crate::sync::lock;
+use crate::sys::sync::lock;
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 

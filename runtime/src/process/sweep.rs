@@ -6,7 +6,8 @@
 //! an orphan. Nothing without the tag is ever touched, and nothing is
 //! matched by name.
 
-use super::procfs::{self, ProcStat};
+use crate::sys::procfs::{self, ProcStat};
+use crate::sys::signal;
 
 /// Env var tagging a child with its owner: `<pid>:<start time in clock ticks>`.
 pub const ENV_OWNER: &str = "DYNAMO_TEST_OWNER";
@@ -53,8 +54,7 @@ pub fn owner_alive(tag: &str) -> bool {
     if started == 0 {
         // The owner could not read its own start time (no /proc?): the pid
         // alone must do, so that a live test's children are never orphans.
-        // SAFETY: kill with signal 0 only checks that the pid exists.
-        return unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+        return signal::exists(pid);
     }
     procfs::is_running(pid, started)
 }
@@ -85,8 +85,7 @@ pub fn stop_orphans(orphans: &[Orphan]) -> Vec<Orphan> {
     orphans
         .iter()
         .filter(|o| orphan(o.pid).is_some_and(|now| now.owner_pid == o.owner_pid))
-        // SAFETY: kill has no memory-safety preconditions.
-        .filter(|o| unsafe { libc::kill(o.pid as libc::pid_t, libc::SIGKILL) } == 0)
+        .filter(|o| signal::signal_process(o.pid, signal::Signal::KILL))
         .cloned()
         .collect()
 }

@@ -11,6 +11,8 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
+use super::reaper::reap_in_background;
+
 const SCRIPT: &str =
     r#"trap '' TERM INT HUP; read -r line; [ "$line" = done ] || kill -s KILL -- "-$0""#;
 
@@ -55,14 +57,4 @@ impl Drop for Watchdog {
             reap_in_background(child);
         }
     }
-}
-
-/// Reaps `child` off the caller's thread whenever it exits (a watchdog
-/// shell exits within milliseconds; a keeper may run for long).
-pub(crate) fn reap_in_background(mut child: Child) {
-    let _ = std::thread::Builder::new()
-        .name("dynamo-test-reaper".into())
-        .spawn(move || {
-            let _ = child.wait();
-        });
 }

@@ -6,9 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::instance::{Instance, Source};
-use crate::context::TestContext;
 use crate::error::Error;
-use crate::inject::Inject;
 use crate::process::ManagedProcess;
 
 /// etcd for one test: endpoints, ports, the test's key prefix, a few key
@@ -149,12 +147,6 @@ impl Etcd {
             return Err(failed(format!("HTTP {status}: {text}")));
         }
         serde_json::from_str(&text).map_err(|e| failed(format!("bad JSON ({e}): {text}")))
-    }
-}
-
-impl Inject for Etcd {
-    async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {
-        super::etcd(ctx).await
     }
 }
 

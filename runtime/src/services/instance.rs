@@ -1,14 +1,29 @@
 //! What a test holds for one service: endpoints, ports, origin, and (in
 //! isolated mode) the process.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::kind::{ServiceKind, ServicePortPair};
 use super::shared::{self, Origin};
-use crate::context::TestContext;
 use crate::error::Error;
 use crate::health::{self, Probe};
-use crate::process::ManagedProcess;
+use crate::process::{ManagedProcess, Owner, ProcessBuilder};
+
+/// What obtaining a service needs from the test it is for (its context
+/// implements it): the services module never sees the context itself.
+pub(crate) trait Host: Owner {
+    /// The test's namespace (etcd key and NATS subject prefixes).
+    fn namespace(&self) -> &str;
+    /// The test's output directory (a private instance's data dir).
+    fn output_dir(&self) -> &Path;
+    /// Reserves a port named `name`, held until the test's teardown.
+    fn reserve_port(&self, name: &str) -> Result<u16, Error>;
+    /// Records `name -> port` in the test's port table.
+    fn record_port(&self, name: &str, port: u16);
+    /// A managed process owned by the test.
+    fn process(&self, name: &str, program: std::ffi::OsString) -> ProcessBuilder;
+}
 
 /// Where a test's service instance comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +81,7 @@ impl Instance {
     /// Starts the private instance again, same ports and data, and waits
     /// until healthy (isolated mode only).
     pub(crate) async fn start(&self) -> Result<(), Error> {
-        self.isolated("start")?.restart().await
+        Ok(self.isolated("start")?.restart().await?)
     }
 
     /// Kills the private instance at once (isolated mode only).
@@ -89,7 +104,7 @@ impl Instance {
     /// Obtains the service for the test in `ctx`: from the environment, the
     /// shared instance, or a private one. Healthy on return.
     pub(crate) async fn obtain(
-        ctx: &TestContext,
+        ctx: &dyn Host,
         kind: ServiceKind,
         mode: Mode,
     ) -> Result<Arc<Instance>, Error> {
@@ -106,7 +121,6 @@ impl Instance {
             );
         }
         let joined = instance.endpoints.join(",");
-        ctx.set_child_env(kind.endpoints_env(), &joined);
         ctx.note(&format!(
             "{} at {joined} ({:?})",
             kind.name(),
@@ -149,7 +163,7 @@ fn endpoints_from_env(kind: ServiceKind) -> Result<Option<Vec<String>>, Error> {
 }
 
 async fn from_env(
-    ctx: &TestContext,
+    ctx: &dyn Host,
     kind: ServiceKind,
     endpoints: Vec<String>,
 ) -> Result<Instance, Error> {
@@ -163,8 +177,12 @@ async fn from_env(
         )
         .boxed(),
     };
-    ctx.wait_for_within(probe, std::time::Duration::from_secs(10))
-        .await?;
+    let waited = health::wait(&probe, std::time::Duration::from_secs(10)).await;
+    match &waited {
+        Ok(ready) => ctx.note(&format!("ready: {ready}")),
+        Err(e) => ctx.note(&format!("not ready: {e}")),
+    }
+    waited?;
     Ok(Instance {
         kind,
         endpoints,
@@ -175,8 +193,8 @@ async fn from_env(
     })
 }
 
-async fn shared(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Error> {
-    let plan = crate::ports::PortPlan::from_env()?;
+async fn shared(ctx: &dyn Host, kind: ServiceKind) -> Result<Instance, Error> {
+    let plan = crate::ports::ServicePorts::from_env()?;
     let ports = kind.fixed_ports(&plan);
     let origin = shared::acquire(kind, ports).await?;
     Ok(Instance {
@@ -192,7 +210,7 @@ async fn shared(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Error>
     })
 }
 
-async fn isolated(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Error> {
+async fn isolated(ctx: &dyn Host, kind: ServiceKind) -> Result<Instance, Error> {
     let program = super::binaries::find(kind.program(), kind.bin_env(), kind.endpoints_env())
         .map_err(|e| Error::Service(e.to_string()))?;
     let ports = ServicePortPair {
@@ -206,7 +224,7 @@ async fn isolated(ctx: &TestContext, kind: ServiceKind) -> Result<Instance, Erro
     let data_dir = ctx.output_dir().join(format!("{}-data", kind.name()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let process = ctx
-        .process(kind.name(), program)
+        .process(kind.name(), program.into())
         .args(kind.args(ports, &data_dir))
         .ready(kind.probe(ports))
         .startup_timeout(std::time::Duration::from_secs(30))

@@ -23,7 +23,7 @@ const KEEPER_NAME: &str = "dynamo-test-keeper";
 
 /// Whether `pid` is a keeper (its arguments hold the keeper's name).
 pub fn is_keeper(pid: u32) -> bool {
-    crate::process::procfs::arguments(pid).is_some_and(|args| args.iter().any(|a| a == KEEPER_NAME))
+    crate::sys::procfs::arguments(pid).is_some_and(|args| args.iter().any(|a| a == KEEPER_NAME))
 }
 
 /// The poll interval of the keeper's lock check.

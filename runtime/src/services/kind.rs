@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::health::{self, Probe};
-use crate::ports::PortPlan;
+use crate::ports::ServicePorts;
 
 /// A kind of core infrastructure service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,7 +57,7 @@ impl ServiceKind {
     }
 
     /// The fixed ports of the plan.
-    pub fn fixed_ports(self, plan: &PortPlan) -> ServicePortPair {
+    pub fn fixed_ports(self, plan: &ServicePorts) -> ServicePortPair {
         match self {
             ServiceKind::Etcd => ServicePortPair {
                 client: plan.etcd_client,
@@ -85,7 +85,7 @@ impl ServiceKind {
                 health::etcd(&format!("http://127.0.0.1:{}", ports.client)).boxed()
             }
             ServiceKind::Nats => {
-                health::nats(&format!("http://127.0.0.1:{}", ports.second)).boxed()
+                health::nats_monitor(&format!("http://127.0.0.1:{}", ports.second)).boxed()
             }
         }
     }

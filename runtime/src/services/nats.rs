@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use super::instance::{Instance, Source};
-use crate::context::TestContext;
 use crate::error::Error;
-use crate::inject::Inject;
 use crate::process::ManagedProcess;
 
 /// NATS for one test: URLs, ports, the test's subject prefix, and
@@ -85,11 +83,5 @@ impl Nats {
     /// Kills the isolated server at once, SIGKILL (isolated mode only).
     pub fn kill(&self) -> Result<(), Error> {
         self.instance.kill()
-    }
-}
-
-impl Inject for Nats {
-    async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {
-        super::nats(ctx).await
     }
 }

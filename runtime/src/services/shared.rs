@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::health::{self, Probe};
 use crate::ports::holders;
 use crate::state_dir;
-use crate::sync::lock;
+use crate::sys::sync::lock;
 
 /// How a shared instance came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

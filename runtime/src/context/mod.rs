@@ -1,22 +1,31 @@
 //! `TestContext`: everything one test owns, and the order it is released in.
+//!
+//! The modules below the context never see it: it offers them hooks
+//! (`hooks.rs`: process owner, service host), a typed slot per kind of
+//! fixture ([`TestContext::slot`]), the port plan's overrides, and deferred
+//! teardown.
 
+mod hooks;
+mod log;
+mod namespace;
+mod wait;
+
+use std::any::{Any, TypeId};
 use std::fmt::Write as _;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::error::Error;
-use crate::health::{self, Probe, Ready};
+use crate::health::Probe;
 use crate::output_dir::OutputDir;
-use crate::ports::{self, Port};
-use crate::process::{ManagedProcess, ProcessBuilder};
-use crate::services::ServiceKind;
-use crate::sync::lock;
-
-/// Limit of [`TestContext::wait_for`].
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::ports::{self, PlanPort, Port, ServicePorts};
+use crate::process::ProcessBuilder;
+use crate::sys::sync::lock;
+pub(crate) use log::log;
+use namespace::namespace_for;
+pub use wait::{WaitFor, DEFAULT_WAIT_TIMEOUT};
 
 type TeardownFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -53,12 +62,11 @@ struct Inner {
     child_env: Mutex<Vec<(String, String)>>,
     /// `(process name, log path)` of every child, for failure reports.
     logs: Mutex<Vec<(String, PathBuf)>>,
-    /// The services the test uses, obtained once each.
-    services: Mutex<Vec<(ServiceKind, ServiceSlot)>>,
+    /// One value per type, for the fixtures built on the context.
+    slots: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    /// Fixed ports of the plan replaced for this test (private instances).
+    plan_overrides: Mutex<Vec<(PlanPort, u16)>>,
 }
-
-/// The cell holding one service of a test.
-pub(crate) type ServiceSlot = Arc<tokio::sync::OnceCell<Arc<crate::services::Instance>>>;
 
 impl TestContext {
     /// A context for the test named `name` (its full path, e.g.
@@ -74,7 +82,8 @@ impl TestContext {
                 resources: Mutex::new(Vec::new()),
                 child_env: Mutex::new(Vec::new()),
                 logs: Mutex::new(Vec::new()),
-                services: Mutex::new(Vec::new()),
+                slots: Mutex::new(Vec::new()),
+                plan_overrides: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -105,7 +114,7 @@ impl TestContext {
     /// # Ok(()) }
     /// ```
     pub fn process(&self, name: &str, program: impl Into<std::ffi::OsString>) -> ProcessBuilder {
-        ProcessBuilder::new(self, name, program.into())
+        ProcessBuilder::new(Arc::new(self.clone()), name, program.into())
     }
 
     /// The env vars every child of this test gets (`DYN_NAMESPACE`, and the
@@ -143,15 +152,6 @@ impl TestContext {
         path
     }
 
-    /// Makes `process` part of the test: its log is shown if the test
-    /// fails, and it is stopped at teardown.
-    pub(crate) fn register_process(&self, process: &ManagedProcess) {
-        let handle = process.clone();
-        self.defer(format!("stop process `{}`", process.name()), async move {
-            handle.stop().await;
-        });
-    }
-
     /// The tail of every child's log, each line prefixed by the process
     /// name: printed when a test fails.
     pub fn log_tails(&self, lines: usize) -> String {
@@ -165,25 +165,35 @@ impl TestContext {
         report
     }
 
-    /// The cell for the test's instance of `kind` (see `services`).
-    pub(crate) fn service_slot(&self, kind: ServiceKind) -> ServiceSlot {
-        let mut services = lock(&self.inner.services);
-        if let Some((_, slot)) = services.iter().find(|(k, _)| *k == kind) {
-            return slot.clone();
+    /// The test's value of type `T`, made with `T::default()` on first
+    /// use: one slot per type, shared by every clone of the context.
+    pub(crate) fn slot<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut slots = lock(&self.inner.slots);
+        let id = TypeId::of::<T>();
+        if let Some(found) = slots.iter().find(|(t, _)| *t == id) {
+            if let Ok(value) = found.1.clone().downcast::<T>() {
+                return value;
+            }
         }
-        let slot = ServiceSlot::default();
-        services.push((kind, slot.clone()));
-        slot
+        let value = Arc::new(T::default());
+        slots.push((id, value.clone()));
+        value
     }
 
-    /// The ports of the isolated instance of `kind`, if the test has one.
-    pub(crate) fn isolated_ports(
-        &self,
-        kind: ServiceKind,
-    ) -> Option<crate::services::ServicePortPair> {
-        let slot = self.service_slot(kind);
-        let instance = slot.get()?;
-        (instance.source == crate::services::Source::Isolated).then_some(instance.ports?)
+    /// Replaces one fixed port of the plan for this test (a private
+    /// instance's port), as an injected [`ServicePorts`] shows it.
+    pub(crate) fn override_plan_port(&self, which: PlanPort, port: u16) {
+        lock(&self.inner.plan_overrides).push((which, port));
+    }
+
+    /// The plan in force for this test: from the environment, with the
+    /// test's own overrides.
+    pub(crate) fn service_ports(&self) -> Result<ServicePorts, Error> {
+        let mut plan = ServicePorts::from_env()?;
+        for (which, port) in lock(&self.inner.plan_overrides).iter() {
+            plan.set(*which, *port);
+        }
+        Ok(plan)
     }
 
     /// The test's output directory (process logs and the like); it exists.
@@ -245,32 +255,22 @@ impl TestContext {
         lock(&self.inner.port_table).push((name.to_string(), port));
     }
 
-    /// Waits until `probe` is ready (at most [`DEFAULT_WAIT_TIMEOUT`]) and
-    /// logs how long it took.
+    /// Waits until `probe` is ready, at most [`DEFAULT_WAIT_TIMEOUT`] unless
+    /// [`.timeout(..)`](WaitFor::timeout) says otherwise, and logs how long
+    /// it took (or why it failed).
     ///
-    /// `ctx.wait_for(health::http(api.url("/health"))).await?;`
-    pub async fn wait_for(&self, probe: impl Probe) -> Result<Ready, Error> {
-        self.wait_for_within(probe, DEFAULT_WAIT_TIMEOUT).await
-    }
-
-    /// Like [`TestContext::wait_for`] with a limit of `timeout`.
-    pub async fn wait_for_within(
-        &self,
-        probe: impl Probe,
-        timeout: Duration,
-    ) -> Result<Ready, Error> {
-        let outcome = health::wait(&probe, timeout).await;
-        match &outcome {
-            Ok(r) => log(
-                &self.inner.name,
-                &format!(
-                    "ready: {} in {:.1?} ({} attempts)",
-                    r.probe, r.elapsed, r.attempts
-                ),
-            ),
-            Err(e) => log(&self.inner.name, &format!("not ready: {e}")),
-        }
-        Ok(outcome?)
+    /// ```no_run
+    /// # async fn doc(ctx: &dynamo_test::TestContext) -> Result<(), dynamo_test::Error> {
+    /// use std::time::Duration;
+    /// use dynamo_test::health;
+    /// ctx.wait_for(health::http("http://127.0.0.1:8000/health")).await?;
+    /// ctx.wait_for(health::tcp("127.0.0.1:4222"))
+    ///     .timeout(Duration::from_secs(5))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn wait_for<P: Probe>(&self, probe: P) -> WaitFor<'_, P> {
+        WaitFor::new(self, probe)
     }
 
     /// Registers `action` to run at teardown. Actions run in reverse order of
@@ -326,76 +326,10 @@ impl std::fmt::Debug for TestContext {
     }
 }
 
-/// Prints a harness line for test `name`. Uses `println!`, so libtest
-/// captures it with the test's output and shows it when the test fails
-/// (or always, under `--nocapture`).
-///
-/// `println!` panics when stdout is gone (`--nocapture | head`); a lost
-/// log line must not abort the teardown that logs it, so the panic is
-/// contained here (the panic hook still reports it on stderr).
-pub(crate) fn log(name: &str, message: &str) {
-    let _ = std::panic::catch_unwind(|| println!("[dynamo-test] {name}: {message}"));
-}
-
-/// `crate::mod::my_test` -> `my-test-<pid base36><4 random>-<n>`: unique
-/// per test run, also across machines sharing one etcd (same pid, other
-/// host), and valid in etcd keys, NATS subjects and Dynamo namespaces.
-fn namespace_for(test_name: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let short = test_name.rsplit("::").next().unwrap_or(test_name);
-    let mut clean: String = short
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(40)
-        .collect();
-    if clean.is_empty() {
-        clean.push_str("test");
-    }
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let salt: String = (0..4)
-        .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
-        .collect();
-    format!("{clean}-{}{salt}-{n}", base36(std::process::id()))
-}
-
-fn base36(mut n: u32) -> String {
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut out = Vec::new();
-    loop {
-        out.push(digits[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    out.reverse();
-    String::from_utf8(out).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[test]
-    fn namespaces_are_unique_and_safe() {
-        let a = namespace_for("suite::mod_a::My_Test");
-        let b = namespace_for("suite::mod_a::My_Test");
-        assert_ne!(a, b);
-        assert!(a.starts_with("my-test-"), "{a}");
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
-            "{a}"
-        );
-        assert_eq!(base36(36 * 36 + 1), "101");
-    }
 
     #[tokio::test]
     async fn teardown_runs_in_reverse_order_and_releases_ports() {

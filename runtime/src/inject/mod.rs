@@ -4,12 +4,14 @@
 //! must implement [`Inject`]. A `&T` or `&mut T` parameter is injected as a
 //! `T` that lives for the whole test.
 
+mod services;
+
 use std::future::Future;
 
 use crate::context::TestContext;
 use crate::error::Error;
-use crate::ports::{Port, PortPlan, ServicePorts};
-use crate::services::ServiceKind;
+use crate::ports::{Port, ServicePorts};
+pub(crate) use services::require as require_services;
 
 /// A type that `#[dynamo_test]` can pass to a test as a parameter.
 ///
@@ -70,27 +72,13 @@ impl Inject for Port {
 /// The port plan in force, with a `dynamo_serve` port reserved from its base.
 impl Inject for ServicePorts {
     async fn inject(ctx: &TestContext, param: &str) -> Result<Self, Error> {
-        let mut plan = PortPlan::from_env()?;
-        // An isolated service's ports are the ones the test talks to.
-        if let Some(p) = ctx.isolated_ports(ServiceKind::Etcd) {
-            (plan.etcd_client, plan.etcd_peer) = (p.client, p.second);
-        }
-        if let Some(p) = ctx.isolated_ports(ServiceKind::Nats) {
-            (plan.nats_client, plan.nats_http) = (p.client, p.second);
-        }
+        let mut plan = ctx.service_ports()?;
         for (name, port) in plan.named_fixed_ports() {
             ctx.record_port(&format!("{param}.{name}"), port);
         }
-        let dynamo_serve =
+        plan.dynamo_serve =
             ctx.reserve_port_from(&format!("{param}.dynamo_serve"), plan.dynamo_serve_base)?;
-        Ok(ServicePorts {
-            etcd_client: plan.etcd_client,
-            etcd_peer: plan.etcd_peer,
-            nats_client: plan.nats_client,
-            nats_http: plan.nats_http,
-            dynamo_serve,
-            dynamo_serve_base: plan.dynamo_serve_base,
-        })
+        Ok(plan)
     }
 }
 

@@ -3,19 +3,24 @@
 //! This is what `#[dynamo_test]` expands into (through `__private`); the
 //! macro only parses and forwards.
 
+mod deadline;
+mod supervise;
+
 use std::any::Any;
 use std::fmt::Debug;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
-use std::pin::Pin;
-use std::sync::mpsc;
-use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_util::FutureExt as _;
 
 use crate::context::{log, TestContext};
 use crate::error::Error;
+use crate::inject::require_services;
 use crate::process::TAIL_LINES;
-use crate::services::{self, ServiceRequest};
+use crate::services::ServiceRequest;
+use deadline::RealTimeDeadline;
+use supervise::supervise;
 
 /// The tokio runtime flavor of an async test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,10 +150,11 @@ where
         }
     };
     let ending = runtime.block_on(async {
-        let body = CatchUnwind(Box::pin(async {
-            services::require(ctx, config.services).await?;
+        let body = AssertUnwindSafe(async {
+            require_services(ctx, config.services).await?;
             test(ctx.clone()).await
-        }));
+        })
+        .catch_unwind();
         let ending = match config.timeout {
             None => Ending::from(body.await),
             Some(limit) => {
@@ -223,10 +229,13 @@ where
             return Ending::Setup(Error::io("building the tokio runtime", e));
         }
     };
-    let setup = runtime.block_on(CatchUnwind(Box::pin(async {
-        services::require(ctx, config.services).await?;
-        setup(ctx.clone()).await
-    })));
+    let setup = runtime.block_on(
+        AssertUnwindSafe(async {
+            require_services(ctx, config.services).await?;
+            setup(ctx.clone()).await
+        })
+        .catch_unwind(),
+    );
     let ending = match setup {
         Ok(Ok(args)) => {
             let result = panic::catch_unwind(AssertUnwindSafe(|| body(args)));
@@ -238,93 +247,6 @@ where
     body_ended();
     runtime.block_on(ctx.teardown());
     ending
-}
-
-/// What the thread running a test under a limit tells the test's thread.
-enum Report {
-    /// Setup and body are over (done, failed, or cut at the deadline);
-    /// teardown is under way on that thread. The limit no longer applies.
-    BodyEnded,
-    /// Teardown is over too: the verdict.
-    Done(Ending),
-}
-
-/// How long past the limit the test's thread waits for the runtime's own
-/// deadline to report, before it concludes that the thread is blocked.
-const REPORT_MARGIN: Duration = Duration::from_millis(250);
-
-/// Runs `work` (setup, body, teardown) on a thread of its own, named like
-/// the test's (libtest captures its output too), and waits at most `limit`
-/// for its body to end. A thread whose body has not ended by then is
-/// abandoned: this thread tears the context down itself and reports the
-/// timeout. `work` calls the function it is given when the body ends.
-fn supervise(
-    ctx: &TestContext,
-    limit: Duration,
-    work: impl FnOnce(&dyn Fn()) -> Ending + Send + 'static,
-) -> Ending {
-    let (reports, received) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name(
-            std::thread::current()
-                .name()
-                .unwrap_or("dynamo-test-body")
-                .to_string(),
-        )
-        .spawn(move || {
-            let body_ended = {
-                let reports = reports.clone();
-                move || {
-                    let _ = reports.send(Report::BodyEnded);
-                }
-            };
-            let ending = work(&body_ended);
-            let _ = reports.send(Report::Done(ending));
-        });
-    if let Err(e) = spawned {
-        return Ending::Setup(Error::io("spawning the test's thread", e));
-    }
-    match received.recv_timeout(limit.saturating_add(REPORT_MARGIN)) {
-        Ok(Report::Done(ending)) => ending,
-        Ok(Report::BodyEnded) => verdict_after_teardown(&received),
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            teardown_here(ctx);
-            Ending::TimedOut(limit)
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => lost_thread(),
-    }
-}
-
-/// Waits for the verdict of a thread that is tearing down (teardown has
-/// its own bounds: process grace periods, the runtime's shutdown).
-fn verdict_after_teardown(received: &mpsc::Receiver<Report>) -> Ending {
-    loop {
-        match received.recv() {
-            Ok(Report::Done(ending)) => return ending,
-            Ok(Report::BodyEnded) => continue,
-            Err(_) => return lost_thread(),
-        }
-    }
-}
-
-/// The test's thread ended without a verdict: a panic outside the body.
-fn lost_thread() -> Ending {
-    Ending::Setup(Error::io(
-        "running the test's thread",
-        std::io::Error::other("it ended without a verdict (a panic during teardown?)"),
-    ))
-}
-
-/// Tears `ctx` down on this thread, on a runtime of its own (the test's
-/// runtime is stuck on its thread).
-fn teardown_here(ctx: &TestContext) {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(ctx.teardown()),
-        Err(e) => log(ctx.name(), &format!("teardown skipped: no runtime: {e}")),
-    }
 }
 
 /// Marks the end of setup: logs the port table. Called by the expansion
@@ -388,57 +310,6 @@ fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
              teardown ran; ports: {}",
             ctx.port_table()
         ),
-    }
-}
-
-/// Polls a future, turning a panic into an `Err` with its payload.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    }
-}
-
-/// A deadline in wall-clock time, immune to tokio's paused clock
-/// (`start_paused` would otherwise fire a tokio timer at once).
-struct RealTimeDeadline {
-    fired: tokio::sync::oneshot::Receiver<()>,
-    /// Dropping this wakes the timer thread, which then exits.
-    _cancel: mpsc::Sender<()>,
-}
-
-impl RealTimeDeadline {
-    fn start(limit: Duration) -> Self {
-        let (cancel, cancelled) = mpsc::channel::<()>();
-        let (fire, fired) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new()
-            .name("dynamo-test-deadline".into())
-            .spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(limit) {
-                    let _ = fire.send(());
-                }
-            });
-        // Without a timer thread the deadline never fires; the test still runs.
-        drop(spawned);
-        RealTimeDeadline {
-            fired,
-            _cancel: cancel,
-        }
-    }
-
-    async fn elapsed(self) {
-        let RealTimeDeadline { fired, _cancel } = self;
-        if fired.await.is_err() {
-            std::future::pending::<()>().await;
-        }
     }
 }
 

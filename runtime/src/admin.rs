@@ -1,0 +1,51 @@
+//! The surface for tools: what the `dynamo-test` command (and the harness's
+//! own tests) read and do beyond a test's view. A test author needs none of
+//! it.
+//!
+//! - **Reservations**: who holds which port ([`live_reservations`],
+//!   [`Reservation`], [`Holder`]), the dynamic range and the kernel's
+//!   ephemeral range, the bind check.
+//! - **Port holders**: which process listens on a port ([`listeners`]).
+//! - **Shared services**: their kinds and ports, records of the instances
+//!   the harness started ([`records`]), their users files, their keepers,
+//!   starting one as a test would ([`acquire_shared`]), the binaries.
+//! - **Orphans**: processes tagged with [`ENV_OWNER`] whose owner is dead
+//!   ([`find_orphans`], [`stop_orphans`]).
+//! - **Processes in /proc**: [`ProcStat`], [`procfs`].
+//! - **Output and state directories**: where logs go ([`output_root`],
+//!   [`project_output_root`]), which output dirs a running test holds
+//!   ([`output_dir_in_use`]), the per-user state directory.
+
+pub use crate::output_dir::{
+    output_dir_in_use, output_root, project_output_root, OutputRoot, ENV_OUTPUT_DIR, IN_USE_FILE,
+};
+pub use crate::ports::holders::{is_listening, listeners, Listener};
+pub use crate::ports::{
+    ephemeral_range, is_free, live_reservations, Holder, PortRange, Reservation, Strictness,
+    DEFAULT_RANGE_LOW, ENV_DYNAMO_SERVE_BASE, ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT,
+    ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT, ENV_PORT_RANGE,
+};
+pub use crate::process::logs::tail as log_tail;
+pub use crate::process::sweep::{
+    find_orphans, orphan, owner_alive, start_time, stop_orphans, Orphan, ENV_OWNER, ENV_OWNER_NAME,
+};
+pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
+pub use crate::services::instance::{Mode, ServiceRequest};
+pub use crate::services::keeper::{is_keeper, ENV_SERVICE};
+pub use crate::services::kind::{ServiceKind, ServicePortPair};
+pub use crate::services::shared::{
+    records, users_file, Origin, ServiceRecord, DEFAULT_IDLE_GRACE, ENV_IDLE_GRACE,
+};
+pub use crate::state_dir::{
+    current_uid, ensure_private_dir, ensure_state_subdir, open_lock_file, state_dir_path,
+    ENV_STATE_DIR,
+};
+pub use crate::sys::procfs::{self, ProcStat};
+
+use crate::error::Error;
+
+/// Obtains the shared instance of `kind` for this process (as a test
+/// would), starting it if needed; `dynamo-test up` holds it this way.
+pub async fn acquire_shared(kind: ServiceKind) -> Result<(ServicePortPair, Origin), Error> {
+    crate::services::acquire_shared(kind).await
+}

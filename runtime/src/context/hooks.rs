@@ -1,0 +1,56 @@
+//! What the context gives the modules below it, which never see it: a
+//! process owner (logs, env, teardown) and a service host (namespace,
+//! ports, data dir).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::TestContext;
+use crate::error::Error;
+use crate::process::{ManagedProcess, Owner, ProcessBuilder};
+use crate::services::Host;
+
+impl Owner for TestContext {
+    fn child_env(&self) -> Vec<(String, String)> {
+        TestContext::child_env(self)
+    }
+
+    fn new_log_path(&self, name: &str) -> PathBuf {
+        TestContext::new_log_path(self, name)
+    }
+
+    /// Stopped at teardown (in reverse order of start, with the rest).
+    fn adopt(&self, process: &ManagedProcess) {
+        let handle = process.clone();
+        self.defer(format!("stop process `{}`", process.name()), async move {
+            handle.stop().await;
+        });
+    }
+
+    fn note(&self, message: &str) {
+        TestContext::note(self, message);
+    }
+}
+
+impl Host for TestContext {
+    fn namespace(&self) -> &str {
+        TestContext::namespace(self)
+    }
+
+    fn output_dir(&self) -> &Path {
+        TestContext::output_dir(self)
+    }
+
+    fn reserve_port(&self, name: &str) -> Result<u16, Error> {
+        TestContext::reserve_port(self, name)
+    }
+
+    fn record_port(&self, name: &str, port: u16) {
+        TestContext::record_port(self, name, port);
+    }
+
+    fn process(&self, name: &str, program: OsString) -> ProcessBuilder {
+        ProcessBuilder::new(Arc::new(self.clone()), name, program)
+    }
+}

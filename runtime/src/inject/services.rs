@@ -1,0 +1,94 @@
+//! etcd and NATS for one test: obtained once per test (by its
+//! `services(..)` list or its first `Etcd` / `Nats` parameter), announced to
+//! its children, and cleaned up after it.
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::Inject;
+use crate::context::TestContext;
+use crate::error::Error;
+use crate::ports::PlanPort;
+use crate::services::{Etcd, Instance, Mode, Nats, ServiceKind, ServiceRequest, Source};
+
+/// The test's service instances, one cell per kind (a context slot).
+#[derive(Default)]
+struct Services {
+    etcd: OnceCell<Arc<Instance>>,
+    nats: OnceCell<Arc<Instance>>,
+}
+
+/// Obtains every requested service before the test's body (and before its
+/// parameters are injected, so `Etcd`/`Nats` parameters get the same).
+pub(crate) async fn require(ctx: &TestContext, requests: &[ServiceRequest]) -> Result<(), Error> {
+    // Concurrently: cold, etcd and NATS start side by side.
+    let obtained =
+        futures_util::future::join_all(requests.iter().map(|r| service(ctx, r.kind, r.mode))).await;
+    obtained.into_iter().try_for_each(|r| r.map(drop))
+}
+
+/// The test's etcd (the one it declared, else the shared one).
+impl Inject for Etcd {
+    async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {
+        Ok(Etcd::new(
+            service(ctx, ServiceKind::Etcd, Mode::Shared).await?,
+        ))
+    }
+}
+
+/// The test's NATS (the one it declared, else the shared one).
+impl Inject for Nats {
+    async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {
+        Ok(Nats::new(
+            service(ctx, ServiceKind::Nats, Mode::Shared).await?,
+        ))
+    }
+}
+
+/// The test's instance of `kind`, obtained once per test. `mode` applies
+/// to the first request; later ones get the same instance.
+async fn service(ctx: &TestContext, kind: ServiceKind, mode: Mode) -> Result<Arc<Instance>, Error> {
+    let services = ctx.slot::<Services>();
+    let cell = match kind {
+        ServiceKind::Etcd => &services.etcd,
+        ServiceKind::Nats => &services.nats,
+    };
+    let instance = cell
+        .get_or_try_init(|| async {
+            let instance = Instance::obtain(ctx, kind, mode).await?;
+            announce(ctx, &instance);
+            if kind == ServiceKind::Etcd && instance.source != Source::Isolated {
+                clean_keys_at_teardown(ctx, &instance);
+            }
+            Ok::<_, Error>(instance)
+        })
+        .await?;
+    Ok(instance.clone())
+}
+
+/// Children learn the endpoints (`ETCD_ENDPOINTS` / `NATS_SERVER`); an
+/// isolated instance's ports become the test's port plan.
+fn announce(ctx: &TestContext, instance: &Instance) {
+    let kind = instance.kind;
+    ctx.set_child_env(kind.endpoints_env(), &instance.endpoints.join(","));
+    if let (Source::Isolated, Some(ports)) = (instance.source, instance.ports) {
+        let (client, second) = match kind {
+            ServiceKind::Etcd => (PlanPort::EtcdClient, PlanPort::EtcdPeer),
+            ServiceKind::Nats => (PlanPort::NatsClient, PlanPort::NatsHttp),
+        };
+        ctx.override_plan_port(client, ports.client);
+        ctx.override_plan_port(second, ports.second);
+    }
+}
+
+/// On shared etcd, the test's keys go at teardown.
+fn clean_keys_at_teardown(ctx: &TestContext, instance: &Arc<Instance>) {
+    let etcd = Etcd::new(instance.clone());
+    ctx.defer("delete the test's etcd keys", async move {
+        let prefix = etcd.key_prefix();
+        if let Err(e) = etcd.delete_prefix(&prefix).await {
+            eprintln!("[dynamo-test] could not delete etcd keys under {prefix}: {e}");
+        }
+    });
+}

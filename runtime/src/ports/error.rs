@@ -1,0 +1,90 @@
+//! What can go wrong with a reservation, and what an exhausted range says.
+
+use std::fmt;
+
+use super::range::PortRange;
+use super::reservation::Reservation;
+use crate::env::EnvError;
+use crate::state_dir::StateDirError;
+
+/// A port could not be reserved.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A bad env override (range or port plan).
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// The state directory is unusable.
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    /// A lock file could not be opened or locked.
+    #[error("cannot lock port {port} in {dir}: {source}")]
+    Lock {
+        /// The port.
+        port: u16,
+        /// The lock directory.
+        dir: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A reserved port could not be bound (by `into_std_listener` and
+    /// `into_tokio_listener`).
+    #[error("cannot bind reserved port {port} ({label}) on 127.0.0.1: {source}")]
+    Bind {
+        /// The port.
+        port: u16,
+        /// What it was reserved as.
+        label: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// No free port is left.
+    #[error("{0}")]
+    Exhausted(Box<Exhausted>),
+}
+
+/// Details of an exhausted search: the range, and who holds what.
+#[derive(Debug)]
+pub struct Exhausted {
+    /// The ports searched.
+    pub range: PortRange,
+    /// Live reservations in the range.
+    pub reserved: Vec<Reservation>,
+    /// Ports that were not reserved but in use by some socket.
+    pub busy: u32,
+}
+
+impl fmt::Display for Exhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no free port in range {} ({} ports): {} reserved by harness users, {} in use by other sockets",
+            self.range,
+            self.range.len(),
+            self.reserved.len(),
+            self.busy
+        )?;
+        let mut by_holder: Vec<(String, usize)> = Vec::new();
+        for r in &self.reserved {
+            let who = match &r.holder {
+                Some(h) => format!("pid {} ({})", h.pid, h.label),
+                None => "unknown holder".to_string(),
+            };
+            match by_holder.iter_mut().find(|(w, _)| *w == who) {
+                Some((_, n)) => *n += 1,
+                None => by_holder.push((who, 1)),
+            }
+        }
+        by_holder.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        for (who, n) in by_holder.iter().take(10) {
+            write!(f, "\n  {n} held by {who}")?;
+        }
+        if by_holder.len() > 10 {
+            write!(f, "\n  ... and {} more holders", by_holder.len() - 10)?;
+        }
+        write!(
+            f,
+            "\nwiden the range with {}=LOW-HIGH, or run `dynamo-test ports` to see the holders",
+            super::ENV_PORT_RANGE
+        )
+    }
+}
