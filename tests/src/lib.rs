@@ -152,14 +152,14 @@ pub fn run_own_test(name: &str) -> String {
 /// or monitor) to reserved ones, so that a test starts its services there
 /// without touching the run's own.
 pub fn plan_env(
-    kind: dynamo_test::services::ServiceKind,
+    kind: dynamo_test::admin::ServiceKind,
     client: &dynamo_test::Port,
     second: &dynamo_test::Port,
 ) -> Vec<(&'static str, String)> {
-    use dynamo_test::ports::{
+    use dynamo_test::admin::ServiceKind;
+    use dynamo_test::admin::{
         ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT, ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT,
     };
-    use dynamo_test::services::ServiceKind;
     let (client_var, second_var) = match kind {
         ServiceKind::Etcd => (ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT),
         ServiceKind::Nats => (ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT),

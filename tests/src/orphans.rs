@@ -75,7 +75,7 @@ pub fn start(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
 
 /// Whether `pid` is a live process (a zombie counts as dead: it runs nothing).
 pub fn alive(pid: u32) -> bool {
-    dynamo_test::process::ProcStat::read(pid).is_some_and(|s| s.is_live())
+    dynamo_test::admin::ProcStat::read(pid).is_some_and(|s| s.is_live())
 }
 
 /// Waits up to `limit` for every pid to be gone; returns the survivors.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use dynamo_test::ports::live_reservations;
+use dynamo_test::admin::live_reservations;
 
 /// Starts `port_holder n` (with extra env) without waiting for it.
 fn spawn_holder(n: usize, env: &[(&str, String)]) -> Child {

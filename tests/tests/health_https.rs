@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamo_test::health::{self, Probe};
+use dynamo_test::health;
 use dynamo_test::{dynamo_test, Port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;

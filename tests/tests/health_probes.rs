@@ -353,7 +353,8 @@ async fn any_needs_one_up_and_all_names_the_one_down(up: Port, down: Port) {
 async fn context_waits_are_logged_and_fail_with_the_story(api: Port, ctx: &TestContext) {
     let closed = api.url("/health");
     let err = ctx
-        .wait_for_within(health::http(&closed), Duration::from_millis(100))
+        .wait_for(health::http(&closed))
+        .timeout(Duration::from_millis(100))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("connection refused"), "{err}");

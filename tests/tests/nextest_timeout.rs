@@ -25,7 +25,7 @@ async fn a_hung_test_with_a_family(ctx: &TestContext) {
         .trim()
         .parse()
         .unwrap();
-    let owner = dynamo_test::process::procfs::environ_var(family.pid(), "DYNAMO_TEST_OWNER");
+    let owner = dynamo_test::admin::procfs::environ_var(family.pid(), "DYNAMO_TEST_OWNER");
     let mine = format!("{}:", std::process::id());
     assert!(
         owner.is_some_and(|tag| tag.starts_with(&mine)),

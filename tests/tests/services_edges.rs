@@ -6,8 +6,8 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use dynamo_test::health::{self, Probe};
-use dynamo_test::services::{ServiceKind, ServicePortPair};
+use dynamo_test::admin::{ServiceKind, ServicePortPair};
+use dynamo_test::health;
 use dynamo_test::{dynamo_test, Port};
 use dynamo_test_suite::plan_env;
 
@@ -75,7 +75,7 @@ async fn start_external_etcd(client: &Port, peer: &Port, ctx: &dynamo_test::Test
         second: peer.get(),
     };
     let url = ServiceKind::Etcd.client_url(ports);
-    let etcd = dynamo_test::services::find_binary("etcd", "ETCD_BIN", "ETCD_ENDPOINTS").unwrap();
+    let etcd = dynamo_test::admin::find_binary("etcd", "ETCD_BIN", "ETCD_ENDPOINTS").unwrap();
     let data_dir = ctx.output_dir().join("external-etcd");
     ctx.process("external-etcd", etcd)
         .args(ServiceKind::Etcd.args(ports, &data_dir))
@@ -128,10 +128,8 @@ async fn etcd_endpoints_from_the_environment_start_nothing(
         text.contains(&format!("source=FromEnv url={external_url}")),
         "{text}"
     );
-    assert!(!dynamo_test::ports::holders::is_listening(
-        plan_client.get()
-    ));
-    assert!(!dynamo_test::ports::holders::is_listening(plan_peer.get()));
+    assert!(!dynamo_test::admin::is_listening(plan_client.get()));
+    assert!(!dynamo_test::admin::is_listening(plan_peer.get()));
 
     let (out, text) = need_service(
         &["etcd", "shared"],
@@ -193,7 +191,7 @@ async fn nats_server_from_the_environment_starts_nothing(
         .args(["-a", "127.0.0.1", "-p", &client.to_string()])
         .args(["-m", &monitor.to_string()])
         .env("PATH", "/usr/sbin:/usr/local/bin:/usr/bin:/bin")
-        .ready(health::nats(&format!("http://127.0.0.1:{monitor}")))
+        .ready(health::nats_monitor(&format!("http://127.0.0.1:{monitor}")))
         .start()
         .await
         .unwrap();
@@ -212,11 +210,7 @@ async fn nats_server_from_the_environment_starts_nothing(
         text.contains(&format!("source=FromEnv url={url}")),
         "{text}"
     );
-    assert!(!dynamo_test::ports::holders::is_listening(
-        plan_client.get()
-    ));
-    assert!(!dynamo_test::ports::holders::is_listening(
-        plan_monitor.get()
-    ));
+    assert!(!dynamo_test::admin::is_listening(plan_client.get()));
+    assert!(!dynamo_test::admin::is_listening(plan_monitor.get()));
     assert_eq!(server.exit_status(), None, "still ours, still running");
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dynamo_test::health::{self, Probe};
+use dynamo_test::health;
 use dynamo_test::services::Source;
 use dynamo_test::{dynamo_test, Error, Etcd, Nats, ServicePorts};
 use dynamo_test_examples::nats_client::NatsClient;
@@ -19,7 +19,7 @@ async fn kill_etcd_mid_test_and_restart_it(etcd: Etcd, ports: ServicePorts) -> R
 
     etcd.put("/survives", "restart").await?;
     etcd.kill()?;
-    let dead = health::etcd(etcd.client_url())
+    let dead = health::etcd(etcd.url())
         .wait(Duration::from_millis(300))
         .await;
     assert!(dead.is_err(), "etcd answers after SIGKILL");

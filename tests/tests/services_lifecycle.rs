@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dynamo_test::ports::holders::{is_listening, listeners};
-use dynamo_test::services::ServiceKind;
+use dynamo_test::admin::ServiceKind;
+use dynamo_test::admin::{is_listening, listeners};
 use dynamo_test::{dynamo_test, Port};
 use dynamo_test_suite::{eventually, plan_env};
 

@@ -75,14 +75,14 @@ async fn children_are_told_where_the_services_are(
     child.wait().await;
     let expected = format!(
         "{} {} {}",
-        etcd.endpoints().join(","),
+        etcd.urls().join(","),
         nats.url(),
         ctx.namespace()
     );
     assert_eq!(child.log_tail(1), expected);
     if etcd.source() != Source::FromEnv {
         assert_eq!(
-            etcd.client_url(),
+            etcd.url(),
             format!("http://127.0.0.1:{}", ports.etcd_client)
         );
         assert_eq!(
@@ -91,7 +91,7 @@ async fn children_are_told_where_the_services_are(
         );
         let monitor = nats.monitor_url().unwrap();
         assert_eq!(monitor, format!("http://127.0.0.1:{}", ports.nats_http));
-        ctx.wait_for(dynamo_test::health::nats(&monitor))
+        ctx.wait_for(dynamo_test::health::nats_monitor(&monitor))
             .await
             .unwrap();
         assert_eq!(etcd.port(), Some(ports.etcd_client));
@@ -139,7 +139,7 @@ where
         services: ETCD,
     };
     run_async(config, |ctx| async move {
-        let etcd = dynamo_test::services::etcd(&ctx).await?;
+        let etcd = <dynamo_test::Etcd as dynamo_test::Inject>::inject(&ctx, "etcd").await?;
         body(etcd).await.map(Ok)
     });
 }
@@ -173,8 +173,10 @@ async fn two_tests_at_once_never_see_each_others_keys_or_messages(
 ) -> Result<(), Error> {
     // A second test's context, alive at the same time as ours.
     let neighbour_ctx = TestContext::new("services_shared::neighbour")?;
-    let neighbour = dynamo_test::services::etcd(&neighbour_ctx).await?;
-    let neighbour_nats = dynamo_test::services::nats(&neighbour_ctx).await?;
+    let neighbour =
+        <dynamo_test::Etcd as dynamo_test::Inject>::inject(&neighbour_ctx, "etcd").await?;
+    let neighbour_nats =
+        <dynamo_test::Nats as dynamo_test::Inject>::inject(&neighbour_ctx, "nats").await?;
     assert_ne!(etcd.key_prefix(), neighbour.key_prefix());
 
     // The same key names on the same etcd.

@@ -60,8 +60,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dynamo_test::__private::{run_async, Flavor, TestConfig};
-use dynamo_test::ports::{self as dt_ports, holders};
-use dynamo_test::services::{self, Mode, ServiceKind, ServicePortPair, ServiceRequest};
+use dynamo_test::admin::{self as dt_ports, is_listening};
+use dynamo_test::admin::{self as services, Mode, ServiceKind, ServicePortPair, ServiceRequest};
 use dynamo_test::{find_free_port, Port, TestContext};
 use dynamo_test_examples::bench::{self, fmt_ms, millis, or_dash, percentile, Cli};
 use serde_json::{json, Value};
@@ -257,7 +257,7 @@ impl Bench {
             .env(dt_ports::ENV_NATS_CLIENT_PORT, self.nats.client.to_string())
             .env(dt_ports::ENV_NATS_HTTP_PORT, self.nats.second.to_string())
             .env(services::ENV_IDLE_GRACE, GRACE_MS)
-            .env(dynamo_test::ENV_OUTPUT_DIR, self.dir.join("out"))
+            .env(dynamo_test::admin::ENV_OUTPUT_DIR, self.dir.join("out"))
             .env_remove(ServiceKind::Etcd.endpoints_env())
             .env_remove(ServiceKind::Nats.endpoints_env())
             .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
@@ -308,7 +308,7 @@ impl Bench {
             let listening: Vec<u16> = self
                 .ports()
                 .into_iter()
-                .filter(|&p| holders::is_listening(p))
+                .filter(|&p| is_listening(p))
                 .collect();
             let recorded: Vec<PathBuf> = services::records()
                 .unwrap_or_default()
@@ -1005,8 +1005,12 @@ mod worker {
 
     /// The test body: see [`WORKLOAD`].
     async fn workload(ctx: &TestContext) -> Result<(), String> {
-        let etcd = services::etcd(ctx).await.map_err(|e| e.to_string())?;
-        let nats = services::nats(ctx).await.map_err(|e| e.to_string())?;
+        let etcd = <dynamo_test::Etcd as dynamo_test::Inject>::inject(ctx, "etcd")
+            .await
+            .map_err(|e| e.to_string())?;
+        let nats = <dynamo_test::Nats as dynamo_test::Inject>::inject(ctx, "nats")
+            .await
+            .map_err(|e| e.to_string())?;
         for i in 0..KEYS {
             let key = etcd.key(&format!("key-{i}"));
             etcd.put(&key, &format!("value-{i}"))

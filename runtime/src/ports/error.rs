@@ -88,3 +88,16 @@ impl fmt::Display for Exhausted {
         )
     }
 }
+
+/// For tests and servers that speak `std::io::Result` (a `Port` bound with
+/// `into_tokio_listener()?`): the kind of a bind error is kept, and the
+/// message names the port.
+impl From<PortError> for std::io::Error {
+    fn from(e: PortError) -> Self {
+        let kind = match &e {
+            PortError::Bind { source, .. } | PortError::Lock { source, .. } => source.kind(),
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}

@@ -44,7 +44,7 @@ pub enum ProcessError {
         /// Its pid.
         pid: u32,
         /// The failed wait, with the process's state and log tail.
-        source: WaitError,
+        source: Box<WaitError>,
     },
     /// Setting up around the process failed (its log, a helper thread).
     #[error("{context}: {source}")]
@@ -214,7 +214,7 @@ impl ManagedProcess {
                 return Err(ProcessError::NotReady {
                     name: self.name().to_string(),
                     pid: self.pid(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }

@@ -29,12 +29,12 @@ impl Etcd {
     }
 
     /// The first client URL, e.g. `http://127.0.0.1:2379`.
-    pub fn client_url(&self) -> &str {
+    pub fn url(&self) -> &str {
         &self.instance.endpoints[0]
     }
 
     /// Every client URL (what children get as `ETCD_ENDPOINTS`, comma-joined).
-    pub fn endpoints(&self) -> &[String] {
+    pub fn urls(&self) -> &[String] {
         &self.instance.endpoints
     }
 
@@ -131,7 +131,7 @@ impl Etcd {
     }
 
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
-        let url = format!("{}{path}", self.client_url());
+        let url = format!("{}{path}", self.url());
         let failed = |why: String| Error::Service(format!("etcd {url}: {why}"));
         let response = self
             .http

@@ -9,7 +9,7 @@
 //! own process.
 
 use dynamo_test::__private::{run_async, Flavor, Mode, ServiceKind, ServiceRequest, TestConfig};
-use dynamo_test::{services, TestContext};
+use dynamo_test::TestContext;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,11 +39,13 @@ fn main() {
         run_async(config, |ctx: TestContext| async move {
             let (source, url) = match kind {
                 ServiceKind::Etcd => {
-                    let etcd = services::etcd(&ctx).await?;
-                    (etcd.source(), etcd.client_url().to_string())
+                    let etcd =
+                        <dynamo_test::Etcd as dynamo_test::Inject>::inject(&ctx, "etcd").await?;
+                    (etcd.source(), etcd.url().to_string())
                 }
                 ServiceKind::Nats => {
-                    let nats = services::nats(&ctx).await?;
+                    let nats =
+                        <dynamo_test::Nats as dynamo_test::Inject>::inject(&ctx, "nats").await?;
                     (nats.source(), nats.url().to_string())
                 }
             };

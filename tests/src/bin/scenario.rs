@@ -62,9 +62,10 @@ async fn start_family(
             }
         })
     };
-    ctx.process("family", "sh")
+    Ok(ctx
+        .process("family", "sh")
         .args(["-c", FAMILY])
         .ready(log_has_pids)
         .start()
-        .await
+        .await?)
 }

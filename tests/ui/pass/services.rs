@@ -2,7 +2,7 @@ use dynamo_test::{dynamo_test, Etcd, Nats, ServicePorts};
 
 #[dynamo_test(services(etcd, nats))]
 async fn shared(etcd: Etcd, nats: Nats) {
-    let _ = (etcd.client_url(), nats.url());
+    let _ = (etcd.url(), nats.url());
 }
 
 #[dynamo_test(services(etcd(isolated), nats(shared)), timeout = "30s")]
