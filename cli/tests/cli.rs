@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dynamo_test::process::{procfs, ProcStat};
 use dynamo_test::services::ServiceKind;
-use dynamo_test::{dynamo_test, Nats, Port};
+use dynamo_test::{dynamo_test, Etcd, Nats, Port};
 use dynamo_test_suite::servers::{response, serve, Behaviour};
 use dynamo_test_suite::{eventually, plan_env};
 use serde_json::Value;
@@ -21,7 +21,7 @@ use serde_json::Value;
 type Env = Vec<(&'static str, String)>;
 
 fn command(args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-test-cli"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-test"));
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -414,17 +414,39 @@ async fn wait_for_nats_needs_the_nats_greeting(nats: Nats, silent: Port, other: 
     );
 }
 
-/// Runs `need_service <kind> shared` (a test process using the shared
-/// service) and returns what it printed.
+/// Runs a test process that uses the shared `kind` (etcd or nats) and
+/// ends, as the suite's `need_service <kind> shared` does, and returns what
+/// it printed (`source=<Source> url=<url>`). The process is this test
+/// binary running only its ignored test `uses_the_shared_<kind>`: cargo
+/// builds no binary of another package for the tests of this one.
 fn need_service(kind: &str, env: &Env) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_need_service"));
-    cmd.args([kind, "shared"]);
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.arg(format!("uses_the_shared_{kind}")).args([
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    stdout(&out)
+    let printed = stdout(&out);
+    assert!(printed.contains("1 passed"), "the child ran no test: {printed}");
+    printed
+}
+
+#[dynamo_test(timeout = "60s")]
+#[ignore = "a child process of other tests: see need_service()"]
+async fn uses_the_shared_etcd(etcd: Etcd) {
+    println!("source={:?} url={}", etcd.source(), etcd.client_url());
+}
+
+#[dynamo_test(timeout = "60s")]
+#[ignore = "a child process of other tests: see need_service()"]
+async fn uses_the_shared_nats(nats: Nats) {
+    println!("source={:?} url={}", nats.source(), nats.url());
 }
 
 #[dynamo_test(timeout = "90s")]
