@@ -2,8 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use dynamo_test::ports::{holders, live_reservations, PortPlan};
+use dynamo_test::admin::{self, live_reservations};
 use dynamo_test::services::ServiceKind;
+use dynamo_test::PortPlan;
 use serde_json::{json, Value};
 
 use crate::output::{age, Out};
@@ -93,7 +94,7 @@ fn fixed_row(out: &Out, f: &Value) -> Vec<String> {
 async fn fixed_ports(plan: &PortPlan) -> Vec<Value> {
     let mut rows = Vec::new();
     for (name, port) in plan.named_fixed_ports() {
-        let listeners = holders::listeners(port);
+        let listeners = admin::listeners(port);
         let kind = match name {
             "etcd_client" => Some(ServiceKind::Etcd),
             "nats_client" => Some(ServiceKind::Nats),

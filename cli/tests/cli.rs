@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dynamo_test::process::{procfs, ProcStat};
+use dynamo_test::admin::{self, procfs, ProcStat};
 use dynamo_test::services::ServiceKind;
 use dynamo_test::{dynamo_test, Etcd, Nats, Port};
 use dynamo_test_suite::servers::{response, serve, Behaviour};
@@ -119,9 +119,7 @@ fn service_ports([etcd_client, etcd_peer, nats_client, nats_http]: [&Port; 4]) -
 }
 
 fn listener_pid(port: u16) -> Option<u32> {
-    dynamo_test::ports::holders::listeners(port)
-        .first()
-        .and_then(|l| l.pid)
+    admin::listeners(port).first().and_then(|l| l.pid)
 }
 
 fn find<'a>(list: &'a Value, key: &str, wanted: &str) -> Option<&'a Value> {
@@ -249,7 +247,7 @@ fn doctor_names_a_bad_override() {
 #[test]
 fn doctor_blocks_on_configuration_that_breaks_the_tests() {
     let tmp = TempDir::new("doctor-blocks");
-    let ephemeral = dynamo_test::ports::ephemeral_range().unwrap();
+    let ephemeral = admin::ephemeral_range().unwrap();
     let overlapping = format!("{}-{}", ephemeral.low - 100, ephemeral.low + 100);
     let cases: [(Env, &str, &str); 5] = [
         (
@@ -433,7 +431,10 @@ fn need_service(kind: &str, env: &Env) -> String {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let printed = stdout(&out);
-    assert!(printed.contains("1 passed"), "the child ran no test: {printed}");
+    assert!(
+        printed.contains("1 passed"),
+        "the child ran no test: {printed}"
+    );
     printed
 }
 
@@ -501,12 +502,8 @@ async fn up_then_a_test_process_reuses_the_services_then_down(
     let down = json(&out);
     assert_eq!(down["down"][0]["stopped"], true, "{down}");
     assert_eq!(down["down"][1]["stopped"], true, "{down}");
-    assert!(!dynamo_test::ports::holders::is_listening(
-        etcd_client.get()
-    ));
-    assert!(!dynamo_test::ports::holders::is_listening(
-        nats_client.get()
-    ));
+    assert!(!admin::is_listening(etcd_client.get()));
+    assert!(!admin::is_listening(nats_client.get()));
 }
 
 /// `ports` on moved ports with the services up: listening, holder, health.
@@ -596,7 +593,7 @@ fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
     let held = output_dir(&tmp.output(), "suite.running_test", 10);
     let services = output_dir(&tmp.output(), "services", 10);
     // As a running test does: a shared lock on `.in-use` for its whole life.
-    let lock = std::fs::File::create(held.join(dynamo_test::IN_USE_FILE)).unwrap();
+    let lock = std::fs::File::create(held.join(admin::IN_USE_FILE)).unwrap();
     lock.lock_shared().unwrap();
 
     let out = cli(&["--json", "clean"], &env);
@@ -634,11 +631,8 @@ fn clean_stops_a_tagged_orphan_and_nothing_else() {
     // Tagged with an owner that no longer exists: our pid with another start time.
     let mut orphan = Command::new("sleep")
         .arg("100")
-        .env(
-            dynamo_test::process::ENV_OWNER,
-            format!("{}:1", std::process::id()),
-        )
-        .env(dynamo_test::process::ENV_OWNER_NAME, "fake-orphan")
+        .env(admin::ENV_OWNER, format!("{}:1", std::process::id()))
+        .env(admin::ENV_OWNER_NAME, "fake-orphan")
         .spawn()
         .unwrap();
     let mut untagged = Command::new("sleep").arg("100").spawn().unwrap();
@@ -719,10 +713,7 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
             .contains("its keeper is gone"),
         "{listed}"
     );
-    assert!(
-        dynamo_test::ports::holders::is_listening(client.get()),
-        "dry run stops nothing"
-    );
+    assert!(admin::is_listening(client.get()), "dry run stops nothing");
 
     let out = cli(&["--json", "clean"], &env);
     let v = json(&out);
@@ -736,7 +727,7 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
         "{v:#}"
     );
     assert!(process_gone(etcd_pid), "etcd stopped");
-    assert!(!dynamo_test::ports::holders::is_listening(client.get()));
+    assert!(!admin::is_listening(client.get()));
     let left: Vec<_> = std::fs::read_dir(tmp.state().join("services"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -22,6 +22,7 @@
 //! See the README for the options, the env vars and how the port allocator works.
 #![warn(missing_docs)]
 
+pub mod admin;
 mod context;
 pub mod env;
 mod error;
