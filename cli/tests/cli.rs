@@ -137,18 +137,49 @@ fn bad_input_exits_2_with_usage() {
         (&["wait", "ftp://x"][..], "unsupported URL `ftp://x`"),
         (
             &["wait", "http://x", "--timeout", "soon"][..],
-            "bad duration `soon`",
+            "invalid value 'soon' for '--timeout <DURATION>'",
         ),
-        (&["up", "redis"][..], "unknown service `redis`"),
-        (&["frobnicate"][..], "unknown command `frobnicate`"),
-        (&[][..], "no command given"),
+        (
+            &["wait", "http://x", "--timeout", "0s"][..],
+            "invalid value '0s' for '--timeout <DURATION>'",
+        ),
+        (&["up", "redis"][..], "invalid value 'redis'"),
+        (&["frobnicate"][..], "unrecognized subcommand 'frobnicate'"),
+        (&["ports", "extra"][..], "unexpected argument 'extra'"),
+        (
+            &["clean", "--days", "x"][..],
+            "invalid value 'x' for '--days <N>'",
+        ),
+        (&[][..], "requires a subcommand"),
     ] {
         let out = cli(args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = stderr(&out);
         assert!(err.contains(problem), "{args:?}: {err}");
-        assert!(err.contains("usage: dynamo-test"), "{args:?}: {err}");
+        assert!(err.contains("Usage: dynamo-test"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn each_command_has_its_help_and_the_flags_go_anywhere() {
+    for command in ["ports", "doctor", "up", "down", "wait", "clean"] {
+        let out = cli(&[command, "--help"], &[]);
+        assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+        let help = stdout(&out);
+        assert!(
+            help.contains(&format!("Usage: dynamo-test {command}")),
+            "{help}"
+        );
+        assert!(
+            help.contains("--json") && help.contains("--no-color"),
+            "{help}"
+        );
+    }
+    assert!(stdout(&cli(&["wait", "--help"], &[])).contains("--timeout <DURATION>"));
+    // --json after the command, as before it.
+    let out = cli(&["ports", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["plan"]["etcd_client"], 2379);
 }
 
 #[dynamo_test]
