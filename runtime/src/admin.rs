@@ -75,16 +75,25 @@
 //! - [`open_lock_file`]: opens (creating, 0600) a lock file there, never
 //!   through a symlink.
 
+// Inlined: the docs show these items here, where tools find them.
+#[doc(inline)]
 pub use crate::output_dir::{
     output_dir_in_use, output_root, project_output_root, OutputRoot, ENV_OUTPUT_DIR, IN_USE_FILE,
 };
+#[doc(inline)]
 pub use crate::ports::holders::{is_listening, listeners, Listener};
+#[doc(inline)]
 pub use crate::ports::{ephemeral_range, live_reservations, Holder, PortRange, Reservation};
+#[doc(inline)]
 pub use crate::process::sweep::{find_orphans, orphan, stop_orphans, Orphan};
+#[doc(inline)]
 pub use crate::process::{procfs, ProcStat, DEFAULT_GRACE, ENV_OWNER, ENV_OWNER_NAME};
+#[doc(inline)]
 pub use crate::services::keeper::{is_keeper, ENV_SERVICE};
+#[doc(inline)]
 pub use crate::services::{
     acquire_shared, find_binary, records, users_file, BinaryNotFound, Origin, ServicePortPair,
     ServiceRecord,
 };
+#[doc(inline)]
 pub use crate::state_dir::{ensure_state_subdir, open_lock_file, StateDirError};
