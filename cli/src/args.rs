@@ -20,6 +20,7 @@ pub struct Args {
     /// No colour (there is none anyway when stdout is not a terminal or NO_COLOR is set)
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }

@@ -62,6 +62,7 @@ impl Report {
     }
 }
 
+/// Runs `clean` (`--dry-run`: removes nothing); the exit code: 1 if a removal failed.
 pub fn run(out: &Out, dry_run: bool, days: u64) -> i32 {
     let root = match paths::output_root() {
         Ok(root) => root,

@@ -60,6 +60,7 @@ impl Finding {
     }
 }
 
+/// Runs `doctor`; the exit code: 1 if something blocks the tests.
 pub async fn run(out: &Out) -> i32 {
     let mut findings = Vec::new();
     findings.extend(binaries());

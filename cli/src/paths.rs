@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+/// An output root and where it was found.
 pub use dynamo_test::admin::OutputRoot;
 use dynamo_test::admin::{self, project_output_root, ENV_OUTPUT_DIR};
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::output::{age, Out};
 
+/// Runs `ports`; the exit code: 1 if the port plan is invalid.
 pub async fn run(out: &Out) -> i32 {
     let plan = match PortPlan::from_env() {
         Ok(p) => p,

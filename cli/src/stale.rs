@@ -17,15 +17,20 @@ use dynamo_test::admin::{self, procfs, ProcStat, DEFAULT_GRACE, ENV_SERVICE};
 /// A running shared service without a keeper.
 #[derive(Debug, Clone)]
 pub struct StaleService {
+    /// Its pid.
     pub pid: u32,
     /// Start time (clock ticks since boot): the pid is signalled only while it matches.
     pub started: u64,
+    /// `etcd` or `nats`.
     pub name: String,
+    /// Its client port.
     pub port: u16,
+    /// Its command line.
     pub command: String,
 }
 
 impl StaleService {
+    /// One line for `clean` and `doctor`.
     pub fn describe(&self) -> String {
         format!(
             "shared {} on port {}, pid {} ({}): its keeper is gone",

@@ -20,6 +20,8 @@ use crate::output::Out;
 /// Holds the users lock until killed: `exec sleep` keeps fd 9 (the lock).
 const HOLDER: &str = r#"exec 9<"$0" && flock -s 9 && exec sleep 2147483647"#;
 
+/// Runs `up` for the services asked for; the exit code: 1 if one could not be
+/// brought up (those up before it stay up).
 pub async fn up(out: &Out, etcd: bool, nats: bool) -> i32 {
     let kinds = [(etcd, ServiceKind::Etcd), (nats, ServiceKind::Nats)];
     let mut report = Vec::new();
@@ -136,6 +138,8 @@ fn spawn_holder(users: &Path, kind: ServiceKind) -> std::io::Result<u32> {
     Ok(pid)
 }
 
+/// Runs `down`: stops the holders `up` recorded, then waits for the services
+/// to close their ports.
 pub async fn down(out: &Out) -> i32 {
     let plan = match dynamo_test::PortPlan::from_env() {
         Ok(p) => p,

@@ -22,6 +22,8 @@ fn probe_for(url: &str) -> Box<dyn Probe> {
     }
 }
 
+/// Runs `wait`: every URL at once, each within `timeout`; the exit code: 1
+/// unless all are ready.
 pub async fn run(out: &Out, urls: &[String], timeout: Duration) -> i32 {
     let started = Instant::now();
     let probes: Vec<Box<dyn Probe>> = urls.iter().map(|u| probe_for(u)).collect();
