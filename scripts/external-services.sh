@@ -10,7 +10,7 @@ cmd=$1 dir=$2
 
 bin() { command -v "$1" 2>/dev/null || { [ -x "/usr/sbin/$1" ] && echo "/usr/sbin/$1"; } || echo "/usr/local/bin/$1"; }
 wait_healthy() {
-  cargo run -q -p dynamo-test --bin dynamo-test -- \
+  cargo run -q -p dynamo-test-cli -- \
     wait --timeout "$1" etcd://127.0.0.1:2379 nats://127.0.0.1:4222 http://127.0.0.1:8222/healthz
 }
 

@@ -29,6 +29,7 @@ pub use crate::process::logs::tail as log_tail;
 pub use crate::process::sweep::{
     find_orphans, orphan, owner_alive, start_time, stop_orphans, Orphan, ENV_OWNER, ENV_OWNER_NAME,
 };
+pub use crate::process::DEFAULT_GRACE;
 pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
 pub use crate::services::instance::{Mode, ServiceRequest};
 pub use crate::services::keeper::{is_keeper, ENV_SERVICE};
@@ -38,7 +39,7 @@ pub use crate::services::shared::{
 };
 pub use crate::state_dir::{
     current_uid, ensure_private_dir, ensure_state_subdir, open_lock_file, state_dir_path,
-    ENV_STATE_DIR,
+    StateDirError, ENV_STATE_DIR,
 };
 pub use crate::sys::procfs::{self, ProcStat};
 

@@ -8,12 +8,12 @@
 //! destructors):
 //! - the child gets a parent-death signal (`PR_SET_PDEATHSIG`), set up from
 //!   a long-lived spawner thread because the kernel ties it to the
-//!   spawning *thread* ([`spawner`]);
+//!   spawning *thread* (`spawner.rs`);
 //! - a tiny watchdog (`/bin/sh`, in its own group) holds a pipe from the
 //!   test process and kills the child's group when the pipe closes without
-//!   a "done" ([`watchdog`]): this reaches grandchildren too;
+//!   a "done" (`watchdog.rs`): this reaches grandchildren too;
 //! - children carry an owner tag (`DYNAMO_TEST_OWNER=pid:starttime`), so a
-//!   sweep can find tagged processes whose owner is dead ([`sweep`]).
+//!   sweep can find tagged processes whose owner is dead (`sweep.rs`; the `dynamo-test clean` command).
 
 mod builder;
 mod command;

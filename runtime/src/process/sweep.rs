@@ -38,7 +38,7 @@ pub(crate) fn owner_tag() -> String {
     .clone()
 }
 
-/// A process's start time (clock ticks since boot), from /proc/<pid>/stat.
+/// A process's start time (clock ticks since boot), from `/proc/<pid>/stat`.
 pub fn start_time(pid: u32) -> Option<u64> {
     ProcStat::read(pid).map(|stat| stat.start_time)
 }

@@ -2,14 +2,16 @@
 
 use std::time::{Duration, SystemTime};
 
-use dynamo_test::ports::{holders, live_reservations, PortPlan};
-use dynamo_test::services::ServiceKind;
+use dynamo_test::admin::{self, live_reservations};
+use dynamo_test::admin::ServiceKind;
+use dynamo_test::ServicePorts;
 use serde_json::{json, Value};
 
 use crate::output::{age, Out};
 
+/// Runs `ports`; the exit code: 1 if the port plan is invalid.
 pub async fn run(out: &Out) -> i32 {
-    let plan = match PortPlan::from_env() {
+    let plan = match ServicePorts::from_env() {
         Ok(p) => p,
         Err(e) => return crate::fail(out, &e.to_string()),
     };
@@ -90,10 +92,10 @@ fn fixed_row(out: &Out, f: &Value) -> Vec<String> {
 }
 
 /// Each fixed port: listening or not, by whom, and (client ports) healthy or not.
-async fn fixed_ports(plan: &PortPlan) -> Vec<Value> {
+async fn fixed_ports(plan: &ServicePorts) -> Vec<Value> {
     let mut rows = Vec::new();
     for (name, port) in plan.named_fixed_ports() {
-        let listeners = holders::listeners(port);
+        let listeners = admin::listeners(port);
         let kind = match name {
             "etcd_client" => Some(ServiceKind::Etcd),
             "nats_client" => Some(ServiceKind::Nats),

@@ -8,8 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-pub use dynamo_test::OutputRoot;
-use dynamo_test::{project_output_root, ENV_OUTPUT_DIR};
+/// An output root and where it was found.
+pub use dynamo_test::admin::OutputRoot;
+use dynamo_test::admin::{self, project_output_root, ENV_OUTPUT_DIR};
 
 /// `DYNAMO_TEST_OUTPUT_DIR`, else `$CARGO_TARGET_DIR/dynamo-test`, else the
 /// first directory above the current one holding `target/dynamo-test` or a
@@ -30,7 +31,7 @@ pub fn output_root() -> Result<OutputRoot, String> {
     if let Some(root) = cwd.as_deref().and_then(project_output_root) {
         return Ok(root);
     }
-    let path = dynamo_test::output_root().map_err(|e| e.to_string())?;
+    let path = admin::output_root().map_err(|e| e.to_string())?;
     Ok(found(
         path,
         "the binary's location: no project above the current directory",

@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dynamo_test::ports::holders;
-use dynamo_test::process::{procfs, ProcStat};
-use dynamo_test::services::{self, Origin, ServiceKind};
+use dynamo_test::admin::{self, procfs, Origin, ProcStat};
+use dynamo_test::admin::ServiceKind;
 use serde_json::json;
 
 use crate::output::Out;
@@ -21,6 +20,8 @@ use crate::output::Out;
 /// Holds the users lock until killed: `exec sleep` keeps fd 9 (the lock).
 const HOLDER: &str = r#"exec 9<"$0" && flock -s 9 && exec sleep 2147483647"#;
 
+/// Runs `up` for the services asked for; the exit code: 1 if one could not be
+/// brought up (those up before it stay up).
 pub async fn up(out: &Out, etcd: bool, nats: bool) -> i32 {
     let kinds = [(etcd, ServiceKind::Etcd), (nats, ServiceKind::Nats)];
     let mut report = Vec::new();
@@ -61,7 +62,7 @@ fn up_failed(kind: ServiceKind, error: &str, up: &[serde_json::Value]) -> String
 }
 
 async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
-    let plan = dynamo_test::PortPlan::from_env().map_err(|e| e.to_string())?;
+    let plan = dynamo_test::ServicePorts::from_env().map_err(|e| e.to_string())?;
     let port = kind.fixed_ports(&plan).client;
     let marker = marker_path(kind, port)?;
     let already = read_marker(&marker).filter(|&(pid, started)| procfs::is_running(pid, started));
@@ -69,7 +70,7 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
         Some(_) => None,
         None => Some(start_holder(kind, port, &marker)?),
     };
-    let acquired = services::acquire_shared(kind).await;
+    let acquired = admin::acquire_shared(kind).await;
     let (ports, origin) = match acquired {
         Ok(found) => found,
         Err(e) => {
@@ -95,7 +96,7 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
 
 /// Starts the holder and records it in `marker`: `(pid, start time)`.
 fn start_holder(kind: ServiceKind, port: u16, marker: &Path) -> Result<(u32, u64), String> {
-    let users = services::users_file(kind, port).map_err(|e| e.to_string())?;
+    let users = admin::users_file(kind, port).map_err(|e| e.to_string())?;
     let pid = spawn_holder(&users, kind).map_err(|e| format!("starting the holder: {e}"))?;
     let started = ProcStat::read(pid).map_or(0, |s| s.start_time);
     if let Err(e) = std::fs::write(marker, format!("{pid}:{started}\n")) {
@@ -117,7 +118,7 @@ fn spawn_holder(users: &Path, kind: ServiceKind) -> std::io::Result<u32> {
     let child = Command::new("/bin/sh")
         .args(["-c", HOLDER])
         .arg(users)
-        .env(services::keeper::ENV_SERVICE, format!("up-{}", kind.name()))
+        .env(admin::ENV_SERVICE, format!("up-{}", kind.name()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -137,8 +138,10 @@ fn spawn_holder(users: &Path, kind: ServiceKind) -> std::io::Result<u32> {
     Ok(pid)
 }
 
+/// Runs `down`: stops the holders `up` recorded, then waits for the services
+/// to close their ports.
 pub async fn down(out: &Out) -> i32 {
-    let plan = match dynamo_test::PortPlan::from_env() {
+    let plan = match dynamo_test::ServicePorts::from_env() {
         Ok(p) => p,
         Err(e) => return crate::fail(out, &e.to_string()),
     };
@@ -182,7 +185,7 @@ pub async fn down(out: &Out) -> i32 {
 /// Waits until nothing listens on `port` (the keeper stopped the service).
 async fn wait_until_closed(port: u16, limit: Duration) -> bool {
     let started = Instant::now();
-    while holders::is_listening(port) {
+    while admin::is_listening(port) {
         if started.elapsed() > limit {
             return false;
         }
@@ -192,7 +195,7 @@ async fn wait_until_closed(port: u16, limit: Duration) -> bool {
 }
 
 fn marker_path(kind: ServiceKind, port: u16) -> Result<PathBuf, String> {
-    let users = services::users_file(kind, port).map_err(|e| e.to_string())?;
+    let users = admin::users_file(kind, port).map_err(|e| e.to_string())?;
     Ok(users.with_extension("up"))
 }
 

@@ -24,17 +24,8 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    let args = match args::parse(&raw) {
-        Ok(a) => a,
-        Err(problem) => {
-            if !problem.is_empty() {
-                eprintln!("dynamo-test: {problem}\n");
-            }
-            eprintln!("{}", args::USAGE);
-            std::process::exit(2);
-        }
-    };
+    // A usage error exits 2 with the usage; --help and --version exit 0.
+    let args = args::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -45,12 +36,15 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let out = Out::new(args.json, args.color);
+    let out = Out::new(args.json, !args.no_color);
     let code = runtime.block_on(async {
         match args.command {
             Command::Ports => ports::run(&out).await,
             Command::Doctor => doctor::run(&out).await,
-            Command::Up { etcd, nats } => updown::up(&out, etcd, nats).await,
+            Command::Up { services } => {
+                let (etcd, nats) = args::up_services(&services);
+                updown::up(&out, etcd, nats).await
+            }
             Command::Down => updown::down(&out).await,
             Command::Wait { urls, timeout } => wait::run(&out, &urls, timeout).await,
             Command::Clean { dry_run, days } => clean::run(&out, dry_run, days),

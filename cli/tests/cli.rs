@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dynamo_test::process::{procfs, ProcStat};
-use dynamo_test::services::ServiceKind;
-use dynamo_test::{dynamo_test, Nats, Port};
+use dynamo_test::admin::{self, procfs, ProcStat};
+use dynamo_test::admin::ServiceKind;
+use dynamo_test::{dynamo_test, Etcd, Nats, Port};
 use dynamo_test_suite::servers::{response, serve, Behaviour};
 use dynamo_test_suite::{eventually, plan_env};
 use serde_json::Value;
@@ -21,7 +21,7 @@ use serde_json::Value;
 type Env = Vec<(&'static str, String)>;
 
 fn command(args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-test-cli"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamo-test"));
     cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -119,9 +119,7 @@ fn service_ports([etcd_client, etcd_peer, nats_client, nats_http]: [&Port; 4]) -
 }
 
 fn listener_pid(port: u16) -> Option<u32> {
-    dynamo_test::ports::holders::listeners(port)
-        .first()
-        .and_then(|l| l.pid)
+    admin::listeners(port).first().and_then(|l| l.pid)
 }
 
 fn find<'a>(list: &'a Value, key: &str, wanted: &str) -> Option<&'a Value> {
@@ -139,18 +137,49 @@ fn bad_input_exits_2_with_usage() {
         (&["wait", "ftp://x"][..], "unsupported URL `ftp://x`"),
         (
             &["wait", "http://x", "--timeout", "soon"][..],
-            "bad duration `soon`",
+            "invalid value 'soon' for '--timeout <DURATION>'",
         ),
-        (&["up", "redis"][..], "unknown service `redis`"),
-        (&["frobnicate"][..], "unknown command `frobnicate`"),
-        (&[][..], "no command given"),
+        (
+            &["wait", "http://x", "--timeout", "0s"][..],
+            "invalid value '0s' for '--timeout <DURATION>'",
+        ),
+        (&["up", "redis"][..], "invalid value 'redis'"),
+        (&["frobnicate"][..], "unrecognized subcommand 'frobnicate'"),
+        (&["ports", "extra"][..], "unexpected argument 'extra'"),
+        (
+            &["clean", "--days", "x"][..],
+            "invalid value 'x' for '--days <N>'",
+        ),
+        (&[][..], "requires a subcommand"),
     ] {
         let out = cli(args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = stderr(&out);
         assert!(err.contains(problem), "{args:?}: {err}");
-        assert!(err.contains("usage: dynamo-test"), "{args:?}: {err}");
+        assert!(err.contains("Usage: dynamo-test"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn each_command_has_its_help_and_the_flags_go_anywhere() {
+    for command in ["ports", "doctor", "up", "down", "wait", "clean"] {
+        let out = cli(&[command, "--help"], &[]);
+        assert_eq!(out.status.code(), Some(0), "{command}: {out:?}");
+        let help = stdout(&out);
+        assert!(
+            help.contains(&format!("Usage: dynamo-test {command}")),
+            "{help}"
+        );
+        assert!(
+            help.contains("--json") && help.contains("--no-color"),
+            "{help}"
+        );
+    }
+    assert!(stdout(&cli(&["wait", "--help"], &[])).contains("--timeout <DURATION>"));
+    // --json after the command, as before it.
+    let out = cli(&["ports", "--json"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(json(&out)["plan"]["etcd_client"], 2379);
 }
 
 #[dynamo_test]
@@ -249,7 +278,7 @@ fn doctor_names_a_bad_override() {
 #[test]
 fn doctor_blocks_on_configuration_that_breaks_the_tests() {
     let tmp = TempDir::new("doctor-blocks");
-    let ephemeral = dynamo_test::ports::ephemeral_range().unwrap();
+    let ephemeral = admin::ephemeral_range().unwrap();
     let overlapping = format!("{}-{}", ephemeral.low - 100, ephemeral.low + 100);
     let cases: [(Env, &str, &str); 5] = [
         (
@@ -414,17 +443,42 @@ async fn wait_for_nats_needs_the_nats_greeting(nats: Nats, silent: Port, other: 
     );
 }
 
-/// Runs `need_service <kind> shared` (a test process using the shared
-/// service) and returns what it printed.
+/// Runs a test process that uses the shared `kind` (etcd or nats) and
+/// ends, as the suite's `need_service <kind> shared` does, and returns what
+/// it printed (`source=<Source> url=<url>`). The process is this test
+/// binary running only its ignored test `uses_the_shared_<kind>`: cargo
+/// builds no binary of another package for the tests of this one.
 fn need_service(kind: &str, env: &Env) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_need_service"));
-    cmd.args([kind, "shared"]);
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.arg(format!("uses_the_shared_{kind}")).args([
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    stdout(&out)
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("1 passed"),
+        "the child ran no test: {printed}"
+    );
+    printed
+}
+
+#[dynamo_test(timeout = "60s")]
+#[ignore = "a child process of other tests: see need_service()"]
+async fn uses_the_shared_etcd(etcd: Etcd) {
+    println!("source={:?} url={}", etcd.source(), etcd.url());
+}
+
+#[dynamo_test(timeout = "60s")]
+#[ignore = "a child process of other tests: see need_service()"]
+async fn uses_the_shared_nats(nats: Nats) {
+    println!("source={:?} url={}", nats.source(), nats.url());
 }
 
 #[dynamo_test(timeout = "90s")]
@@ -479,12 +533,8 @@ async fn up_then_a_test_process_reuses_the_services_then_down(
     let down = json(&out);
     assert_eq!(down["down"][0]["stopped"], true, "{down}");
     assert_eq!(down["down"][1]["stopped"], true, "{down}");
-    assert!(!dynamo_test::ports::holders::is_listening(
-        etcd_client.get()
-    ));
-    assert!(!dynamo_test::ports::holders::is_listening(
-        nats_client.get()
-    ));
+    assert!(!admin::is_listening(etcd_client.get()));
+    assert!(!admin::is_listening(nats_client.get()));
 }
 
 /// `ports` on moved ports with the services up: listening, holder, health.
@@ -574,7 +624,7 @@ fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
     let held = output_dir(&tmp.output(), "suite.running_test", 10);
     let services = output_dir(&tmp.output(), "services", 10);
     // As a running test does: a shared lock on `.in-use` for its whole life.
-    let lock = std::fs::File::create(held.join(dynamo_test::IN_USE_FILE)).unwrap();
+    let lock = std::fs::File::create(held.join(admin::IN_USE_FILE)).unwrap();
     lock.lock_shared().unwrap();
 
     let out = cli(&["--json", "clean"], &env);
@@ -612,11 +662,8 @@ fn clean_stops_a_tagged_orphan_and_nothing_else() {
     // Tagged with an owner that no longer exists: our pid with another start time.
     let mut orphan = Command::new("sleep")
         .arg("100")
-        .env(
-            dynamo_test::process::ENV_OWNER,
-            format!("{}:1", std::process::id()),
-        )
-        .env(dynamo_test::process::ENV_OWNER_NAME, "fake-orphan")
+        .env(admin::ENV_OWNER, format!("{}:1", std::process::id()))
+        .env(admin::ENV_OWNER_NAME, "fake-orphan")
         .spawn()
         .unwrap();
     let mut untagged = Command::new("sleep").arg("100").spawn().unwrap();
@@ -697,10 +744,7 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
             .contains("its keeper is gone"),
         "{listed}"
     );
-    assert!(
-        dynamo_test::ports::holders::is_listening(client.get()),
-        "dry run stops nothing"
-    );
+    assert!(admin::is_listening(client.get()), "dry run stops nothing");
 
     let out = cli(&["--json", "clean"], &env);
     let v = json(&out);
@@ -714,7 +758,7 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
         "{v:#}"
     );
     assert!(process_gone(etcd_pid), "etcd stopped");
-    assert!(!dynamo_test::ports::holders::is_listening(client.get()));
+    assert!(!admin::is_listening(client.get()));
     let left: Vec<_> = std::fs::read_dir(tmp.state().join("services"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())

@@ -12,21 +12,25 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dynamo_test::process::{procfs, ProcStat, DEFAULT_GRACE};
-use dynamo_test::services::keeper::{self, ENV_SERVICE};
+use dynamo_test::admin::{self, procfs, ProcStat, DEFAULT_GRACE, ENV_SERVICE};
 
 /// A running shared service without a keeper.
 #[derive(Debug, Clone)]
 pub struct StaleService {
+    /// Its pid.
     pub pid: u32,
     /// Start time (clock ticks since boot): the pid is signalled only while it matches.
     pub started: u64,
+    /// `etcd` or `nats`.
     pub name: String,
+    /// Its client port.
     pub port: u16,
+    /// Its command line.
     pub command: String,
 }
 
 impl StaleService {
+    /// One line for `clean` and `doctor`.
     pub fn describe(&self) -> String {
         format!(
             "shared {} on port {}, pid {} ({}): its keeper is gone",
@@ -51,7 +55,7 @@ pub fn find(services_dir: &Path) -> Vec<StaleService> {
 fn stale_service(pid: u32, services_dir: &Path) -> Option<StaleService> {
     let name = procfs::environ_var(pid, ENV_SERVICE).filter(|n| n == "etcd" || n == "nats")?;
     // Keepers (and their killer subshells) carry the tag and the data dir too.
-    if keeper::is_keeper(pid) {
+    if admin::is_keeper(pid) {
         return None;
     }
     let args = procfs::arguments(pid)?;
@@ -76,7 +80,7 @@ fn has_keeper_ancestor(mut pid: u32) -> bool {
         if pid <= 1 {
             return false;
         }
-        if keeper::is_keeper(pid) {
+        if admin::is_keeper(pid) {
             return true;
         }
         match ProcStat::read(pid) {
@@ -100,7 +104,7 @@ fn data_dir_port(args: &[String], services_dir: &Path, name: &str) -> Option<u16
 /// `None` while tests use the service. Held, it makes a test arriving
 /// meanwhile wait, then start a fresh instance.
 pub fn lock_users(service: &StaleService, services_dir: &Path) -> Option<File> {
-    let file = dynamo_test::state_dir::open_lock_file(&service.users_file(services_dir)).ok()?;
+    let file = admin::open_lock_file(&service.users_file(services_dir)).ok()?;
     file.try_lock().ok()?;
     Some(file)
 }

@@ -4,11 +4,13 @@ use std::io::IsTerminal;
 
 /// Where and how to print.
 pub struct Out {
+    /// JSON instead of text.
     pub json: bool,
     color: bool,
 }
 
 impl Out {
+    /// Colour only if `color`, stdout is a terminal and NO_COLOR is unset or empty.
     pub fn new(json: bool, color: bool) -> Out {
         let tty = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -23,13 +25,15 @@ impl Out {
         println!("{}", self.paint(title, "1"));
     }
 
-    /// Green for good, yellow for note, red for bad.
+    /// Green: good.
     pub fn good(&self, text: &str) -> String {
         self.paint(text, "32")
     }
+    /// Yellow: a note.
     pub fn warn(&self, text: &str) -> String {
         self.paint(text, "33")
     }
+    /// Red: bad.
     pub fn bad(&self, text: &str) -> String {
         self.paint(text, "31")
     }

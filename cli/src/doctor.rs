@@ -4,9 +4,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use dynamo_test::ports::{ephemeral_range, holders, PortPlan, PortRange};
-use dynamo_test::process::sweep;
-use dynamo_test::services::{self, ServiceKind};
+use dynamo_test::admin::{self, ephemeral_range, PortRange};
+use dynamo_test::admin::ServiceKind;
+use dynamo_test::ServicePorts;
 use serde_json::{json, Value};
 
 use crate::output::Out;
@@ -60,6 +60,7 @@ impl Finding {
     }
 }
 
+/// Runs `doctor`; the exit code: 1 if something blocks the tests.
 pub async fn run(out: &Out) -> i32 {
     let mut findings = Vec::new();
     findings.extend(binaries());
@@ -143,7 +144,7 @@ fn binaries() -> Vec<Finding> {
     [ServiceKind::Etcd, ServiceKind::Nats]
         .into_iter()
         .flat_map(|kind| {
-            match services::find_binary(kind.program(), kind.bin_env(), kind.endpoints_env()) {
+            match admin::find_binary(kind.program(), kind.bin_env(), kind.endpoints_env()) {
                 Ok(path) => vec![binary(kind, &path)],
                 Err(_) if std::env::var_os(kind.endpoints_env()).is_some_and(|v| !v.is_empty()) => {
                     vec![Finding::ok(
@@ -242,21 +243,21 @@ fn tools() -> Vec<Finding> {
             "install a POSIX shell at /bin/sh",
         )
     };
-    let flock =
-        match services::find_binary("flock", "DYNAMO_TEST_UNUSED_FLOCK_BIN", "ETCD_ENDPOINTS") {
-            Ok(path) => Finding::ok("flock", format!("{} (service keepers)", path.display())),
-            Err(_) => Finding::problem(
-                "flock",
-                true,
-                "missing: shared service keepers need flock(1)".into(),
-                "apt-get install util-linux",
-            ),
-        };
+    let flock = match admin::find_binary("flock", "DYNAMO_TEST_UNUSED_FLOCK_BIN", "ETCD_ENDPOINTS")
+    {
+        Ok(path) => Finding::ok("flock", format!("{} (service keepers)", path.display())),
+        Err(_) => Finding::problem(
+            "flock",
+            true,
+            "missing: shared service keepers need flock(1)".into(),
+            "apt-get install util-linux",
+        ),
+    };
     vec![sh, flock]
 }
 
 fn state_dir() -> Finding {
-    match dynamo_test::state_dir::ensure_state_subdir("ports") {
+    match admin::ensure_state_subdir("ports") {
         Ok(dir) => Finding::ok(
             "state dir",
             format!("{} (private, ours)", dir.parent().unwrap_or(&dir).display()),
@@ -331,7 +332,7 @@ fn ranges() -> Finding {
 /// range: a test process with other settings would reserve them for
 /// its own servers. (Bad values are reported by the range and plan checks.)
 fn plan_conflicts() -> Vec<Finding> {
-    let (Ok(plan), Ok(range)) = (PortPlan::from_env(), PortRange::dynamic_from_env()) else {
+    let (Ok(plan), Ok(range)) = (ServicePorts::from_env(), PortRange::dynamic_from_env()) else {
         return Vec::new();
     };
     let named = plan.named_fixed_ports();
@@ -381,7 +382,7 @@ fn port_var(name: &str) -> String {
 fn holders_of(ports: [u16; 2]) -> String {
     let found: Vec<String> = ports
         .iter()
-        .flat_map(|p| holders::listeners(*p))
+        .flat_map(|p| admin::listeners(*p))
         .map(|l| l.to_string())
         .collect();
     found.join(", ")
@@ -389,7 +390,7 @@ fn holders_of(ports: [u16; 2]) -> String {
 
 /// A fixed port held by something that is not a healthy etcd/NATS blocks the tests.
 async fn fixed_ports() -> Vec<Finding> {
-    let plan = match PortPlan::from_env() {
+    let plan = match ServicePorts::from_env() {
         Ok(p) => p,
         Err(e) => {
             return vec![Finding::problem(
@@ -404,7 +405,7 @@ async fn fixed_ports() -> Vec<Finding> {
     for kind in [ServiceKind::Etcd, ServiceKind::Nats] {
         let ports = kind.fixed_ports(&plan);
         let topic = format!("{} ports {}/{}", kind.name(), ports.client, ports.second);
-        if !holders::is_listening(ports.client) && !holders::is_listening(ports.second) {
+        if !admin::is_listening(ports.client) && !admin::is_listening(ports.second) {
             found.push(Finding::ok(&topic, "free".into()));
         } else if kind.healthy_now(ports).await {
             found.push(Finding::ok(
@@ -429,7 +430,7 @@ async fn fixed_ports() -> Vec<Finding> {
 
 fn stale() -> Vec<Finding> {
     let mut found = Vec::new();
-    for orphan in sweep::find_orphans() {
+    for orphan in admin::find_orphans() {
         found.push(Finding::problem(
             "orphan process",
             false,
@@ -440,7 +441,7 @@ fn stale() -> Vec<Finding> {
             "dynamo-test clean",
         ));
     }
-    let services_dir = dynamo_test::state_dir::ensure_state_subdir("services");
+    let services_dir = admin::ensure_state_subdir("services");
     for service in services_dir.map(|d| stale::find(&d)).unwrap_or_default() {
         found.push(Finding::problem(
             "stale service",
@@ -449,7 +450,7 @@ fn stale() -> Vec<Finding> {
             "dynamo-test clean (stops it once no test uses it)",
         ));
     }
-    for record in services::records().unwrap_or_default() {
+    for record in admin::records().unwrap_or_default() {
         if !record.keeper_alive {
             found.push(Finding::problem(
                 "stale service record",

@@ -22,13 +22,15 @@ fn probe_for(url: &str) -> Box<dyn Probe> {
     }
 }
 
+/// Runs `wait`: every URL at once, each within `timeout`; the exit code: 1
+/// unless all are ready.
 pub async fn run(out: &Out, urls: &[String], timeout: Duration) -> i32 {
     let started = Instant::now();
     let probes: Vec<Box<dyn Probe>> = urls.iter().map(|u| probe_for(u)).collect();
     let waits = probes.iter().map(|p| health::wait(p.as_ref(), timeout));
     let live = !out.json && std::io::stderr().is_terminal();
     let status = live.then(|| tokio::spawn(status_line(started, urls.len())));
-    let results = dynamo_test::join::join_all(waits).await;
+    let results = futures_util::future::join_all(waits).await;
     if let Some(status) = status {
         status.abort();
         eprint!("\r\x1b[2K");

@@ -8,8 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use dynamo_test::process::{procfs, sweep};
-use dynamo_test::services;
+use dynamo_test::admin::{self, procfs, Orphan};
 use serde_json::{json, Value};
 
 use crate::output::Out;
@@ -63,12 +62,13 @@ impl Report {
     }
 }
 
+/// Runs `clean` (`--dry-run`: removes nothing); the exit code: 1 if a removal failed.
 pub fn run(out: &Out, dry_run: bool, days: u64) -> i32 {
     let root = match paths::output_root() {
         Ok(root) => root,
         Err(e) => return crate::fail(out, &e),
     };
-    let services_dir = match dynamo_test::state_dir::ensure_state_subdir("services") {
+    let services_dir = match admin::ensure_state_subdir("services") {
         Ok(dir) => dir,
         Err(e) => return crate::fail(out, &e.to_string()),
     };
@@ -125,7 +125,7 @@ fn old_output_dirs(report: &mut Report, root: &Path, days: u64) {
 /// waits for the lock, then finds its lock file unlinked and starts afresh.
 /// `Ok(None)`: no lock file (older runs).
 fn claim(dir: &Path) -> Result<Option<File>, ()> {
-    let Ok(file) = File::open(dir.join(dynamo_test::IN_USE_FILE)) else {
+    let Ok(file) = File::open(dir.join(admin::IN_USE_FILE)) else {
         return Ok(None);
     };
     // Any error but "free": better kept than removed under a test.
@@ -164,7 +164,7 @@ fn stale_services(report: &mut Report, services_dir: &Path) -> Vec<(String, u16)
 /// Service records whose keeper is gone; kept while their service runs
 /// (without it the running instance would pass for an external one).
 fn stale_records(report: &mut Report, still_running: &[(String, u16)]) {
-    for record in services::records().unwrap_or_default() {
+    for record in admin::records().unwrap_or_default() {
         if record.keeper_alive {
             continue;
         }
@@ -215,7 +215,7 @@ fn data_dirs(report: &mut Report, services_dir: &Path) {
 
 /// Tagged processes whose owner is dead.
 fn orphans(report: &mut Report) {
-    for orphan in sweep::find_orphans() {
+    for orphan in admin::find_orphans() {
         let entry = Entry {
             what: format!(
                 "orphan process pid {} `{}` ({}), owner pid {} is gone",
@@ -228,12 +228,12 @@ fn orphans(report: &mut Report) {
     }
 }
 
-fn stop_orphan(orphan: &sweep::Orphan) -> Result<(), String> {
-    if !sweep::stop_orphans(std::slice::from_ref(orphan)).is_empty() {
+fn stop_orphan(orphan: &Orphan) -> Result<(), String> {
+    if !admin::stop_orphans(std::slice::from_ref(orphan)).is_empty() {
         return Ok(());
     }
     // Not stopped: fine if it is gone (or no longer an orphan) by now.
-    match sweep::orphan(orphan.pid) {
+    match admin::orphan(orphan.pid) {
         Some(_) => Err(format!("could not signal pid {}", orphan.pid)),
         None => Ok(()),
     }
