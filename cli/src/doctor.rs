@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use dynamo_test::admin::{self, ephemeral_range, PortRange};
 use dynamo_test::admin::ServiceKind;
+use dynamo_test::admin::{self, ephemeral_range, PortRange};
 use dynamo_test::ServicePorts;
 use serde_json::{json, Value};
 

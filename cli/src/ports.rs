@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use dynamo_test::admin::{self, live_reservations};
 use dynamo_test::admin::ServiceKind;
+use dynamo_test::admin::{self, live_reservations};
 use dynamo_test::ServicePorts;
 use serde_json::{json, Value};
 

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dynamo_test::admin::{self, procfs, Origin, ProcStat};
 use dynamo_test::admin::ServiceKind;
+use dynamo_test::admin::{self, procfs, Origin, ProcStat};
 use serde_json::json;
 
 use crate::output::Out;

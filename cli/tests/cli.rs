@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dynamo_test::admin::{self, procfs, ProcStat};
 use dynamo_test::admin::ServiceKind;
+use dynamo_test::admin::{self, procfs, ProcStat};
 use dynamo_test::{dynamo_test, Etcd, Nats, Port};
 use dynamo_test_suite::servers::{response, serve, Behaviour};
 use dynamo_test_suite::{eventually, plan_env};

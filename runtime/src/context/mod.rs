@@ -370,4 +370,58 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
         assert!(ctx.output_dir().is_dir());
     }
+
+    #[test]
+    fn a_slot_holds_one_value_per_type_for_every_clone() {
+        #[derive(Default)]
+        struct Counter(AtomicUsize);
+        let ctx = TestContext::new("unit::slots").unwrap();
+        ctx.slot::<Counter>().0.fetch_add(1, Ordering::SeqCst);
+        ctx.clone()
+            .slot::<Counter>()
+            .0
+            .fetch_add(1, Ordering::SeqCst);
+        assert_eq!(ctx.slot::<Counter>().0.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            *ctx.slot::<Mutex<Vec<u8>>>().lock().unwrap(),
+            Vec::<u8>::new()
+        );
+    }
+
+    #[test]
+    fn plan_overrides_show_in_the_tests_plan_only() {
+        let ctx = TestContext::new("unit::plan_overrides").unwrap();
+        let before = ctx.service_ports().unwrap();
+        ctx.override_plan_port(PlanPort::EtcdClient, 24001);
+        ctx.override_plan_port(PlanPort::NatsHttp, 24002);
+        let after = ctx.service_ports().unwrap();
+        assert_eq!((after.etcd_client, after.nats_http), (24001, 24002));
+        assert_eq!(after.etcd_peer, before.etcd_peer);
+        let other = TestContext::new("unit::plan_overrides_other").unwrap();
+        assert_eq!(other.service_ports().unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn wait_for_has_a_default_limit_and_takes_another() {
+        let ctx = TestContext::new("unit::wait_for").unwrap();
+        let never = crate::health::from_fn("never", || async {
+            crate::health::Check::not_ready("not yet")
+        });
+        let err = ctx
+            .wait_for(never)
+            .timeout(std::time::Duration::from_millis(30))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("timed out waiting for never"), "{text}");
+        assert!(text.contains("limit 30ms"), "{text}");
+        let ready = ctx
+            .wait_for(crate::health::from_fn("at once", || async {
+                crate::health::Check::Ready
+            }))
+            .await
+            .unwrap();
+        assert_eq!(ready.attempts, 1);
+        assert_eq!(DEFAULT_WAIT_TIMEOUT, std::time::Duration::from_secs(30));
+    }
 }

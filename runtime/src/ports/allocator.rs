@@ -275,4 +275,19 @@ mod tests {
         );
         assert!(msg.contains("DYNAMO_TEST_PORT_RANGE"), "{msg}");
     }
+
+    #[test]
+    fn a_port_that_cannot_be_bound_says_which() {
+        let port = find_free_port().unwrap();
+        let number = port.get();
+        // Someone else binds the number first (a misbehaving neighbour).
+        let squatter = std::net::TcpListener::bind(("127.0.0.1", number)).unwrap();
+        let err = port.into_std_listener().unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&format!("reserved port {number}")), "{text}");
+        let io: std::io::Error = err.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::AddrInUse);
+        assert!(io.to_string().contains(&number.to_string()), "{io}");
+        drop(squatter);
+    }
 }
