@@ -181,3 +181,205 @@ fn injected(ty: &Type) -> syn::Result<(Type, Passing)> {
         other => Ok((other.clone(), Passing::Value)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::ToTokens as _;
+    use syn::parse_quote;
+
+    fn checked(item: ItemFn) -> TestFn {
+        match check(&item) {
+            Ok(test) => test,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    fn errors(item: ItemFn) -> Vec<String> {
+        match check(&item) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// The start of each message, up to its first `: ` or `; `.
+    fn heads(item: ItemFn) -> Vec<String> {
+        let head = |e: &String| {
+            let e = e.split("; ").next().unwrap_or_default();
+            e.split(": ").next().unwrap_or_default().to_string()
+        };
+        errors(item).iter().map(head).collect()
+    }
+
+    #[test]
+    fn each_parameter_kind() {
+        let test = checked(parse_quote! {
+            async fn t(api: u16, port: Port, fixture: &Fixture, counter: &mut Counter, ctx: &TestContext, owned: TestContext, _: u16) {}
+        });
+        assert!(test.is_async());
+        let got: Vec<(String, String, Passing)> = test
+            .params
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.injected.to_token_stream().to_string(),
+                    p.passing,
+                )
+            })
+            .collect();
+        let expected = [
+            ("api", "u16", Passing::Value),
+            ("port", "Port", Passing::Value),
+            ("fixture", "Fixture", Passing::Ref),
+            ("counter", "Counter", Passing::RefMut),
+            ("ctx", "TestContext", Passing::Ref),
+            ("owned", "TestContext", Passing::Value),
+            ("_6", "u16", Passing::Value),
+        ];
+        let expected: Vec<(String, String, Passing)> = expected
+            .iter()
+            .map(|(n, t, p)| (n.to_string(), t.to_string(), *p))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn accepted_shapes() {
+        assert!(!checked(parse_quote!(
+            fn t() {}
+        ))
+        .is_async());
+        checked(parse_quote!(
+            fn t() -> () {}
+        ));
+        checked(parse_quote!(
+            async fn t() -> Result<(), String> {
+                Ok(())
+            }
+        ));
+        checked(parse_quote!(
+            fn t() -> std::io::Result<()> {
+                Ok(())
+            }
+        ));
+        checked(parse_quote!(
+            #[ignore]
+            #[should_panic]
+            fn t(mut x: u16) {}
+        ));
+    }
+
+    #[test]
+    fn each_rejected_shape() {
+        let cases: [(ItemFn, &str); 9] = [
+            (
+                parse_quote!(
+                    #[test]
+                    fn t() {}
+                ),
+                "remove `#[test]`",
+            ),
+            (
+                parse_quote!(
+                    #[tokio::test]
+                    async fn t() {}
+                ),
+                "remove `#[tokio::test]`",
+            ),
+            (
+                parse_quote!(
+                    #[::core::prelude::v1::test]
+                    fn t() {}
+                ),
+                "remove the other test attribute (`#[test]`, `#[tokio::test]`)",
+            ),
+            (
+                parse_quote!(
+                    fn t<T>() {}
+                ),
+                "generic test functions are not supported",
+            ),
+            (
+                parse_quote!(
+                    fn t()
+                    where
+                        u16: Copy,
+                    {
+                    }
+                ),
+                "generic test functions are not supported",
+            ),
+            (
+                parse_quote!(
+                    fn t(&self) {}
+                ),
+                "a test function cannot take `self`",
+            ),
+            (
+                parse_quote!(
+                    fn t((a, b): (u16, u16)) {}
+                ),
+                "unsupported parameter pattern",
+            ),
+            (
+                parse_quote!(
+                    fn t(p: impl Into<u16>) {}
+                ),
+                "`impl Trait` parameters make the test generic",
+            ),
+            (
+                parse_quote!(
+                    fn t() -> &'static str {
+                        ""
+                    }
+                ),
+                "unsupported return type",
+            ),
+        ];
+        for (item, expected) in cases {
+            assert_eq!(heads(item), [expected]);
+        }
+        let variadic: ItemFn = parse_quote!(
+            unsafe extern "C" fn t(x: u16, ...) {}
+        );
+        assert_eq!(
+            heads(variadic),
+            ["variadic test functions are not supported"]
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let item: ItemFn = parse_quote! {
+            #[test]
+            async fn t<T>(&self, (a, b): (u16, u16), port: impl Into<u16>, ref r: u16) -> impl Sized {}
+        };
+        assert_eq!(
+            heads(item),
+            [
+                "remove `#[test]`",
+                "generic test functions are not supported",
+                "unsupported return type",
+                "a test function cannot take `self`",
+                "unsupported parameter pattern",
+                "`impl Trait` parameters make the test generic",
+                "unsupported parameter pattern",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_parameter_with_two_mistakes_has_two_errors() {
+        let item: ItemFn = parse_quote!(
+            async fn t((a, b): impl Sized) {}
+        );
+        assert_eq!(
+            heads(item),
+            [
+                "unsupported parameter pattern",
+                "`impl Trait` parameters make the test generic"
+            ]
+        );
+    }
+}

@@ -10,6 +10,9 @@ mod services;
 mod timeout;
 mod value;
 
+#[cfg(test)]
+mod tests;
+
 use syn::Meta;
 
 use crate::config::{self, Config};

@@ -89,13 +89,15 @@ fn worker_threads(option: &Meta) -> syn::Result<usize> {
         example: "worker_threads = 2",
     };
     let lit = value::integer(option, &takes)?;
-    match lit.base10_parse()? {
-        0 => Err(syn::Error::new(
+    // Signed, so that `-1` gets the same message as `0`.
+    let n: i128 = lit.base10_parse()?;
+    if n < 1 {
+        return Err(syn::Error::new(
             lit.span(),
             "`worker_threads` must be at least 1",
-        )),
-        n => Ok(n),
+        ));
     }
+    usize::try_from(n).map_err(|_| syn::Error::new(lit.span(), "`worker_threads` is too large"))
 }
 
 fn start_paused(option: &Meta) -> syn::Result<bool> {

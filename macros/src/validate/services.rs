@@ -15,8 +15,8 @@ pub fn build(option: &Meta) -> syn::Result<Vec<Service>> {
     let entries = list(option)?;
     let services: Vec<syn::Result<(Service, Span)>> = entries.iter().map(entry).collect();
     let twice = listed_twice(&services);
-    let services = all(services)?;
-    twice.map(|()| services.into_iter().map(|(service, _)| service).collect())
+    let (services, ()) = join(all(services), twice)?;
+    Ok(services.into_iter().map(|(service, _)| service).collect())
 }
 
 fn list(option: &Meta) -> syn::Result<Punctuated<Meta, Token![,]>> {
