@@ -20,6 +20,9 @@ mod params;
 mod runner;
 mod test_config;
 
+#[cfg(test)]
+mod tests;
+
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::{Ident, ItemFn};
