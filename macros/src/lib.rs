@@ -1,12 +1,14 @@
 //! The `#[dynamo_test]` attribute macro. Use it through the `dynamo-test`
-//! crate, which re-exports it and holds everything it expands into.
-//!
-//! The macro is thin on purpose, a pipeline of three steps:
-//! `parse` reads the attribute (each option kept with its spans),
-//! `validate` turns it into a `Config` of plain values (collecting every
-//! mistake), `signature` checks the function, and `render` writes a
-//! wrapper that calls `dynamo_test::__private`. `entry` runs them. All
-//! behaviour lives in the runtime crate, where unit tests reach it.
+//! crate, which re-exports it and holds everything it expands into; see
+//! [`dynamo_test`] for the options.
+
+// The macro is thin on purpose, a pipeline whose steps are the modules:
+//   parse      the attribute as written, each option with its spans
+//   validate   -> config: plain values, every mistake collected
+//   signature  the function checked, its parameters described
+//   render     the wrapper, calling `<crate>::__private`, from those two
+//   entry      runs them; on error, every error plus a harmless fallback
+// All behaviour lives in the runtime crate, where unit tests reach it.
 
 use proc_macro::TokenStream;
 
