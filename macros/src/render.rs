@@ -34,24 +34,7 @@ pub fn render(config: &Config, test: &TestFn) -> TokenStream {
     let func = &test.item;
     let name = &func.sig.ident;
     let body_fn = body_fn(func);
-    let config_value = test_config::render(config, name);
-    let run = if test.is_async() {
-        runner::run_async(
-            &config.krate,
-            &test.params,
-            config_value,
-            config.timeout.is_some(),
-            &func.sig.output,
-        )
-    } else {
-        runner::run_sync(
-            &config.krate,
-            &test.params,
-            config_value,
-            config.timeout.is_some(),
-            &func.sig.output,
-        )
-    };
+    let run = runner::call(config, test, test_config::render(config, name));
     let attrs = &func.attrs;
     let vis = &func.vis;
     // Under `cfg(test)` the wrapper is a test. Elsewhere (a doctest, a

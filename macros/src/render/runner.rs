@@ -8,10 +8,24 @@ use syn::{Ident, Path, ReturnType};
 
 use super::body_ident;
 use super::params::{arg_ident, call_args, injections, mutability};
-use crate::signature::Param;
+use crate::config::Config;
+use crate::signature::{Param, TestFn};
+
+/// `run_async(..)` or `run_sync(..)`, with or without a timeout, given the
+/// rendered `TestConfig`.
+pub fn call(config: &Config, test: &TestFn, test_config: TokenStream) -> TokenStream {
+    let krate = &config.krate;
+    let has_timeout = config.timeout.is_some();
+    let output = &test.item.sig.output;
+    if test.is_async() {
+        run_async(krate, &test.params, test_config, has_timeout, output)
+    } else {
+        run_sync(krate, &test.params, test_config, has_timeout, output)
+    }
+}
 
 /// An async body runs inside the setup future, on the test's runtime.
-pub fn run_async(
+fn run_async(
     krate: &Path,
     params: &[Param],
     config: TokenStream,
@@ -34,7 +48,7 @@ pub fn run_async(
 
 /// A plain body runs after setup, off the runtime: setup hands it the
 /// injected values (and the context, which holds what they need) as a tuple.
-pub fn run_sync(
+fn run_sync(
     krate: &Path,
     params: &[Param],
     config: TokenStream,

@@ -59,7 +59,8 @@ fn async_runtime(raw: &RawOptions) -> syn::Result<Runtime> {
     let ((flavor, worker_threads), start_paused) = join(values, rules)?.0;
     let flavor = match flavor {
         Some(FlavorName::MultiThread) => Flavor::MultiThread { worker_threads },
-        Some(FlavorName::CurrentThread) | None => Runtime::default().flavor,
+        Some(FlavorName::CurrentThread) => Flavor::CurrentThread,
+        None => Runtime::default().flavor,
     };
     Ok(Runtime {
         flavor,
@@ -126,8 +127,8 @@ fn workers_need_multi_thread(
     }
 }
 
-/// tokio's paused clock exists only on the current-thread runtime (its
-/// builder panics otherwise).
+/// tokio pauses time only on a current-thread runtime (`time::pause`
+/// panics on a multi-thread one).
 fn paused_needs_current_thread(
     raw: &RawOptions,
     flavor: &syn::Result<Option<FlavorName>>,
