@@ -1,22 +1,105 @@
 //! The `#[dynamo_test]` attribute macro. Use it through the `dynamo-test`
-//! crate, which re-exports it and holds everything it expands into.
-//!
-//! The macro is thin on purpose: [`options`] parses the attribute (keeping
-//! every option's span for errors), [`signature`] checks the function, and
-//! [`expand`] writes a wrapper that calls `dynamo_test::__private`. All
-//! behaviour lives in the runtime crate, where unit tests reach it.
+//! crate, which re-exports it and holds everything it expands into; see
+//! [`dynamo_test`] for the options.
+
+// The macro is thin on purpose, a pipeline whose steps are the modules:
+//   parse      the attribute as written, each option with its spans
+//   validate   -> config: plain values, every mistake collected
+//   signature  the function checked, its parameters described
+//   render     the wrapper, calling `<crate>::__private`, from those two
+//   entry      runs them; on error, every error plus a harmless fallback
+// All behaviour lives in the runtime crate, where unit tests reach it.
 
 use proc_macro::TokenStream;
 
-mod expand;
-mod options;
+mod config;
+mod entry;
+mod errors;
+mod parse;
+mod render;
 mod signature;
+mod validate;
 
 /// Turns a function into an integration test with reserved ports,
 /// injected fixtures, a timeout and guaranteed teardown.
 ///
-/// See the `dynamo-test` crate for the options and examples.
+/// Use it through the `dynamo-test` crate, which re-exports it:
+///
+/// ```ignore
+/// use dynamo_test::{dynamo_test, Port, ServicePorts, TestContext};
+///
+/// #[dynamo_test(timeout = "30s", services(etcd, nats(isolated)))]
+/// async fn frontend_answers(
+///     api: Port,            // a port reserved for this test alone
+///     metrics: u16,         // the same, as a bare number held until teardown
+///     ports: ServicePorts,  // the port plan
+///     ctx: &TestContext,    // name, output directory, port table
+/// ) -> Result<(), Box<dyn std::error::Error>> {
+///     let listener = api.into_tokio_listener()?;
+///     println!("{} serves on {}", ctx.name(), ports.dynamo_serve_url("/v1/models"));
+///     drop(listener);
+///     Ok(())
+/// }
+/// ```
+///
+/// # Options
+///
+/// | option | meaning | default |
+/// |---|---|---|
+/// | `flavor = "current_thread" \| "multi_thread"` | tokio runtime of an async test | `current_thread` |
+/// | `worker_threads = N` | worker threads (needs `multi_thread`) | number of CPUs |
+/// | `start_paused = true` | start tokio's clock paused (needs `current_thread`) | `false` |
+/// | `services(etcd, nats)` | etcd and/or NATS healthy before the body; `etcd(isolated)` / `nats(isolated)` for a private instance (`etcd(shared)`: the default, spelled out) | none |
+/// | `timeout = "30s"` | limit for setup + body (`ms`, `s`, `m`, `h`; sums like `"1m 30s"` and fractions like `"1.5s"` too); on expiry the test fails naming the test, the limit and its ports, after teardown; it holds even when the body blocks its thread (`std::thread::sleep`, a deadlock), since a test with a timeout runs on a thread of its own | none |
+/// | `crate = "path"` | path of the `dynamo-test` crate when renamed | `::dynamo_test` |
+///
+/// `flavor`, `worker_threads` and `start_paused` configure the runtime of
+/// an `async fn`; a plain `fn` takes the others only.
+///
+/// # Parameters
+///
+/// Parameters come in any order; each type must implement
+/// `dynamo_test::Inject`:
+///
+/// | parameter | value |
+/// |---|---|
+/// | `name: u16` | a port reserved for this test (held until teardown), logged as `name` |
+/// | `name: Port` | a port reservation owned by the test; `get()`, `url(path)`, `addr()`, `into_std_listener()`, `into_tokio_listener()` |
+/// | `ports: ServicePorts` | `etcd_client`, `etcd_peer`, `nats_client`, `nats_http` (fixed), `dynamo_serve` (reserved: first free from `dynamo_serve_base`) |
+/// | `ctx: &TestContext` / `ctx: TestContext` | the test's context |
+/// | `etcd: Etcd`, `nats: Nats` | the service (requires it, like `services(..)`): URLs, ports, the test's key/subject prefix |
+/// | `x: &T`, `x: &mut T` | a `T` injected for the whole test |
+/// | your own type | implement `Inject` (async setup; `ctx.defer(..)` for teardown): see its docs |
+///
+/// A parameter binds a plain name (or `_`): no patterns, no `impl Trait`,
+/// no `self`, and the function has no generics.
+///
+/// # Return type and other attributes
+///
+/// The function may be `async fn` or `fn`, return `()` or `Result<(), E>`
+/// with `E: Debug`, and carry `#[should_panic]` or `#[ignore]`. Do not add
+/// `#[test]` or `#[tokio::test]`: `#[dynamo_test]` is the test attribute.
+///
+/// # Mistakes
+///
+/// Every misuse is a compile error at the offending span that says what to
+/// write, and all the mistakes of one attribute (and of the signature) are
+/// reported together:
+///
+/// ```text
+/// error: unknown flavor `multi_threaded`; write `flavor = "current_thread"` or `flavor = "multi_thread"`
+///  --> tests/it.rs:3:24
+///   |
+/// 3 | #[dynamo_test(flavor = "multi_threaded", timeout = "30")]
+///   |                        ^^^^^^^^^^^^^^^^
+///
+/// error: bad timeout "30": it needs a unit (ms, s, m or h); write e.g. `timeout = "30s"`, `"500ms"` or `"2m"`
+///  --> tests/it.rs:3:52
+///   |
+/// 3 | #[dynamo_test(flavor = "multi_threaded", timeout = "30")]
+///   |                                                    ^^^^
+/// ```
 #[proc_macro_attribute]
 pub fn dynamo_test(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::dynamo_test(args.into(), item.into()).into()
+    entry::dynamo_test(args.into(), item.into()).into()
 }

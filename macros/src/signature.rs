@@ -1,14 +1,42 @@
-//! Checking the test function's signature and describing its parameters.
+//! The signature check: the test function, and how each parameter receives
+//! its injected value.
 //!
 //! What can be injected is the compiler's call (through the runtime's
 //! `Inject` trait); this module only rejects shapes no trait could fix:
 //! generics, `self`, destructuring patterns, impossible return types, and a
-//! second test attribute.
+//! second test attribute. Each check is independent, so all their errors
+//! are reported together.
 
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, ItemFn, Pat, ReturnType, Type};
+use syn::{Attribute, FnArg, Generics, ItemFn, Pat, ReturnType, Signature, Type};
+
+use crate::errors::{all, join};
+
+/// A test function whose signature passed the check.
+pub struct TestFn {
+    /// The function as written.
+    pub item: ItemFn,
+    /// Its parameters, in order.
+    pub params: Vec<Param>,
+}
+
+impl TestFn {
+    pub fn is_async(&self) -> bool {
+        self.item.sig.asyncness.is_some()
+    }
+}
+
+/// One parameter of the test function.
+pub struct Param {
+    /// The name used in logs and the port table (`_<index>` for `_`).
+    pub name: String,
+    /// The type that is injected (`T` for `&T` and `&mut T`).
+    pub injected: Type,
+    pub passing: Passing,
+}
 
 /// How a parameter receives its injected value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Passing {
     /// `x: T`: the value itself.
     Value,
@@ -18,63 +46,74 @@ pub enum Passing {
     RefMut,
 }
 
-/// One parameter of the test function.
-pub struct Param {
-    /// The name used in logs and the port table.
-    pub name: String,
-    /// The type that is injected (`T` for `&T`).
-    pub injected: Type,
-    pub passing: Passing,
-}
-
-/// Checks `item` and returns its parameters in order.
-pub fn check(item: &ItemFn) -> syn::Result<Vec<Param>> {
-    check_attributes(&item.attrs)?;
+/// Checks `item`; every problem found is in the error.
+pub fn check(item: &ItemFn) -> syn::Result<TestFn> {
     let sig = &item.sig;
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        let message = "generic test functions are not supported: libtest calls a test without type arguments; \
-                       write a non-generic test that calls a generic helper";
-        return Err(match &sig.generics.where_clause {
-            Some(w) if sig.generics.params.is_empty() => syn::Error::new_spanned(w, message),
-            _ => syn::Error::new_spanned(&sig.generics.params, message),
-        });
-    }
-    if let Some(variadic) = &sig.variadic {
-        return Err(syn::Error::new_spanned(
-            variadic,
-            "variadic test functions are not supported",
-        ));
-    }
-    check_return_type(&sig.output)?;
-    sig.inputs
-        .iter()
-        .enumerate()
-        .map(|(i, arg)| param(i, arg))
-        .collect()
+    let shape = all([
+        check_attributes(&item.attrs),
+        check_generics(&sig.generics),
+        check_variadic(sig),
+        check_return_type(&sig.output),
+    ]);
+    let params = all(sig.inputs.iter().enumerate().map(|(i, arg)| param(i, arg)));
+    let (_, params) = join(shape, params)?;
+    Ok(TestFn {
+        item: item.clone(),
+        params,
+    })
 }
 
 fn check_attributes(attrs: &[Attribute]) -> syn::Result<()> {
-    for attr in attrs {
-        let path = attr.path();
-        if path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "test" || s.ident == "dynamo_test")
-        {
-            let written: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-            // `#[tokio::test]` placed above us has already expanded into `core::prelude::v1::test`.
-            let shown = if matches!(written[0].as_str(), "core" | "std") {
-                "the other test attribute (`#[test]`, `#[tokio::test]`)".to_string()
-            } else {
-                format!("`#[{}]`", written.join("::"))
-            };
-            return Err(syn::Error::new_spanned(
-                attr,
-                format!("remove {shown}: `#[dynamo_test]` already makes this function a test (and builds its runtime)"),
-            ));
-        }
+    all(attrs.iter().map(check_attribute)).map(drop)
+}
+
+/// A second test attribute would run the function twice, or run the
+/// wrapper with no arguments to give it.
+fn check_attribute(attr: &Attribute) -> syn::Result<()> {
+    let path = attr.path();
+    let is_test = path
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "test" || s.ident == "dynamo_test");
+    if !is_test {
+        return Ok(());
     }
-    Ok(())
+    let written: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    // `#[tokio::test]` placed above us has already expanded into `core::prelude::v1::test`.
+    let shown = match written.first().map(String::as_str) {
+        Some("core" | "std") => {
+            "the other test attribute (`#[test]`, `#[tokio::test]`)".to_string()
+        }
+        _ => format!("`#[{}]`", written.join("::")),
+    };
+    Err(syn::Error::new_spanned(
+        attr,
+        format!("remove {shown}: `#[dynamo_test]` already makes this function a test (and builds its runtime)"),
+    ))
+}
+
+/// libtest calls a test with no type arguments.
+fn check_generics(generics: &Generics) -> syn::Result<()> {
+    if generics.params.is_empty() && generics.where_clause.is_none() {
+        return Ok(());
+    }
+    let message =
+        "generic test functions are not supported: libtest calls a test without type arguments; \
+                   write a non-generic test that calls a generic helper";
+    Err(match &generics.where_clause {
+        Some(w) if generics.params.is_empty() => syn::Error::new_spanned(w, message),
+        _ => syn::Error::new_spanned(&generics.params, message),
+    })
+}
+
+fn check_variadic(sig: &Signature) -> syn::Result<()> {
+    match &sig.variadic {
+        Some(variadic) => Err(syn::Error::new_spanned(
+            variadic,
+            "variadic test functions are not supported",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_return_type(output: &ReturnType) -> syn::Result<()> {
@@ -108,32 +147,239 @@ fn param(index: usize, arg: &FnArg) -> syn::Result<Param> {
         }
         FnArg::Typed(t) => t,
     };
-    let name = match &*typed.pat {
-        Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
-            ident.ident.to_string()
-        }
-        Pat::Wild(_) => format!("_{index}"),
-        other => {
-            return Err(syn::Error::new_spanned(
-                other,
-                "unsupported parameter pattern: bind a plain name (e.g. `ports: ServicePorts`) and destructure it in the body",
-            ));
-        }
-    };
-    if let Type::ImplTrait(t) = &*typed.ty {
-        return Err(syn::Error::new_spanned(
-            t,
-            "`impl Trait` parameters make the test generic; name a concrete type that implements `dynamo_test::Inject`",
-        ));
-    }
-    let (injected, passing) = match &*typed.ty {
-        Type::Reference(r) if r.mutability.is_some() => ((*r.elem).clone(), Passing::RefMut),
-        Type::Reference(r) => ((*r.elem).clone(), Passing::Ref),
-        other => (other.clone(), Passing::Value),
-    };
+    let (name, (injected, passing)) = join(param_name(index, &typed.pat), injected(&typed.ty))?;
     Ok(Param {
         name,
         injected,
         passing,
     })
+}
+
+/// The name a parameter is logged under.
+fn param_name(index: usize, pat: &Pat) -> syn::Result<String> {
+    match pat {
+        Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+            Ok(ident.ident.to_string())
+        }
+        Pat::Wild(_) => Ok(format!("_{index}")),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "unsupported parameter pattern: bind a plain name (e.g. `ports: ServicePorts`) and destructure it in the body",
+        )),
+    }
+}
+
+/// The type to inject, and how the body receives it.
+fn injected(ty: &Type) -> syn::Result<(Type, Passing)> {
+    match ty {
+        Type::ImplTrait(t) => Err(syn::Error::new_spanned(
+            t,
+            "`impl Trait` parameters make the test generic; name a concrete type that implements `dynamo_test::Inject`",
+        )),
+        Type::Reference(r) if r.mutability.is_some() => Ok(((*r.elem).clone(), Passing::RefMut)),
+        Type::Reference(r) => Ok(((*r.elem).clone(), Passing::Ref)),
+        other => Ok((other.clone(), Passing::Value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::ToTokens as _;
+    use syn::parse_quote;
+
+    fn checked(item: ItemFn) -> TestFn {
+        match check(&item) {
+            Ok(test) => test,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    fn errors(item: ItemFn) -> Vec<String> {
+        match check(&item) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// The start of each message, up to its first `: ` or `; `.
+    fn heads(item: ItemFn) -> Vec<String> {
+        let head = |e: &String| {
+            let e = e.split("; ").next().unwrap_or_default();
+            e.split(": ").next().unwrap_or_default().to_string()
+        };
+        errors(item).iter().map(head).collect()
+    }
+
+    #[test]
+    fn each_parameter_kind() {
+        let test = checked(parse_quote! {
+            async fn t(api: u16, port: Port, fixture: &Fixture, counter: &mut Counter, ctx: &TestContext, owned: TestContext, _: u16) {}
+        });
+        assert!(test.is_async());
+        let got: Vec<(String, String, Passing)> = test
+            .params
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.injected.to_token_stream().to_string(),
+                    p.passing,
+                )
+            })
+            .collect();
+        let expected = [
+            ("api", "u16", Passing::Value),
+            ("port", "Port", Passing::Value),
+            ("fixture", "Fixture", Passing::Ref),
+            ("counter", "Counter", Passing::RefMut),
+            ("ctx", "TestContext", Passing::Ref),
+            ("owned", "TestContext", Passing::Value),
+            ("_6", "u16", Passing::Value),
+        ];
+        let expected: Vec<(String, String, Passing)> = expected
+            .iter()
+            .map(|(n, t, p)| (n.to_string(), t.to_string(), *p))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn accepted_shapes() {
+        assert!(!checked(parse_quote!(
+            fn t() {}
+        ))
+        .is_async());
+        checked(parse_quote!(
+            fn t() -> () {}
+        ));
+        checked(parse_quote!(
+            async fn t() -> Result<(), String> {
+                Ok(())
+            }
+        ));
+        checked(parse_quote!(
+            fn t() -> std::io::Result<()> {
+                Ok(())
+            }
+        ));
+        checked(parse_quote!(
+            #[ignore]
+            #[should_panic]
+            fn t(mut x: u16) {}
+        ));
+    }
+
+    #[test]
+    fn each_rejected_shape() {
+        let cases: [(ItemFn, &str); 9] = [
+            (
+                parse_quote!(
+                    #[test]
+                    fn t() {}
+                ),
+                "remove `#[test]`",
+            ),
+            (
+                parse_quote!(
+                    #[tokio::test]
+                    async fn t() {}
+                ),
+                "remove `#[tokio::test]`",
+            ),
+            (
+                parse_quote!(
+                    #[::core::prelude::v1::test]
+                    fn t() {}
+                ),
+                "remove the other test attribute (`#[test]`, `#[tokio::test]`)",
+            ),
+            (
+                parse_quote!(
+                    fn t<T>() {}
+                ),
+                "generic test functions are not supported",
+            ),
+            (
+                parse_quote!(
+                    fn t()
+                    where
+                        u16: Copy,
+                    {
+                    }
+                ),
+                "generic test functions are not supported",
+            ),
+            (
+                parse_quote!(
+                    fn t(&self) {}
+                ),
+                "a test function cannot take `self`",
+            ),
+            (
+                parse_quote!(
+                    fn t((a, b): (u16, u16)) {}
+                ),
+                "unsupported parameter pattern",
+            ),
+            (
+                parse_quote!(
+                    fn t(p: impl Into<u16>) {}
+                ),
+                "`impl Trait` parameters make the test generic",
+            ),
+            (
+                parse_quote!(
+                    fn t() -> &'static str {
+                        ""
+                    }
+                ),
+                "unsupported return type",
+            ),
+        ];
+        for (item, expected) in cases {
+            assert_eq!(heads(item), [expected]);
+        }
+        let variadic: ItemFn = parse_quote!(
+            unsafe extern "C" fn t(x: u16, ...) {}
+        );
+        assert_eq!(
+            heads(variadic),
+            ["variadic test functions are not supported"]
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let item: ItemFn = parse_quote! {
+            #[test]
+            async fn t<T>(&self, (a, b): (u16, u16), port: impl Into<u16>, ref r: u16) -> impl Sized {}
+        };
+        assert_eq!(
+            heads(item),
+            [
+                "remove `#[test]`",
+                "generic test functions are not supported",
+                "unsupported return type",
+                "a test function cannot take `self`",
+                "unsupported parameter pattern",
+                "`impl Trait` parameters make the test generic",
+                "unsupported parameter pattern",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_parameter_with_two_mistakes_has_two_errors() {
+        let item: ItemFn = parse_quote!(
+            async fn t((a, b): impl Sized) {}
+        );
+        assert_eq!(
+            heads(item),
+            [
+                "unsupported parameter pattern",
+                "`impl Trait` parameters make the test generic"
+            ]
+        );
+    }
 }
