@@ -7,9 +7,8 @@ use dynamo_test_examples::mock_server::{serve, MockServerConfig};
 #[dynamo_test(timeout = "30s")]
 async fn in_process_model_server(api: Port, ctx: &TestContext) -> Result<(), Error> {
     let base = api.url("");
-    let listener = api
-        .into_tokio_listener()
-        .map_err(|e| Error::io("binding the api port", e))?;
+    // A bind error names the port (PortError converts into Error).
+    let listener = api.into_tokio_listener()?;
     let config = MockServerConfig {
         models: vec!["tiny".into()],
         ..MockServerConfig::default()
