@@ -5,7 +5,7 @@ use std::time::Duration;
 use dynamo_test::health;
 use dynamo_test::services::Source;
 use dynamo_test::{dynamo_test, Error, Etcd, Nats, ServicePorts};
-use dynamo_test_examples::nats_client::NatsClient;
+use futures_util::StreamExt;
 
 #[dynamo_test(services(etcd(isolated)), timeout = "60s")]
 async fn kill_etcd_mid_test_and_restart_it(etcd: Etcd, ports: ServicePorts) -> Result<(), Error> {
@@ -41,22 +41,32 @@ async fn kill_etcd_mid_test_and_restart_it(etcd: Etcd, ports: ServicePorts) -> R
 #[dynamo_test(services(nats(isolated)), timeout = "60s")]
 async fn stop_and_start_nats(nats: Nats) -> Result<(), Error> {
     let url = nats.url().to_string();
-    NatsClient::connect(&url).await.unwrap();
+    connect(&url).await.unwrap();
     nats.stop().await?;
-    assert!(NatsClient::connect(&url).await.is_err(), "stopped");
+    assert!(connect(&url).await.is_err(), "stopped");
     nats.start().await?;
-    // Real traffic again after the restart, on the same URL.
-    let mut client = NatsClient::connect(&url).await.unwrap();
-    client.subscribe(&nats.subject("x"), 7).await.unwrap();
-    let mut publisher = NatsClient::connect(&url).await.unwrap();
-    publisher
-        .publish(&nats.subject("x"), b"back")
+    // Real traffic again after the restart, on the same URL. One connection:
+    // the server handles its SUB before its PUB, and echoes to us.
+    let client = connect(&url).await.unwrap();
+    let mut sub = client.subscribe(nats.subject("x")).await.unwrap();
+    client
+        .publish(nats.subject("x"), "back".into())
         .await
         .unwrap();
-    let message = client
-        .next_message(std::time::Duration::from_secs(5))
+    client.flush().await.unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(10), sub.next())
         .await
-        .unwrap();
-    assert_eq!(message.payload, b"back");
+        .expect("no message within 10 s")
+        .expect("the subscription ended");
+    assert_eq!(&message.payload[..], b"back");
     Ok(())
+}
+
+/// One connect attempt (no retry, the default), bounded so that a stopped
+/// server is an error rather than a hang.
+async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dynamo_test::services::Source;
 use dynamo_test::{dynamo_test, Error, Etcd, Nats, ServicePorts, TestContext};
-use dynamo_test_examples::nats_client::NatsClient;
+use futures_util::StreamExt;
 
 /// Each test writes keys under its prefix, reads them back, sees no other
 /// test's keys, and sends itself a message over NATS.
@@ -45,18 +45,40 @@ async fn round_trip(etcd: &Etcd, nats: &Nats, ctx: &TestContext) -> Result<(), E
         "only this test's keys under its prefix: {mine:?}"
     );
 
-    let mut sub = NatsClient::connect(nats.url()).await.unwrap();
     let subject = nats.subject("requests");
-    sub.subscribe(&subject, 1).await.unwrap();
-    let mut publisher = NatsClient::connect(nats.url()).await.unwrap();
-    publisher
-        .publish(&subject, ctx.name().as_bytes())
-        .await
-        .unwrap();
-    let message = sub.next_message(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(message.subject, subject);
-    assert_eq!(message.payload, ctx.name().as_bytes());
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut sub = subscribed(&client, &subject).await;
+    let publisher = async_nats::connect(nats.url()).await.unwrap();
+    publish(&publisher, &subject, ctx.name()).await;
+    let message = next(&mut sub).await;
+    assert_eq!(message.subject.as_str(), subject);
+    assert_eq!(&message.payload[..], ctx.name().as_bytes());
     Ok(())
+}
+
+/// Subscribes to `subject` and returns once the server routes it to us (our
+/// own probe came back): a publish from another connection could otherwise
+/// reach the server before our SUB does.
+async fn subscribed(client: &async_nats::Client, subject: &str) -> async_nats::Subscriber {
+    let mut sub = client.subscribe(subject.to_string()).await.unwrap();
+    publish(client, subject, "probe").await;
+    assert_eq!(&next(&mut sub).await.payload[..], b"probe");
+    sub
+}
+
+/// Publishes and flushes, so the message has left the client.
+async fn publish(client: &async_nats::Client, subject: &str, payload: &str) {
+    let payload = payload.to_string().into();
+    client.publish(subject.to_string(), payload).await.unwrap();
+    client.flush().await.unwrap();
+}
+
+/// The next message on `sub`, waited for up to 10 s.
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("no message within 10 s")
+        .expect("the subscription ended")
 }
 
 #[dynamo_test(services(etcd, nats))]
@@ -191,18 +213,16 @@ async fn two_tests_at_once_never_see_each_others_keys_or_messages(
     neighbour.delete_prefix(&neighbour.key_prefix()).await?;
 
     // The same subject name on the same NATS: ours only.
-    let mut ours = NatsClient::connect(nats.url()).await.unwrap();
-    ours.subscribe(&nats.subject("events"), 1).await.unwrap();
-    let mut theirs = NatsClient::connect(neighbour_nats.url()).await.unwrap();
-    theirs
-        .publish(&neighbour_nats.subject("events"), b"theirs")
-        .await
-        .unwrap();
-    theirs
-        .publish(&nats.subject("events"), b"mine")
-        .await
-        .unwrap();
-    let first = ours.next_message(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(first.payload, b"mine", "the neighbour's message reached us");
+    let ours = async_nats::connect(nats.url()).await.unwrap();
+    let mut events = subscribed(&ours, &nats.subject("events")).await;
+    let theirs = async_nats::connect(neighbour_nats.url()).await.unwrap();
+    publish(&theirs, &neighbour_nats.subject("events"), "theirs").await;
+    publish(&theirs, &nats.subject("events"), "mine").await;
+    let first = next(&mut events).await;
+    assert_eq!(
+        &first.payload[..],
+        b"mine",
+        "the neighbour's message reached us"
+    );
     Ok(())
 }

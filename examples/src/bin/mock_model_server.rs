@@ -25,7 +25,7 @@ options:
   --ignore-sigterm          ignore SIGTERM (for teardown tests)
   -h, --help                show this help
 
-DURATION is a number with a unit: 500ms, 2s, 1.5s, 1m.";
+DURATION is a humantime duration, a unit required: 500ms, 2s, 1m 30s, 1h; 0s for none.";
 
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,24 +176,11 @@ fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_string())
 }
 
-/// Parses `500ms`, `2s`, `1.5s` or `1m`. A unit is required so that a bare
-/// `500` cannot be silently read as 500 seconds.
+/// A humantime duration (`500ms`, `2s`, `1m 30s`, `1h`, `0s`): everything the
+/// harness's own `timeout = ".."` takes, and more. It needs a unit, so a bare
+/// `500` cannot be read as seconds by one tool and milliseconds by another.
 fn parse_duration(text: &str) -> Option<Duration> {
-    let (number, seconds_per_unit) = if let Some(number) = text.strip_suffix("ms") {
-        (number, 0.001)
-    } else if let Some(number) = text.strip_suffix('s') {
-        (number, 1.0)
-    } else if let Some(number) = text.strip_suffix('m') {
-        (number, 60.0)
-    } else {
-        return None;
-    };
-    // Only plain decimals: f64's parser would also accept "inf", "NaN", "1e3".
-    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return None;
-    }
-    let value: f64 = number.parse().ok()?;
-    Duration::try_from_secs_f64(value * seconds_per_unit).ok()
+    humantime::parse_duration(text).ok()
 }
 
 #[cfg(test)]
@@ -205,12 +192,33 @@ mod tests {
     }
 
     #[test]
-    fn parses_durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        for bad in ["", "500", "ms", "-1s", "infs", "1e3ms", "2 s", "2h"] {
+    fn parses_humantime_durations() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("500ms", ms(500)),
+            ("2s", ms(2_000)),
+            ("1m", ms(60_000)),
+            ("1m 30s", ms(90_000)),
+            ("1m30s", ms(90_000)),
+            ("1h", ms(3_600_000)),
+            ("1.5s", ms(1_500)), // humantime 2.4 takes fractions
+            ("0s", Duration::ZERO),
+            ("0ms", Duration::ZERO),
+            ("0", Duration::ZERO), // zero needs no unit: it is zero in all
+        ] {
+            assert_eq!(parse_duration(text), Some(want), "{text:?}");
+        }
+        for bad in [
+            "",
+            "500",
+            "ms",
+            "-1s",
+            "infs",
+            "1e3ms",
+            "2x",
+            "1.s",
+            "5 parsecs",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }
@@ -238,6 +246,21 @@ mod tests {
     }
 
     #[test]
+    fn duration_flags_take_compound_durations() {
+        let cli = parse(&[
+            "--port",
+            "1",
+            "--listen-delay",
+            "1m 30s",
+            "--exit-after",
+            "0s",
+        ])
+        .unwrap();
+        assert_eq!(cli.listen_delay, Duration::from_secs(90));
+        assert_eq!(cli.exit_after, Some(Duration::ZERO));
+    }
+
+    #[test]
     fn defaults_to_one_mock_model() {
         assert_eq!(parse(&["--port", "1"]).unwrap().models, ["mock-model"]);
     }
@@ -250,6 +273,7 @@ mod tests {
             &["--port", "x"],
             &["--port", "1", "--bogus"],
             &["--port", "1", "--exit-after", "5"],
+            &["--port", "1", "--startup-delay", "soon"],
         ] {
             assert!(matches!(parse(args), Err(CliError::Invalid(_))), "{args:?}");
         }

@@ -873,6 +873,7 @@ mod direct {
 
 mod worker {
     use super::*;
+    use futures_util::StreamExt;
 
     static SHARED: [ServiceRequest; 2] = [
         ServiceRequest {
@@ -1033,21 +1034,30 @@ mod worker {
         Ok(())
     }
 
-    /// Subscribes to `subject`, publishes [`MESSAGES`] messages and receives them all.
-    async fn nats_round_trip(url: &str, subject: &str) -> std::io::Result<()> {
-        let mut client = dynamo_test_examples::nats_client::NatsClient::connect(url).await?;
-        client.subscribe(subject, 1).await?;
+    /// Subscribes to `subject`, publishes [`MESSAGES`] messages and receives
+    /// them all, on one connection (the server echoes to it, in order).
+    async fn nats_round_trip(url: &str, subject: &str) -> Result<(), String> {
+        let client = async_nats::connect(url).await.map_err(|e| e.to_string())?;
+        let mut sub = client
+            .subscribe(subject.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
         for i in 0..MESSAGES {
+            let payload = format!("message {i}").into();
             client
-                .publish(subject, format!("message {i}").as_bytes())
-                .await?;
+                .publish(subject.to_string(), payload)
+                .await
+                .map_err(|e| e.to_string())?;
         }
+        client.flush().await.map_err(|e| e.to_string())?;
         for i in 0..MESSAGES {
-            let payload = client.next_message(Duration::from_secs(5)).await?.payload;
+            let payload = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .map_err(|_| format!("message {i}: none within 5 s"))?
+                .ok_or("the subscription ended")?
+                .payload;
             if payload != format!("message {i}").as_bytes() {
-                return Err(std::io::Error::other(format!(
-                    "message {i}: got {payload:?}"
-                )));
+                return Err(format!("message {i}: got {payload:?}"));
             }
         }
         Ok(())
