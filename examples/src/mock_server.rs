@@ -5,7 +5,7 @@
 //! `/v1/models`, `/v1/chat/completions`) with deterministic responses, and can
 //! simulate a slow model load or a permanently failing health check.
 //!
-//! Use [`serve`] to run it in-process on a listener you bound yourself, or the
+//! Use [`serve`](crate::mock_server::serve) to run it in-process on a listener you bound yourself, or the
 //! `mock_model_server` binary to run it as a separate process.
 
 use std::future::IntoFuture;

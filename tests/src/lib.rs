@@ -65,7 +65,7 @@ pub struct HeldPorts {
     _marks: Vec<File>,
 }
 
-/// Binds every port on 127.0.0.1 and, where IPv6 works, on [::1]: what a
+/// Binds every port on 127.0.0.1 and, where IPv6 works, on `[::1]`: what a
 /// test's servers would do. Panics with the port when a bind fails.
 pub fn bind_all(ports: &[u16]) -> Vec<TcpListener> {
     let mut listeners = Vec::new();
