@@ -1,9 +1,15 @@
 //! What /proc says about processes: the pids, and of one process its stat
-//! (state, parent, group, identity as pid + start time), command line and
+//! (state, parent, group, identity as pid + start time), its status (whose
+//! it is: uids, PID namespace depth), its PID namespace, command line and
 //! environment variables. Every /proc reader of the harness goes through
 //! here.
+//!
+//! The pids in /proc are those of the PID namespace that mounted it, which
+//! need not be this process's (`unshare --pid --fork` without
+//! `--mount-proc`): [`shows_own_pid_namespace`] tells.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 
 /// The pids of every process visible in /proc.
 pub fn pids() -> Vec<u32> {
@@ -51,6 +57,75 @@ pub fn environ_var(pid: u32, name: &str) -> Option<String> {
         .split(|b| *b == 0)
         .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
         .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The inode of the PID namespace of `pid` (`/proc/<pid>/ns/pid`): it
+/// names the namespace across namespaces, where pids do not. Readable for
+/// processes we may inspect (our own uid, or root); `None` otherwise.
+pub fn pid_namespace(pid: u32) -> Option<u64> {
+    fs::metadata(format!("/proc/{pid}/ns/pid"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// The inode of this process's own PID namespace (see [`pid_namespace`]).
+pub fn own_pid_namespace() -> Option<u64> {
+    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+}
+
+/// Whether /proc shows this process's own PID namespace, so that its pids
+/// are the numbers this process's signals and `pidfd_open` take: our
+/// `NSpid` there is exactly our own pid.
+pub fn shows_own_pid_namespace() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|text| ProcStatus::parse(&text))
+        .is_some_and(|s| s.ns_pids == [std::process::id()])
+}
+
+/// Fields of `/proc/<pid>/status` that tell whose a process is (readable
+/// for every process, whatever its owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStatus {
+    /// Real uid.
+    pub uid: u32,
+    /// Effective uid.
+    pub euid: u32,
+    /// `NSpid`: its pid in the PID namespace of this /proc, then in each
+    /// nested namespace down to its own. One entry: it lives in the
+    /// namespace of this /proc; more: in a namespace below it (a container).
+    pub ns_pids: Vec<u32>,
+}
+
+impl ProcStatus {
+    /// Reads the status of `pid`; `None` if there is no such process (or
+    /// the kernel has no `NSpid` line, before Linux 4.1).
+    pub fn read(pid: u32) -> Option<ProcStatus> {
+        let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        Self::parse(&text)
+    }
+
+    fn parse(text: &str) -> Option<ProcStatus> {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|rest| {
+                    rest.split_whitespace()
+                        .map(str::parse::<u32>)
+                        .collect::<Result<Vec<u32>, _>>()
+                })
+        };
+        let uids = field("Uid")?.ok()?;
+        let ns_pids = field("NSpid")?.ok()?;
+        if ns_pids.is_empty() {
+            return None;
+        }
+        Some(ProcStatus {
+            uid: *uids.first()?,
+            euid: *uids.get(1)?,
+            ns_pids,
+        })
+    }
 }
 
 /// Fields of `/proc/<pid>/stat`.
@@ -126,6 +201,30 @@ mod tests {
         let path = std::env::var("PATH").unwrap();
         assert_eq!(environ_var(me, "PATH"), Some(path));
         assert_eq!(environ_var(me, "DYNAMO_TEST_SURELY_UNSET_VAR"), None);
+    }
+
+    #[test]
+    fn the_status_names_uids_and_namespace_pids() {
+        let text =
+            "Name:\tsleep\nUid:\t1000\t1001\t1000\t1000\nGid:\t5\t5\t5\t5\nNSpid:\t4242\t7\n";
+        let status = ProcStatus::parse(text).unwrap();
+        assert_eq!(
+            status,
+            ProcStatus {
+                uid: 1000,
+                euid: 1001,
+                ns_pids: vec![4242, 7]
+            }
+        );
+        assert_eq!(ProcStatus::parse("Uid:\t1\t1\t1\t1\n"), None, "no NSpid");
+        assert_eq!(ProcStatus::parse("Uid:\tx\nNSpid:\t1\n"), None);
+
+        let me = ProcStatus::read(std::process::id()).unwrap();
+        assert_eq!(me.uid, crate::sys::signal::current_uid());
+        assert_eq!(me.ns_pids, [std::process::id()]);
+        assert!(shows_own_pid_namespace());
+        let ns = own_pid_namespace().unwrap();
+        assert_eq!(pid_namespace(std::process::id()), Some(ns));
     }
 
     #[test]
