@@ -13,11 +13,13 @@ use crate::sys::procfs::{self, ProcStat};
 pub(crate) use crate::sys::signal::signal_group as signal;
 use crate::sys::signal::wait_exit_unreaped;
 
-/// Whether a process of group `pgid` other than zombies is still running
-/// (a leader that exited stays in the group as a zombie until reaped).
-pub(crate) fn has_live_members(pgid: u32) -> bool {
+/// Whether a process of group `pgid` other than zombies and `except` (the
+/// group's watchdog) is still running (a leader that exited stays in the
+/// group as a zombie until reaped).
+pub(crate) fn has_live_members(pgid: u32, except: Option<u32>) -> bool {
     procfs::pids()
         .into_iter()
+        .filter(|&pid| Some(pid) != except)
         .any(|pid| member_state(pid, pgid).is_some_and(|state| state != 'Z'))
 }
 
@@ -98,7 +100,10 @@ mod tests {
         let reaper = Reaper::watch(child, move |s| tx.send(s).unwrap()).unwrap();
         assert!(rx.recv().unwrap().success());
         assert_eq!(member_state(pid, pid), Some('Z'), "a zombie keeps the pid");
-        assert!(!has_live_members(pid), "a zombie is not a live member");
+        assert!(
+            !has_live_members(pid, None),
+            "a zombie is not a live member"
+        );
         reaper.release();
         let gone = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -118,11 +123,15 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let reaper = Reaper::watch(child, move |s| tx.send(s).unwrap()).unwrap();
         assert!(rx.recv().unwrap().success());
-        assert!(has_live_members(pgid), "the sleep is still running");
+        assert!(has_live_members(pgid, None), "the sleep is still running");
+        let sleep = procfs::pids()
+            .into_iter()
+            .find(|&p| p != pgid && member_state(p, pgid).is_some());
+        assert!(!has_live_members(pgid, sleep), "all but the one excepted");
         signal(pgid, crate::sys::signal::Signal::KILL);
         let gone = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(5));
-            !has_live_members(pgid)
+            !has_live_members(pgid, None)
         });
         reaper.release();
         assert!(gone, "SIGKILL to the group reaches the grandchild");

@@ -95,8 +95,9 @@ struct Running {
     /// `None` once the group is taken care of: from then on the leader may
     /// be reaped and its pid reused, so the group is never signalled again.
     reaper: Option<Reaper>,
-    /// Kills the group if this process dies first (best effort: `None`
-    /// without /bin/sh); disarmed with the release.
+    /// A member of the group that kills it if this process dies first
+    /// (best effort: `None` without /bin/sh); it dies with the group's
+    /// SIGKILL and is reaped at the release.
     watchdog: Option<Watchdog>,
 }
 
@@ -108,10 +109,11 @@ impl Running {
         }
     }
 
-    /// The group is gone (SIGKILLed): disarm the watchdog, let the reaper reap.
+    /// The group is gone (SIGKILLed, its watchdog with it): reap the
+    /// watchdog, let the reaper reap.
     fn release(&mut self) {
         if let Some(watchdog) = self.watchdog.take() {
-            watchdog.disarm();
+            watchdog.dismiss();
         }
         if let Some(reaper) = self.reaper.take() {
             reaper.release();
@@ -225,13 +227,17 @@ impl ManagedProcess {
     /// for the whole group (grandchildren included) to exit, then SIGKILL
     /// to the group; reaps it. Returns its exit status.
     pub async fn stop(&self) -> ExitStatus {
-        let (pgid, armed) = {
+        let (pgid, armed, watchdog) = {
             let running = self.running();
             running.signal(Signal::TERM);
-            (running.pid, running.reaper.is_some())
+            let watchdog = running.watchdog.as_ref().map(Watchdog::pid);
+            (running.pid, running.reaper.is_some(), watchdog)
         };
         if armed {
-            if !self.group_exits_within(pgid, self.shared.grace).await {
+            if !self
+                .group_exits_within(pgid, watchdog, self.shared.grace)
+                .await
+            {
                 logs::note(
                     &self.shared.log,
                     &format!(
@@ -254,9 +260,9 @@ impl ManagedProcess {
         running.release();
     }
 
-    /// Whether the leader and then every other member of group `pgid` exit
-    /// within `grace`.
-    async fn group_exits_within(&self, pgid: u32, grace: Duration) -> bool {
+    /// Whether the leader and then every other member of group `pgid` but
+    /// its `watchdog` exit within `grace`.
+    async fn group_exits_within(&self, pgid: u32, watchdog: Option<u32>, grace: Duration) -> bool {
         // `.grace(Duration::MAX)` means "wait as long as it takes".
         let deadline = tokio::time::Instant::from_std(crate::health::deadline_after(
             std::time::Instant::now(),
@@ -269,7 +275,7 @@ impl ManagedProcess {
             return false;
         }
         let mut pause = Duration::from_millis(1);
-        while group::has_live_members(pgid) {
+        while group::has_live_members(pgid, watchdog) {
             if tokio::time::Instant::now() + pause > deadline {
                 return false;
             }
@@ -337,6 +343,7 @@ fn start(
     let mut child = spawned.map_err(|e| spawn_error(format!("{}: {e}", program.display())))?;
     let pid = child.id();
     // Best effort: without /bin/sh, PDEATHSIG still covers the direct child.
+    // The child is not reaped yet, so its group exists for the watchdog to join.
     let watchdog = Watchdog::arm(pid).ok();
     let (forwarded, forwarders_done) = std::sync::mpsc::channel();
     if let Some(out) = child.stdout.take() {

@@ -1,49 +1,90 @@
 //! A watchdog that kills a child's process group if the test process dies.
 //!
 //! `PR_SET_PDEATHSIG` covers the direct child only; grandchildren survive a
-//! SIGKILLed test. The watchdog is a `/bin/sh` in its own process group
-//! (so nextest's SIGTERM to the test's group does not reach it) that reads
-//! one line from a pipe whose write end only the test process holds. When
-//! the test ends normally it writes `done`; when the test dies the pipe
-//! closes with no line, and the watchdog kills the child's whole group.
+//! SIGKILLed test. The watchdog is a `/bin/sh` that reads from a pipe whose
+//! write end only the test process holds. When the pipe closes (the test
+//! process died, or its teardown is done with the group) it sends SIGKILL
+//! to the group.
+//!
+//! **It is a member of the group it guards**, and signals only its own
+//! group (`kill -s KILL 0`). That is what makes the signal safe. A signal
+//! to `-pgid` reaches whatever group has that number *now*; the number
+//! stays the child's group only while some process is in it (the kernel
+//! does not reuse a pid that a live group still uses as its id). When the
+//! test process dies, the leader (our child) dies of its parent-death
+//! signal and is reparented to init, which reaps it at once; once the
+//! last member is gone the number is free, and a new process may lead a
+//! group of that number. A watchdog outside the group could not tell its
+//! group from such a newcomer. A watchdog inside the group keeps the
+//! number in use for as long as it runs, so the group it signals is the
+//! child's, by construction, with no check to race.
+//!
+//! Designs not taken: checking the leader's start time before the kill
+//! (the leader is the first to die, so there is nothing left to check); a
+//! pidfd (it pins a process, not a group number, and a watchdog holding
+//! one cannot be `sh`); making the watchdog the child's parent (the test
+//! process would lose the exit status, the unreaped leader that keeps the
+//! group ours during teardown, and the parent-death signal, which the
+//! kernel ties to the spawning thread, see `spawner.rs`).
+//!
+//! Living in the group has two consequences, both handled by the caller
+//! (`managed.rs`): teardown's wait for the group to empty does not count
+//! the watchdog ([`Watchdog::pid`]), and teardown's final SIGKILL to the
+//! group takes the watchdog along; [`Watchdog::dismiss`] then only reaps
+//! it. The watchdog ignores SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
+//! SIGUSR2 and SIGALRM, so teardown's SIGTERM to the group (or a child's
+//! `kill 0`) does not end it. nextest's SIGTERM goes to the *test's* group,
+//! which the watchdog is not in.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 use super::reaper::reap_in_background;
 
-const SCRIPT: &str =
-    r#"trap '' TERM INT HUP; read -r line; [ "$line" = done ] || kill -s KILL -- "-$0""#;
+/// `$0` of the watchdog shell: how it shows in `ps`.
+const NAME: &str = "dynamo-test-watchdog";
 
-/// An armed watchdog for one process group. Dropping it without
-/// [`Watchdog::disarm`] fires it: the group is killed.
+const SCRIPT: &str = r#"trap '' TERM INT HUP QUIT USR1 USR2 ALRM; read -r line; kill -s KILL 0"#;
+
+/// An armed watchdog in one process group. Dropped, it fires: the group
+/// is killed.
 pub(crate) struct Watchdog {
-    /// `None` once disarmed.
+    /// `None` once dismissed.
     child: Option<Child>,
+    pid: u32,
 }
 
 impl Watchdog {
-    /// Arms a watchdog for process group `pgid`.
+    /// Arms a watchdog in process group `pgid`, which must be the group of
+    /// an unreaped child of ours (so that it exists and is ours).
     pub(crate) fn arm(pgid: u32) -> std::io::Result<Watchdog> {
+        let pgid = i32::try_from(pgid).map_err(std::io::Error::other)?;
         let child = Command::new("/bin/sh")
             .arg("-c")
             .arg(SCRIPT)
-            .arg(pgid.to_string())
+            .arg(NAME)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
+            .process_group(pgid)
             .spawn()?;
-        Ok(Watchdog { child: Some(child) })
+        let pid = child.id();
+        Ok(Watchdog {
+            child: Some(child),
+            pid,
+        })
     }
 
-    /// Tells the watchdog that the group is taken care of.
-    pub(crate) fn disarm(mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(mut stdin) = child.stdin.take() {
-                let _ = stdin.write_all(b"done\n");
-            }
+    /// Its pid (a member of the group it guards).
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The group was just SIGKILLed, this watchdog with it: only reap it.
+    /// (Should it see its pipe close first, it signals the same group,
+    /// which it still belongs to: harmless.)
+    pub(crate) fn dismiss(mut self) {
+        if let Some(child) = self.child.take() {
             reap_in_background(child);
         }
     }
@@ -52,9 +93,55 @@ impl Watchdog {
 impl Drop for Watchdog {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // Closing stdin without "done" fires the watchdog.
+            // Closing its stdin fires it.
             drop(child.stdin.take());
             reap_in_background(child);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::procfs::ProcStat;
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::Duration;
+
+    #[test]
+    fn the_watchdog_lives_in_the_group_and_kills_it_when_dropped() {
+        let mut leader = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = leader.id();
+        let watchdog = Watchdog::arm(pgid).unwrap();
+        // Wait until its traps are set (SIGTERM in its ignored mask).
+        let ignores_term = |pid: u32| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+        };
+        assert!((0..400).any(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            ignores_term(watchdog.pid())
+        }));
+        let its_group = ProcStat::read(watchdog.pid()).map(|s| s.pgrp);
+        assert_eq!(its_group, Some(pgid), "a member of the group it guards");
+        // Teardown's SIGTERM to the group does not end it.
+        crate::sys::signal::signal_group(pgid, crate::sys::signal::Signal::TERM);
+        assert_eq!(leader.wait().unwrap().signal(), Some(libc::SIGTERM));
+        std::thread::sleep(Duration::from_millis(50));
+        let watchdog_pid = watchdog.pid();
+        assert!(ProcStat::read(watchdog_pid).is_some_and(|s| s.is_live()));
+        drop(watchdog);
+        let gone = (0..200).any(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            !ProcStat::read(watchdog_pid).is_some_and(|s| s.is_live())
+        });
+        assert!(gone, "fired: it killed its group, itself included");
     }
 }
