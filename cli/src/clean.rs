@@ -2,13 +2,16 @@
 //!
 //! Never touched: output directories a running test holds (its lock on
 //! `.in-use`), `<output root>/services/` (the logs of the running shared
-//! services), services some test still uses, anything untagged.
+//! services), services some test still uses, anything untagged, and any
+//! process of another user or of another PID namespace (a container's
+//! test: its owner's pid means nothing in our /proc). A process is
+//! signalled only through a pidfd, after its identity is checked again.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use dynamo_test::admin::{self, procfs, Orphan};
+use dynamo_test::admin::{self, procfs, Orphan, Stopped};
 use serde_json::{json, Value};
 
 use crate::output::Out;
@@ -213,29 +216,45 @@ fn data_dirs(report: &mut Report, services_dir: &Path) {
     }
 }
 
-/// Tagged processes whose owner is dead.
+/// Tagged processes whose owner is dead: ours are stopped; those of
+/// another user or PID namespace are kept, with why.
 fn orphans(report: &mut Report) {
-    for orphan in admin::find_orphans() {
-        let entry = Entry {
-            what: format!(
-                "orphan process pid {} `{}` ({}), owner pid {} is gone",
-                orphan.pid, orphan.name, orphan.command, orphan.owner_pid
-            ),
-            path: None,
-            pid: Some(orphan.pid),
-        };
-        report.act(entry, || stop_orphan(&orphan));
+    let sweep = match admin::find_orphans() {
+        Ok(sweep) => sweep,
+        Err(e) => {
+            let entry = Entry {
+                what: "orphan processes".to_string(),
+                path: None,
+                pid: None,
+            };
+            report.failed.push((entry, e.to_string()));
+            return;
+        }
+    };
+    for orphan in sweep.orphans {
+        report.act(orphan_entry(&orphan), || stop_orphan(&orphan));
+    }
+    for (orphan, why) in sweep.left_alone {
+        report.keep(orphan_entry(&orphan), &why.to_string());
     }
 }
 
-fn stop_orphan(orphan: &Orphan) -> Result<(), String> {
-    if !admin::stop_orphans(std::slice::from_ref(orphan)).is_empty() {
-        return Ok(());
+fn orphan_entry(orphan: &Orphan) -> Entry {
+    Entry {
+        what: format!(
+            "orphan process pid {} `{}` ({}), owner pid {} is gone",
+            orphan.pid, orphan.name, orphan.command, orphan.owner.pid
+        ),
+        path: None,
+        pid: Some(orphan.pid),
     }
-    // Not stopped: fine if it is gone (or no longer an orphan) by now.
-    match admin::orphan(orphan.pid) {
-        Some(_) => Err(format!("could not signal pid {}", orphan.pid)),
-        None => Ok(()),
+}
+
+/// Stopped, or gone by now (then its number was not signalled): fine.
+fn stop_orphan(orphan: &Orphan) -> Result<(), String> {
+    match admin::stop_orphan(orphan) {
+        Ok(Stopped::Killed | Stopped::Gone | Stopped::NotAnOrphan) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

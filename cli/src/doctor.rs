@@ -205,28 +205,54 @@ fn version(path: &Path) -> Result<(String, String), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run `{shown} --version`: {e}"))?;
+    let mut child = child;
     // Read both pipes while waiting (a chatty binary would block on a full
-    // pipe otherwise); a thread does it so that the wait can time out.
-    let pid = child.id();
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(child.wait_with_output());
-    });
-    let output = match finished.recv_timeout(VERSION_TIMEOUT) {
-        Ok(output) => output.map_err(|e| e.to_string())?,
-        Err(_) => {
-            // Not reaped yet (the wait has not returned): the pid is still ours.
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            return Err(format!(
-                "`{shown} --version` did not finish within {VERSION_TIMEOUT:?}"
-            ));
+    // pipe otherwise), each on a thread, so that the wait can time out.
+    let read_all = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = read_all(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read_all(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = std::time::Instant::now();
+    // Polled through the `Child`: until it is reaped (here, by `try_wait`)
+    // its pid cannot go to another process, so the kill below is safe.
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < VERSION_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{shown} --version` did not finish within {VERSION_TIMEOUT:?}"
+                ));
+            }
+            Err(e) => return Err(format!("waiting for `{shown} --version`: {e}")),
+        }
+    }
+    // A grandchild holding the pipes open must not hang the doctor either.
+    let collect = |reader: std::thread::JoinHandle<Vec<u8>>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !reader.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match reader.is_finished() {
+            true => reader.join().unwrap_or_default(),
+            false => Vec::new(),
         }
     };
     let all = format!(
         "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&collect(stdout)),
+        String::from_utf8_lossy(&collect(stderr))
     );
     let first = all.lines().map(str::trim).find(|l| !l.is_empty());
     Ok((first.unwrap_or("nothing").to_string(), all))
@@ -430,15 +456,38 @@ async fn fixed_ports() -> Vec<Finding> {
 
 fn stale() -> Vec<Finding> {
     let mut found = Vec::new();
-    for orphan in admin::find_orphans() {
+    let sweep = match admin::find_orphans() {
+        Ok(sweep) => sweep,
+        Err(e) => {
+            found.push(Finding::problem(
+                "orphan processes",
+                false,
+                e.to_string(),
+                "run the doctor where /proc shows its own PID namespace",
+            ));
+            Default::default()
+        }
+    };
+    for orphan in sweep.orphans {
         found.push(Finding::problem(
             "orphan process",
             false,
             format!(
                 "pid {} `{}` ({}) outlived its test (pid {})",
-                orphan.pid, orphan.name, orphan.command, orphan.owner_pid
+                orphan.pid, orphan.name, orphan.command, orphan.owner.pid
             ),
             "dynamo-test clean",
+        ));
+    }
+    for (orphan, why) in sweep.left_alone {
+        found.push(Finding::problem(
+            "orphan process (not ours)",
+            false,
+            format!(
+                "pid {} `{}` ({}) outlived its test (pid {}), but {why}",
+                orphan.pid, orphan.name, orphan.command, orphan.owner.pid
+            ),
+            "run `dynamo-test clean` as its user, in its PID namespace",
         ));
     }
     let services_dir = admin::ensure_state_subdir("services");

@@ -7,12 +7,16 @@
 //! data directory (on its command line) lies in this state directory's
 //! `services/`, named `<name>-<port>-data-<pid>`. Its keeper is dead when
 //! no ancestor is a keeper shell any more.
+//!
+//! Only services within reach count (our uid, our PID namespace: see
+//! `admin::check_reach`), and they are signalled only through a pidfd
+//! taken before their identity is checked again (`admin::PinnedProcess`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dynamo_test::admin::{self, procfs, ProcStat, DEFAULT_GRACE, ENV_SERVICE};
+use dynamo_test::admin::{self, procfs, PinnedProcess, DEFAULT_GRACE, ENV_SERVICE};
 
 /// A running shared service without a keeper.
 #[derive(Debug, Clone)]
@@ -44,8 +48,12 @@ impl StaleService {
     }
 }
 
-/// Keeper-less shared services of the state directory's `services_dir`.
+/// Keeper-less shared services of the state directory's `services_dir`
+/// (none if /proc shows another PID namespace than ours).
 pub fn find(services_dir: &Path) -> Vec<StaleService> {
+    if admin::check_proc().is_err() {
+        return Vec::new();
+    }
     procfs::pids()
         .into_iter()
         .filter_map(|pid| stale_service(pid, services_dir))
@@ -60,8 +68,9 @@ fn stale_service(pid: u32, services_dir: &Path) -> Option<StaleService> {
     }
     let args = procfs::arguments(pid)?;
     let port = data_dir_port(&args, services_dir, &name)?;
-    let stat = ProcStat::read(pid)?;
-    if !stat.is_live() || has_keeper_ancestor(stat.ppid) {
+    // Another user's or another PID namespace's service is not ours to stop.
+    let stat = admin::check_reach(pid).ok()?;
+    if has_keeper_ancestor(stat.ppid) {
         return None;
     }
     Some(StaleService {
@@ -83,7 +92,7 @@ fn has_keeper_ancestor(mut pid: u32) -> bool {
         if admin::is_keeper(pid) {
             return true;
         }
-        match ProcStat::read(pid) {
+        match admin::ProcStat::read(pid) {
             Some(stat) => pid = stat.ppid,
             None => return false,
         }
@@ -109,33 +118,28 @@ pub fn lock_users(service: &StaleService, services_dir: &Path) -> Option<File> {
     Some(file)
 }
 
-/// SIGTERM, then SIGKILL after the grace; each signal only after checking
-/// that the pid still is the process found (same start time).
+/// SIGTERM, then SIGKILL after the grace, through a pidfd taken on the
+/// process found (same pid, same start time, still ours): a reused pid is
+/// never signalled.
 pub fn stop(service: &StaleService) -> Result<(), String> {
-    for (signal, limit) in [
-        (libc::SIGTERM, DEFAULT_GRACE),
-        (libc::SIGKILL, Duration::from_secs(2)),
-    ] {
-        if !procfs::is_running(service.pid, service.started) {
-            return Ok(());
-        }
-        // SAFETY: kill has no memory-safety preconditions; the pid was verified just above.
-        if unsafe { libc::kill(service.pid as libc::pid_t, signal) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(format!("signalling pid {}: {e}", service.pid));
-            }
-        }
-        if exited_within(service, limit) {
-            return Ok(());
-        }
+    let pinned = match PinnedProcess::pin(service.pid, service.started) {
+        Ok(pinned) => pinned,
+        Err(e) if e.is_gone() => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !pinned.terminate().map_err(|e| e.to_string())? || exited_within(&pinned, DEFAULT_GRACE) {
+        return Ok(());
+    }
+    if !pinned.kill().map_err(|e| e.to_string())? || exited_within(&pinned, Duration::from_secs(2))
+    {
+        return Ok(());
     }
     Err(format!("pid {} still runs after SIGKILL", service.pid))
 }
 
-fn exited_within(service: &StaleService, limit: Duration) -> bool {
+fn exited_within(pinned: &PinnedProcess, limit: Duration) -> bool {
     let started = Instant::now();
-    while procfs::is_running(service.pid, service.started) {
+    while pinned.is_running() {
         if started.elapsed() > limit {
             return false;
         }

@@ -5,6 +5,12 @@
 //! stays up between test runs, which then reuse it. `down` stops only the
 //! holders `up` recorded; the keeper then stops the service after its
 //! grace. Nothing else is touched.
+//!
+//! A holder is recorded as `<pid>:<start time>:<PID namespace inode>` in
+//! `<service>-<port>.up` next to the users file. `down` signals it only
+//! through a pidfd taken on that very process (same start time, our uid,
+//! our namespace): a pid reused since, or one of another PID namespace
+//! sharing the state directory, is never signalled.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dynamo_test::admin::ServiceKind;
-use dynamo_test::admin::{self, procfs, Origin, ProcStat};
+use dynamo_test::admin::{self, procfs, Origin, PinnedProcess, ProcStat};
 use serde_json::json;
 
 use crate::output::Out;
@@ -65,7 +71,11 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
     let plan = dynamo_test::ServicePorts::from_env().map_err(|e| e.to_string())?;
     let port = kind.fixed_ports(&plan).client;
     let marker = marker_path(kind, port)?;
-    let already = read_marker(&marker).filter(|&(pid, started)| procfs::is_running(pid, started));
+    let recorded = read_marker(&marker);
+    if let Some(holder) = recorded.filter(|h| !h.in_our_namespace()) {
+        return Err(holder.foreign(&marker));
+    }
+    let already = recorded.filter(|h| procfs::is_running(h.pid, h.started));
     let ours = match already {
         Some(_) => None,
         None => Some(start_holder(kind, port, &marker)?),
@@ -76,7 +86,7 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
         Err(e) => {
             // Nothing may stay behind for a service that is not up.
             if let Some(holder) = ours {
-                stop_holder(holder);
+                let _ = stop_holder(holder);
                 let _ = std::fs::remove_file(&marker);
             }
             return Err(e.to_string());
@@ -94,23 +104,62 @@ async fn up_one(kind: ServiceKind) -> Result<serde_json::Value, String> {
     )
 }
 
-/// Starts the holder and records it in `marker`: `(pid, start time)`.
-fn start_holder(kind: ServiceKind, port: u16, marker: &Path) -> Result<(u32, u64), String> {
-    let users = admin::users_file(kind, port).map_err(|e| e.to_string())?;
-    let pid = spawn_holder(&users, kind).map_err(|e| format!("starting the holder: {e}"))?;
-    let started = ProcStat::read(pid).map_or(0, |s| s.start_time);
-    if let Err(e) = std::fs::write(marker, format!("{pid}:{started}\n")) {
-        stop_holder((pid, started));
-        return Err(format!("writing {}: {e}", marker.display()));
-    }
-    Ok((pid, started))
+/// A holder `up` started, as its marker records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Holder {
+    pid: u32,
+    /// Start time (clock ticks since boot): the pid's identity.
+    started: u64,
+    /// Inode of the PID namespace `up` ran in; `None` in older markers
+    /// (read as ours).
+    pid_namespace: Option<u64>,
 }
 
-/// SIGTERMs a holder `up` started, if the pid still is that process.
-fn stop_holder((pid, started): (u32, u64)) {
-    if procfs::is_running(pid, started) {
-        // SAFETY: kill has no memory-safety preconditions; the pid is our holder.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+impl Holder {
+    fn in_our_namespace(&self) -> bool {
+        self.pid_namespace.is_none() || self.pid_namespace == procfs::own_pid_namespace()
+    }
+
+    /// The error for a holder recorded from another PID namespace: its pid
+    /// means nothing here.
+    fn foreign(&self, marker: &Path) -> String {
+        format!(
+            "{} was written by `dynamo-test up` in another PID namespace (pid:[{}]; ours is pid:[{}]): \
+             its holder pid {} means nothing here and is not touched; run `dynamo-test down` there, \
+             or remove {} if that namespace is gone",
+            marker.display(),
+            self.pid_namespace.unwrap_or(0),
+            procfs::own_pid_namespace().unwrap_or(0),
+            self.pid,
+            marker.display()
+        )
+    }
+}
+
+/// Starts the holder and records it in `marker`.
+fn start_holder(kind: ServiceKind, port: u16, marker: &Path) -> Result<Holder, String> {
+    let users = admin::users_file(kind, port).map_err(|e| e.to_string())?;
+    let pid = spawn_holder(&users, kind).map_err(|e| format!("starting the holder: {e}"))?;
+    let holder = Holder {
+        pid,
+        started: ProcStat::read(pid).map_or(0, |s| s.start_time),
+        pid_namespace: procfs::own_pid_namespace(),
+    };
+    let ns = holder.pid_namespace.unwrap_or(0);
+    if let Err(e) = std::fs::write(marker, format!("{pid}:{}:{ns}\n", holder.started)) {
+        let _ = stop_holder(holder);
+        return Err(format!("writing {}: {e}", marker.display()));
+    }
+    Ok(holder)
+}
+
+/// SIGTERMs a holder `up` started, through a pidfd on that very process;
+/// `Ok` also when it is gone already (its pid is then not signalled).
+fn stop_holder(holder: Holder) -> Result<(), String> {
+    match PinnedProcess::pin(holder.pid, holder.started) {
+        Ok(pinned) => pinned.terminate().map(|_| ()).map_err(|e| e.to_string()),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -146,19 +195,30 @@ pub async fn down(out: &Out) -> i32 {
         Err(e) => return crate::fail(out, &e.to_string()),
     };
     let mut stopped = Vec::new();
+    let mut problems = Vec::new();
     for kind in [ServiceKind::Etcd, ServiceKind::Nats] {
         let port = kind.fixed_ports(&plan).client;
         let Ok(marker) = marker_path(kind, port) else {
             continue;
         };
-        let Some((pid, started)) = read_marker(&marker) else {
+        let Some(holder) = read_marker(&marker) else {
             continue;
         };
+        if !holder.in_our_namespace() {
+            problems.push(holder.foreign(&marker));
+            continue;
+        }
         // Only the holder `up` started: same pid *and* same start time.
-        stop_holder((pid, started));
+        if let Err(e) = stop_holder(holder) {
+            problems.push(format!("{}: the holder `up` started: {e}", kind.name()));
+            continue;
+        }
         let _ = std::fs::remove_file(&marker);
         let gone = wait_until_closed(port, Duration::from_secs(10)).await;
         stopped.push(json!({"service": kind.name(), "port": port, "stopped": gone}));
+    }
+    if !problems.is_empty() {
+        return crate::fail(out, &problems.join("\n"));
     }
     if out.json {
         out.json(&json!({ "down": stopped }));
@@ -199,9 +259,45 @@ fn marker_path(kind: ServiceKind, port: u16) -> Result<PathBuf, String> {
     Ok(users.with_extension("up"))
 }
 
-/// `pid:start_time` of the holder `up` started.
-fn read_marker(path: &Path) -> Option<(u32, u64)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let (pid, started) = text.trim().split_once(':')?;
-    Some((pid.parse().ok()?, started.parse().ok()?))
+/// The holder `up` started: `pid:start_time:pidns` (`pid:start_time`
+/// from older versions).
+fn read_marker(path: &Path) -> Option<Holder> {
+    parse_marker(&std::fs::read_to_string(path).ok()?)
+}
+
+fn parse_marker(text: &str) -> Option<Holder> {
+    let mut parts = text.trim().split(':');
+    let holder = Holder {
+        pid: parts.next()?.parse().ok()?,
+        started: parts.next()?.parse().ok()?,
+        pid_namespace: match parts.next() {
+            Some(ns) => Some(ns.parse().ok()?),
+            None => None,
+        },
+    };
+    parts.next().is_none().then_some(holder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_old_and_new() {
+        let old = parse_marker("12:345\n").unwrap();
+        assert_eq!(old.pid_namespace, None);
+        assert!(old.in_our_namespace(), "an old marker is read as ours");
+        let ours = procfs::own_pid_namespace().unwrap();
+        let new = parse_marker(&format!("12:345:{ours}")).unwrap();
+        assert_eq!((new.pid, new.started), (12, 345));
+        assert!(new.in_our_namespace());
+        let foreign = parse_marker(&format!("12:345:{}", ours + 1)).unwrap();
+        assert!(!foreign.in_our_namespace());
+        let msg = foreign.foreign(Path::new("/s/etcd-2379.up"));
+        assert!(msg.contains("another PID namespace"), "{msg}");
+        assert!(msg.contains("run `dynamo-test down` there"), "{msg}");
+        assert_eq!(parse_marker("12"), None);
+        assert_eq!(parse_marker("12:x"), None);
+        assert_eq!(parse_marker("1:2:3:4"), None);
+    }
 }

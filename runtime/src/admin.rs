@@ -10,8 +10,14 @@
 //!   the harness started ([`records`]), their users files, their keepers,
 //!   starting one as a test would ([`acquire_shared`]), the binaries.
 //! - **Orphans**: processes tagged with [`ENV_OWNER`] whose owner is dead
-//!   ([`find_orphans`], [`stop_orphans`]).
-//! - **Processes in /proc**: [`ProcStat`], [`procfs`].
+//!   ([`find_orphans`], [`stop_orphan`]); tags ([`OwnerTag`]) name the
+//!   owner's PID namespace, and an owner of another namespace is never
+//!   judged.
+//! - **Signalling a process found in /proc**: [`PinnedProcess`] (a pidfd,
+//!   then the identity checked again: a reused pid is never hit),
+//!   [`check_reach`] (another user's process, or one of a nested PID
+//!   namespace, is left alone), [`Unreachable`] (why not).
+//! - **Processes in /proc**: [`ProcStat`], [`ProcStatus`], [`procfs`].
 //! - **Output and state directories**: where logs go ([`output_root`],
 //!   [`project_output_root`]), which output dirs a running test holds
 //!   ([`output_dir_in_use`]), the per-user state directory.
@@ -26,8 +32,10 @@ pub use crate::ports::{
     ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT, ENV_PORT_RANGE,
 };
 pub use crate::process::logs::tail as log_tail;
+pub use crate::process::pinned::{check_proc, check_reach, PinnedProcess, Unreachable};
 pub use crate::process::sweep::{
-    find_orphans, orphan, owner_alive, start_time, stop_orphans, Orphan, ENV_OWNER, ENV_OWNER_NAME,
+    find_orphans, orphan, owner_status, start_time, stop_orphan, Orphan, OwnerStatus, OwnerTag,
+    Stopped, Sweep, ENV_OWNER, ENV_OWNER_NAME,
 };
 pub use crate::process::DEFAULT_GRACE;
 pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
@@ -41,7 +49,7 @@ pub use crate::state_dir::{
     current_uid, ensure_private_dir, ensure_state_subdir, open_lock_file, state_dir_path,
     StateDirError, ENV_STATE_DIR,
 };
-pub use crate::sys::procfs::{self, ProcStat};
+pub use crate::sys::procfs::{self, ProcStat, ProcStatus};
 
 use crate::error::Error;
 

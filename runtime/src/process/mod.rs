@@ -9,11 +9,19 @@
 //! - the child gets a parent-death signal (`PR_SET_PDEATHSIG`), set up from
 //!   a long-lived spawner thread because the kernel ties it to the
 //!   spawning *thread* (`spawner.rs`);
-//! - a tiny watchdog (`/bin/sh`, in its own group) holds a pipe from the
-//!   test process and kills the child's group when the pipe closes without
-//!   a "done" (`watchdog.rs`): this reaches grandchildren too;
-//! - children carry an owner tag (`DYNAMO_TEST_OWNER=pid:starttime`), so a
-//!   sweep can find tagged processes whose owner is dead (`sweep.rs`; the `dynamo-test clean` command).
+//! - a tiny watchdog (`/bin/sh`, a member of the child's group, so that
+//!   the group's number cannot be reused while it runs) holds a pipe from
+//!   the test process and kills its own group when the pipe closes
+//!   (`watchdog.rs`): this reaches grandchildren too;
+//! - children carry an owner tag
+//!   (`DYNAMO_TEST_OWNER=pid:starttime:pidns`), so a sweep can find tagged
+//!   processes whose owner is dead (`sweep.rs`; the `dynamo-test clean`
+//!   command), and never judges an owner of another PID namespace.
+//!
+//! No signal reaches a number that may have been reused: a group is
+//! signalled only while its leader is our unreaped child (`group.rs`) or
+//! by a member of it (the watchdog); a process found in /proc only through
+//! a pidfd opened before its identity is checked again (`pinned.rs`).
 
 mod builder;
 mod command;
@@ -21,6 +29,7 @@ mod group;
 pub(crate) mod logs;
 mod managed;
 mod owner;
+pub(crate) mod pinned;
 mod reaper;
 mod spawner;
 pub(crate) mod sweep;

@@ -1,4 +1,4 @@
-//! Signals, the parent-death signal and exit waits, through `rustix`
+//! Group signals, the parent-death signal and exit waits, through `rustix`
 //! (safe wrappers over the system calls).
 
 use std::os::unix::process::ExitStatusExt;
@@ -13,15 +13,13 @@ fn pid_of(pid: u32) -> Option<Pid> {
 }
 
 /// Sends `signal` to process group `pgid`; an empty group is no error.
+/// Only for a group whose number cannot have been reused: its leader is
+/// our unreaped child, or the caller is a member. (A process found by its
+/// number is signalled through a pidfd, see `pidfd.rs`.)
 pub(crate) fn signal_group(pgid: u32, signal: Signal) {
     if let Some(pgid) = pid_of(pgid) {
         let _ = rustix::process::kill_process_group(pgid, signal);
     }
-}
-
-/// Sends `signal` to process `pid`; whether it was delivered.
-pub(crate) fn signal_process(pid: u32, signal: Signal) -> bool {
-    pid_of(pid).is_some_and(|pid| rustix::process::kill_process(pid, signal).is_ok())
 }
 
 /// Whether a process `pid` exists (a zombie too): `kill(pid, 0)`.
@@ -84,6 +82,5 @@ mod tests {
     fn exists_sees_us_and_not_a_pid_out_of_range() {
         assert!(exists(std::process::id()));
         assert!(!exists(u32::MAX));
-        assert!(!signal_process(u32::MAX, Signal::KILL));
     }
 }
