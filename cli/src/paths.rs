@@ -12,17 +12,15 @@ use std::path::{Path, PathBuf};
 pub use dynamo_test::admin::OutputRoot;
 use dynamo_test::admin::{self, project_output_root, ENV_OUTPUT_DIR};
 
-/// `DYNAMO_TEST_OUTPUT_DIR`, else `$CARGO_TARGET_DIR/dynamo-test`, else the
-/// first directory above the current one holding `target/dynamo-test` or a
+/// `DYNAMO_TEST_OUTPUT_DIR` (absolute, as the library requires: a relative
+/// one is an error), else `$CARGO_TARGET_DIR/dynamo-test`, else the first
+/// directory above the current one holding `target/dynamo-test` or a
 /// workspace `Cargo.toml` (then `<it>/target/dynamo-test`), else the
 /// library's default.
 pub fn output_root() -> Result<OutputRoot, String> {
     let cwd = std::env::current_dir().ok();
-    if let Some(dir) = env_path(ENV_OUTPUT_DIR) {
-        return Ok(found(
-            absolute(dir, cwd.as_deref()),
-            "DYNAMO_TEST_OUTPUT_DIR",
-        ));
+    if let Some(dir) = admin::output_dir_override().map_err(|e| e.to_string())? {
+        return Ok(found(dir, ENV_OUTPUT_DIR));
     }
     if let Some(target) = env_path("CARGO_TARGET_DIR") {
         let path = absolute(target, cwd.as_deref()).join("dynamo-test");

@@ -23,7 +23,8 @@
 //!   ([`output_dir_in_use`]), the per-user state directory.
 
 pub use crate::output_dir::{
-    output_dir_in_use, output_root, project_output_root, OutputRoot, ENV_OUTPUT_DIR, IN_USE_FILE,
+    output_dir_in_use, output_dir_override, output_root, project_output_root, OutputRoot,
+    ENV_OUTPUT_DIR, IN_USE_FILE,
 };
 pub use crate::ports::holders::{is_listening, listeners, Listener};
 pub use crate::ports::{

@@ -5,6 +5,7 @@
 //! was expected.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// An environment variable held a value the harness cannot use.
@@ -67,6 +68,21 @@ pub(crate) fn parse<T: FromStr>(
     }
 }
 
+/// An absolute path from the variable, or `None` when unset. A relative
+/// one is an error: relative to which directory would be a guess (each
+/// test binary, IDE and shell has its own current directory).
+pub(crate) fn absolute_path(vars: Lookup, name: &str) -> Result<Option<PathBuf>, EnvError> {
+    match var(vars, name)? {
+        None => Ok(None),
+        Some(value) if Path::new(&value).is_absolute() => Ok(Some(PathBuf::from(value))),
+        Some(value) => Err(EnvError::new(
+            name,
+            &value,
+            "an absolute path (a relative one would depend on each process's current directory)",
+        )),
+    }
+}
+
 /// A TCP port number from the variable (1..=65535), or `None` when unset.
 pub(crate) fn port(vars: Lookup, name: &str) -> Result<Option<u16>, EnvError> {
     match parse::<u16>(vars, name, "a port number (1-65535)")? {
@@ -87,6 +103,39 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_path_must_be_absolute() {
+        let v = vars(&[
+            ("A", "/tmp/x"),
+            ("R", "target/out"),
+            ("D", "./x"),
+            ("E", ""),
+        ]);
+        assert_eq!(absolute_path(&v, "A"), Ok(Some(PathBuf::from("/tmp/x"))));
+        assert_eq!(absolute_path(&v, "E"), Ok(None));
+        assert_eq!(absolute_path(&v, "UNSET"), Ok(None));
+        for bad in ["R", "D"] {
+            let msg = absolute_path(&v, bad).unwrap_err().to_string();
+            assert!(
+                msg.starts_with(&format!("environment variable {bad}=")),
+                "{msg}"
+            );
+            assert!(msg.contains("expected an absolute path"), "{msg}");
+        }
+        let msg = absolute_path(&v, "R").unwrap_err().to_string();
+        assert!(msg.contains("\"target/out\""), "{msg}");
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_variable() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(b"/usr/bin/etcd\xff".to_vec());
+        let lookup = move |name: &str| (name == "X_BIN").then(|| bad.clone());
+        let err = var(&lookup, "X_BIN").unwrap_err();
+        assert_eq!(err.name, "X_BIN");
+        assert!(err.to_string().contains("expected UTF-8 text"), "{err}");
     }
 
     #[test]

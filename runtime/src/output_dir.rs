@@ -17,7 +17,8 @@ pub const ENV_OUTPUT_DIR: &str = "DYNAMO_TEST_OUTPUT_DIR";
 pub const IN_USE_FILE: &str = ".in-use";
 
 /// The root of the per-test output directories:
-/// `DYNAMO_TEST_OUTPUT_DIR`; else `<target>/dynamo-test` when the running
+/// `DYNAMO_TEST_OUTPUT_DIR` (an absolute path; a relative one is an error,
+/// see [`output_dir_override`]); else `<target>/dynamo-test` when the running
 /// binary lives in a cargo target directory (`<target>/<profile>/deps/<bin>`,
 /// recognised by cargo's `CACHEDIR.TAG`); else `$CARGO_TARGET_DIR/dynamo-test`;
 /// else the project above the current directory (see
@@ -32,9 +33,21 @@ pub fn output_root() -> Result<PathBuf, Error> {
     Ok(ROOT.get_or_init(|| root).clone())
 }
 
+/// `DYNAMO_TEST_OUTPUT_DIR`, if set: an absolute path. A relative one is
+/// an error naming the variable and its value (each test binary runs in
+/// its own package directory, so "relative" would mean a different place
+/// for each).
+pub fn output_dir_override() -> Result<Option<PathBuf>, env::EnvError> {
+    output_dir_override_from(&env::process_env)
+}
+
+fn output_dir_override_from(vars: env::Lookup) -> Result<Option<PathBuf>, env::EnvError> {
+    env::absolute_path(vars, ENV_OUTPUT_DIR)
+}
+
 fn find_output_root() -> Result<PathBuf, Error> {
-    if let Some(dir) = env::var(&env::process_env, ENV_OUTPUT_DIR)? {
-        return Ok(PathBuf::from(dir));
+    if let Some(dir) = output_dir_override()? {
+        return Ok(dir);
     }
     if let Some(target) = std::env::current_exe()
         .ok()
@@ -194,6 +207,22 @@ mod tests {
     fn dir_names_are_flat_and_safe() {
         assert_eq!(dir_name("suite::mod_a::t1"), "suite.mod_a.t1");
         assert_eq!(dir_name("a b/c"), "a_b_c");
+    }
+
+    #[test]
+    fn a_relative_output_dir_is_an_error_naming_variable_and_value() {
+        let v = crate::env::tests::vars(&[(ENV_OUTPUT_DIR, "out/logs")]);
+        let msg = output_dir_override_from(&v).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("environment variable DYNAMO_TEST_OUTPUT_DIR=\"out/logs\" is invalid"),
+            "{msg}"
+        );
+        assert!(msg.contains("an absolute path"), "{msg}");
+        let v = crate::env::tests::vars(&[(ENV_OUTPUT_DIR, "/srv/out")]);
+        assert_eq!(
+            output_dir_override_from(&v).unwrap(),
+            Some(PathBuf::from("/srv/out"))
+        );
     }
 
     #[test]

@@ -39,8 +39,9 @@ pub enum StateDirError {
     },
 }
 
-/// The state directory in force: `DYNAMO_TEST_STATE_DIR`, else
-/// `/tmp/dynamo-test-<uid>`. Not created.
+/// The state directory in force: `DYNAMO_TEST_STATE_DIR` (an absolute
+/// path; a relative one is an error), else `/tmp/dynamo-test-<uid>`. Not
+/// created.
 ///
 /// The default depends on the uid alone, not on `XDG_RUNTIME_DIR` or
 /// `TMPDIR`: a terminal, an IDE, cron and ssh give the same user different
@@ -51,8 +52,8 @@ pub fn state_dir_path() -> Result<PathBuf, EnvError> {
 }
 
 fn state_dir_path_from(vars: Lookup) -> Result<PathBuf, EnvError> {
-    if let Some(dir) = env::var(vars, ENV_STATE_DIR)? {
-        return Ok(PathBuf::from(dir));
+    if let Some(dir) = env::absolute_path(vars, ENV_STATE_DIR)? {
+        return Ok(dir);
     }
     Ok(PathBuf::from(format!("/tmp/dynamo-test-{}", current_uid())))
 }
@@ -170,6 +171,17 @@ mod tests {
     fn override_wins() {
         let v = crate::env::tests::vars(&[(ENV_STATE_DIR, "/x/y")]);
         assert_eq!(state_dir_path_from(&v).unwrap(), PathBuf::from("/x/y"));
+    }
+
+    #[test]
+    fn a_relative_override_is_an_error_naming_variable_and_value() {
+        let v = crate::env::tests::vars(&[(ENV_STATE_DIR, "state")]);
+        let msg = state_dir_path_from(&v).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("environment variable DYNAMO_TEST_STATE_DIR=\"state\" is invalid"),
+            "{msg}"
+        );
+        assert!(msg.contains("an absolute path"), "{msg}");
     }
 
     #[test]

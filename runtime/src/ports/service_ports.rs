@@ -73,7 +73,10 @@ impl ServicePorts {
     /// The plan in force: [`SERVICE_PORTS`] with the env overrides applied.
     ///
     /// A variable that is set but is not a port number is an error naming the
-    /// variable and its value.
+    /// variable and its value; so are two fixed ports that end up equal
+    /// (e.g. `DYNAMO_TEST_ETCD_CLIENT_PORT=4222` with the NATS client on its
+    /// default 4222): the error names both fields, their variables and the
+    /// port.
     pub fn from_env() -> Result<ServicePorts, EnvError> {
         Self::from_vars(&env::process_env)
     }
@@ -83,14 +86,49 @@ impl ServicePorts {
         let d = SERVICE_PORTS;
         let get = |name, default| Ok::<_, EnvError>(env::port(vars, name)?.unwrap_or(default));
         let dynamo_serve_base = get(ENV_DYNAMO_SERVE_BASE, d.dynamo_serve_base)?;
-        Ok(ServicePorts {
+        let plan = ServicePorts {
             etcd_client: get(ENV_ETCD_CLIENT_PORT, d.etcd_client)?,
             etcd_peer: get(ENV_ETCD_PEER_PORT, d.etcd_peer)?,
             nats_client: get(ENV_NATS_CLIENT_PORT, d.nats_client)?,
             nats_http: get(ENV_NATS_HTTP_PORT, d.nats_http)?,
             dynamo_serve_base,
             dynamo_serve: dynamo_serve_base,
-        })
+        };
+        plan.check_distinct(vars)?;
+        Ok(plan)
+    }
+
+    /// Two fixed ports on one number cannot both be served: an error naming
+    /// both (the one set by a variable first, as the one to change).
+    fn check_distinct(&self, vars: Lookup) -> Result<(), EnvError> {
+        let named = self.named_fixed_ports();
+        let is_set = |name: &str| vars(name).is_some_and(|v| !v.is_empty());
+        for (i, &(first, port)) in named.iter().enumerate() {
+            if let Some(&(second, _)) = named[i + 1..].iter().find(|(_, p)| *p == port) {
+                let (first_var, second_var) = (fixed_port_var(first), fixed_port_var(second));
+                // Blame a variable that is set (a default alone never clashes).
+                let (blamed, other, other_var) = if is_set(second_var) && !is_set(first_var) {
+                    (second_var, first, first_var)
+                } else {
+                    (first_var, second, second_var)
+                };
+                let other_source = if is_set(other_var) {
+                    format!("set by {other_var}")
+                } else {
+                    format!("its default; {other_var} is unset")
+                };
+                return Err(EnvError::new(
+                    blamed,
+                    &port.to_string(),
+                    format!(
+                        "a port of its own: {first} and {second} are both port {port} \
+                         ({other} is {port}, {other_source}); give each its own port \
+                         ({first_var} / {second_var})"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Sets one fixed port (a private instance's port replaces the plan's).
@@ -125,6 +163,17 @@ impl ServicePorts {
     }
 }
 
+/// The env var overriding the fixed port called `name` in
+/// [`ServicePorts::named_fixed_ports`].
+fn fixed_port_var(name: &str) -> &'static str {
+    match name {
+        "etcd_client" => ENV_ETCD_CLIENT_PORT,
+        "etcd_peer" => ENV_ETCD_PEER_PORT,
+        "nats_client" => ENV_NATS_CLIENT_PORT,
+        _ => ENV_NATS_HTTP_PORT,
+    }
+}
+
 impl ServicePorts {
     /// `http://127.0.0.1:{dynamo_serve}{path}`.
     pub fn dynamo_serve_url(&self, path: &str) -> String {
@@ -154,5 +203,49 @@ mod tests {
         let msg = ServicePorts::from_vars(&v).unwrap_err().to_string();
         assert!(msg.contains("DYNAMO_TEST_ETCD_CLIENT_PORT"), "{msg}");
         assert!(msg.contains("\"etcd\""), "{msg}");
+    }
+
+    #[test]
+    fn two_equal_fixed_ports_are_an_error_naming_both() {
+        // One set onto the other's default.
+        let v = crate::env::tests::vars(&[(ENV_ETCD_CLIENT_PORT, "4222")]);
+        let err = ServicePorts::from_vars(&v).unwrap_err();
+        assert_eq!(err.name, ENV_ETCD_CLIENT_PORT);
+        assert_eq!(err.value, "4222");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("etcd_client and nats_client are both port 4222"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("DYNAMO_TEST_NATS_CLIENT_PORT is unset"),
+            "{msg}"
+        );
+
+        // The later one set onto the earlier one's default: the set one is blamed.
+        let v = crate::env::tests::vars(&[(ENV_NATS_HTTP_PORT, "2380")]);
+        let err = ServicePorts::from_vars(&v).unwrap_err();
+        assert_eq!(err.name, ENV_NATS_HTTP_PORT);
+        assert!(
+            err.to_string()
+                .contains("etcd_peer and nats_http are both port 2380"),
+            "{err}"
+        );
+
+        // Both set.
+        let v = crate::env::tests::vars(&[
+            (ENV_NATS_CLIENT_PORT, "15000"),
+            (ENV_NATS_HTTP_PORT, "15000"),
+        ]);
+        let msg = ServicePorts::from_vars(&v).unwrap_err().to_string();
+        assert!(
+            msg.contains("nats_client and nats_http are both port 15000"),
+            "{msg}"
+        );
+        assert!(msg.contains("set by DYNAMO_TEST_NATS_HTTP_PORT"), "{msg}");
+
+        // The Dynamo serve base is a base for dynamic ports, not a fixed port.
+        let v = crate::env::tests::vars(&[(ENV_DYNAMO_SERVE_BASE, "4222")]);
+        assert!(ServicePorts::from_vars(&v).is_ok());
     }
 }

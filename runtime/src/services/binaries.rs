@@ -27,8 +27,9 @@ pub struct BinaryNotFound {
 }
 
 /// Finds `program`: the env var `env_var` first, then PATH, then /usr/sbin
-/// and /usr/local/bin. A set `env_var` that names no executable is an
-/// error: silently running another binary than the one asked for is worse.
+/// and /usr/local/bin. A set `env_var` that names no executable, or is not
+/// UTF-8, is an error: silently running another binary than the one asked
+/// for is worse.
 pub fn find(program: &str, env_var: &str, endpoints_var: &str) -> Result<PathBuf, BinaryNotFound> {
     find_with(&env::process_env, program, env_var, endpoints_var)
 }
@@ -45,7 +46,13 @@ fn find_with(
         searched,
         endpoints_var: endpoints_var.to_string(),
     };
-    if let Some(path) = env::var(vars, env_var).ok().flatten() {
+    let named = env::var(vars, env_var).map_err(|e| {
+        not_found(format!(
+            "${env_var} ({:?} is not UTF-8 text; PATH not searched: fix or unset it)",
+            e.value
+        ))
+    })?;
+    if let Some(path) = named {
         return match is_executable(Path::new(&path)) {
             true => Ok(PathBuf::from(path)),
             false => Err(not_found(format!(
@@ -103,6 +110,20 @@ mod tests {
             err.contains(
                 "$X_BIN (\"/nonexistent/etcd\", not an executable file; PATH not searched"
             ),
+            "{err}"
+        );
+        use std::os::unix::ffi::OsStringExt;
+        let raw = std::ffi::OsString::from_vec(b"/opt/\xffetcd".to_vec());
+        let vars = move |name: &str| match name {
+            "X_BIN" => Some(raw.clone()),
+            "PATH" => Some("/bin:/usr/bin".into()),
+            _ => None,
+        };
+        let err = find_with(&vars, "sh", "X_BIN", "X_ENDPOINTS")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("$X_BIN (\"/opt/\u{fffd}etcd\" is not UTF-8 text; PATH not searched"),
             "{err}"
         );
         let vars = crate::env::tests::vars(&[("X_BIN", "/bin/sh")]);
