@@ -769,3 +769,186 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
         "record and data directory removed: {left:?}"
     );
 }
+
+/// Env var naming the child that `owns_a_child_in_a_pid_namespace` starts.
+const ENV_NS_CHILD: &str = "DYNAMO_TEST_CLI_NS_CHILD";
+
+/// The owner for `clean_leaves_an_owner_in_another_pid_namespace_alone`:
+/// run by that test as the first process of a new PID namespace, it starts
+/// a managed child named `$DYNAMO_TEST_CLI_NS_CHILD` and waits until killed.
+#[dynamo_test(timeout = "60s")]
+#[ignore = "a child process of another test: see clean_leaves_an_owner_in_another_pid_namespace_alone"]
+async fn owns_a_child_in_a_pid_namespace(ctx: &dynamo_test::TestContext) {
+    let name = std::env::var(ENV_NS_CHILD).unwrap();
+    let _child = ctx
+        .process(&name, "sleep")
+        .arg("1000")
+        .start()
+        .await
+        .unwrap();
+    println!("started {name}");
+    std::future::pending::<()>().await;
+}
+
+/// The pids of the processes tagged as named `name` by their test.
+fn tagged_as(name: &str) -> Vec<u32> {
+    procfs::pids()
+        .into_iter()
+        .filter(|&pid| procfs::environ_var(pid, admin::ENV_OWNER_NAME).as_deref() == Some(name))
+        .collect()
+}
+
+fn is_root() -> bool {
+    dynamo_test_suite::orphans::is_root()
+}
+
+/// Kills a process group we started when dropped (the test may panic).
+struct KillGroup(std::process::Child);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety preconditions; the group is the
+        // one we created, and its leader is our unreaped child.
+        unsafe { libc::kill(-(self.0.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn clean_leaves_an_owner_in_another_pid_namespace_alone() {
+    if !is_root() {
+        eprintln!("skipped: `unshare --pid --mount-proc` needs root (CI runs as root)");
+        return;
+    }
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
+    let tmp = TempDir::new("clean-pidns");
+    let name = format!("ns-child-{}", std::process::id());
+    // Its owner is pid 1 of a new PID namespace: in ours, some other
+    // process, so a sweep judging its pid here would find it dead.
+    use std::os::unix::process::CommandExt;
+    let owner = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["owns_a_child_in_a_pid_namespace", "--exact", "--ignored"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(ENV_NS_CHILD, &name)
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _owner = KillGroup(owner);
+    assert!(
+        eventually(Duration::from_secs(10), || tagged_as(&name).len() == 1),
+        "the child in the namespace never showed up"
+    );
+    let child = tagged_as(&name)[0];
+    let tag = procfs::environ_var(child, admin::ENV_OWNER).unwrap();
+    assert!(
+        tag.starts_with("1:"),
+        "owned by pid 1 of its namespace: {tag}"
+    );
+
+    let out = cli(&["--json", "clean", "--dry-run"], &tmp.env());
+    let v = json(&out);
+    assert!(!v.to_string().contains(&name), "listed: {v:#}");
+    let out = cli(&["--json", "clean"], &tmp.env());
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(!v.to_string().contains(&name), "listed: {v:#}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        dynamo_test_suite::orphans::alive(child),
+        "clean stopped a child of a live owner in another PID namespace"
+    );
+}
+
+/// `sleep 100` tagged with a dead owner (our pid, another start time) and
+/// named `name`, run as `uid` (through setpriv) or as ourselves.
+fn fake_orphan(name: &str, uid: Option<u32>) -> std::process::Child {
+    let dead_owner = format!(
+        "{}:1:{}",
+        std::process::id(),
+        procfs::own_pid_namespace().unwrap()
+    );
+    let mut cmd = match uid {
+        Some(uid) => {
+            let mut cmd = Command::new("setpriv");
+            cmd.args([
+                format!("--reuid={uid}"),
+                format!("--regid={uid}"),
+                "--clear-groups".into(),
+                "sleep".into(),
+            ]);
+            cmd
+        }
+        None => Command::new("sleep"),
+    };
+    let child = cmd
+        .arg("100")
+        .env(admin::ENV_OWNER, dead_owner)
+        .env(admin::ENV_OWNER_NAME, name)
+        .spawn()
+        .unwrap();
+    // Until setpriv has changed the uid and exec'd sleep, it is ours.
+    let want = uid.unwrap_or(admin::current_uid());
+    let settled = eventually(Duration::from_secs(5), || {
+        admin::ProcStatus::read(child.id()).is_some_and(|s| s.uid == want && s.euid == want)
+            && procfs::command_line(child.id()).as_deref() == Some("sleep 100")
+    });
+    assert!(settled, "{name} never became `sleep 100` as uid {want}");
+    child
+}
+
+#[test]
+fn clean_stops_our_orphan_but_not_another_users() {
+    if !is_root() {
+        eprintln!("skipped: starting a process as uid 65534 needs root (CI runs as root)");
+        return;
+    }
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
+    let tmp = TempDir::new("clean-uid");
+    let mut theirs = fake_orphan("nobodys-orphan", Some(65534));
+    let mut ours = fake_orphan("our-orphan", None);
+
+    let out = cli(&["--json", "clean"], &tmp.env());
+    let v = json(&out);
+    let status = ours.wait().unwrap();
+    let theirs_alive = theirs.try_wait().unwrap().is_none();
+    let _ = theirs.kill();
+    let _ = theirs.wait();
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "ours is stopped");
+    assert!(theirs_alive, "another user's process was signalled: {v:#}");
+    let removed = v["removed"].to_string();
+    assert!(removed.contains("`our-orphan`"), "{v:#}");
+    assert!(!removed.contains("nobodys-orphan"), "{v:#}");
+    let kept = v["kept"]
+        .as_array()
+        .and_then(|kept| kept.iter().find(|k| k["pid"] == theirs.id()))
+        .unwrap_or_else(|| panic!("another user's orphan is listed as kept: {v:#}"));
+    let reason = kept["reason"].as_str().unwrap();
+    assert!(reason.contains("runs as uid 65534"), "{reason}");
+}
+
+#[test]
+fn relative_state_and_output_dirs_are_errors_naming_the_variable() {
+    let tmp = TempDir::new("relative-dirs");
+    for (var, other) in [
+        ("DYNAMO_TEST_STATE_DIR", "DYNAMO_TEST_OUTPUT_DIR"),
+        ("DYNAMO_TEST_OUTPUT_DIR", "DYNAMO_TEST_STATE_DIR"),
+    ] {
+        let kept = tmp.env().into_iter().find(|(k, _)| *k == other).unwrap();
+        let out = cli(
+            &["clean", "--dry-run"],
+            &[(var, "relative/dir".into()), kept],
+        );
+        assert_eq!(out.status.code(), Some(1), "{var}: {out:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{var}=\"relative/dir\" is invalid")),
+            "{var}: {err}"
+        );
+        assert!(err.contains("an absolute path"), "{var}: {err}");
+    }
+}

@@ -3,8 +3,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// A running scenario: the test process and the pids of its family.
@@ -16,6 +17,15 @@ pub struct Scenario {
     /// Everything it prints after the pids, read to the end by a thread
     /// (a closed pipe would make its own prints fail).
     rest: Option<std::thread::JoinHandle<String>>,
+    /// Its own output directory: scenarios run at the same time, and in a
+    /// shared one each would replace the others' `family.log`.
+    output_dir: PathBuf,
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.output_dir);
+    }
 }
 
 impl Scenario {
@@ -35,8 +45,60 @@ impl Scenario {
 /// Starts `scenario MODE` (see its docs) and waits until it prints its
 /// family's pids.
 pub fn start(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
-    let mut process = Command::new(binary)
-        .arg(mode)
+    let mut command = Command::new(binary);
+    command.arg(mode);
+    start_command(command)
+}
+
+/// Starts `scenario MODE` as the first process of a new PID namespace
+/// (`unshare --pid --fork --mount-proc`, root only), as a test in a
+/// container runs; [`Scenario::family`] then holds the pids *of that
+/// namespace*: see [`host_pids`]. [`Scenario::process`] is `unshare`; a
+/// SIGKILL to its group ends the namespace, and with it the family.
+pub fn start_in_pid_namespace(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(binary)
+        .arg(mode);
+    start_command(command)
+}
+
+/// The pids in our namespace of the processes `ns_pids` of the PID
+/// namespace whose first process is the child of `unshare_pid`.
+pub fn host_pids(unshare_pid: u32, ns_pids: &[u32]) -> Option<Vec<u32>> {
+    use dynamo_test::admin::{procfs, ProcStat, ProcStatus};
+    let init = procfs::pids()
+        .into_iter()
+        .find(|&p| ProcStat::read(p).is_some_and(|s| s.ppid == unshare_pid))?;
+    let namespace = procfs::pid_namespace(init)?;
+    ns_pids
+        .iter()
+        .map(|&wanted| {
+            procfs::pids().into_iter().find(|&p| {
+                procfs::pid_namespace(p) == Some(namespace)
+                    && ProcStatus::read(p).is_some_and(|s| s.ns_pids.last() == Some(&wanted))
+            })
+        })
+        .collect()
+}
+
+/// Whether this process runs as root (what the tests that change uid or
+/// PID namespace need; CI runs as root).
+pub fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+fn start_command(mut command: Command) -> std::io::Result<Scenario> {
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let output_dir = std::env::temp_dir().join(format!(
+        "dynamo-test-scenario-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut process = command
+        .env(dynamo_test::admin::ENV_OUTPUT_DIR, &output_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
@@ -70,6 +132,7 @@ pub fn start(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
         process,
         family,
         rest: Some(rest),
+        output_dir,
     })
 }
 
