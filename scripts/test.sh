@@ -61,6 +61,40 @@ done
 echo "family gone: $family"
 rm -f "$pids_file" "$victim_log"
 
+# Two partitions of one suite at once on one machine (how CI splits a
+# run): one shared etcd and one NATS serve both, each test has its own
+# namespace, and the tests of each partition meet one of the other's.
+echo "== two nextest partitions at once"
+cargo nextest run -p dynamo-test-suite --test partitions --no-run
+part_log=$(mktemp)
+: >"$part_log"
+for k in 1 2; do
+  DYNAMO_TEST_PARTITION_LOG=$part_log DYNAMO_TEST_PARTITION=$k \
+    cargo nextest run -p dynamo-test-suite --test partitions --partition "count:$k/2" \
+    >"$part_log.$k" 2>&1 &
+  eval "part_pid_$k=$!"
+done
+part_failed=0
+wait "$part_pid_1" || part_failed=1
+wait "$part_pid_2" || part_failed=1
+if [ "$part_failed" -ne 0 ]; then
+  cat "$part_log.1" "$part_log.2" "$part_log" >&2
+  echo "a partition failed" >&2
+  exit 1
+fi
+cat "$part_log"
+lines=$(wc -l <"$part_log")
+etcds=$(grep -o 'etcd=[0-9]*' "$part_log" | sort -u | wc -l)
+natss=$(grep -o 'nats=[0-9]*' "$part_log" | sort -u | wc -l)
+namespaces=$(grep -o 'namespace=.*' "$part_log" | sort -u | wc -l)
+partitions=$(grep -o 'partition=[12]' "$part_log" | sort -u | wc -l)
+if [ "$lines" -lt 4 ] || [ "$partitions" -ne 2 ] || [ "$etcds" -ne 1 ] || [ "$natss" -ne 1 ] || [ "$namespaces" -ne "$lines" ]; then
+  echo "expected 4+ tests from 2 partitions on 1 etcd and 1 NATS with distinct namespaces" >&2
+  exit 1
+fi
+echo "both partitions on one etcd and one NATS, $namespaces namespaces"
+rm -f "$part_log" "$part_log.1" "$part_log.2"
+
 # Nothing the harness started may outlive the run: shared services stop a
 # grace (2 s by default) after their last user. Processes it started carry
 # DYNAMO_TEST_SERVICE (keepers and services) or DYNAMO_TEST_OWNER (children).
