@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::error::{ContextKind, ContextValue};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// See ports, services and reservations; run services for a development
@@ -70,7 +70,77 @@ pub enum Service {
 /// The command line of this process; on a usage error or a help request,
 /// prints and exits (2, or 0 for `--help` and `--version`).
 pub fn parse() -> Args {
-    parse_from(std::env::args_os().collect()).unwrap_or_else(|e| e.exit())
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    match parse_from(raw.clone()) {
+        Ok(args) => args,
+        Err(e) if e.exit_code() == 2 => {
+            eprintln!("{}", usage_message(&e, &raw));
+            std::process::exit(2);
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// A usage error as the command has always worded it: `dynamo-test:
+/// <problem>`, then the usage of the subcommand it is about.
+pub fn usage_message(err: &clap::Error, raw: &[OsString]) -> String {
+    let value = |kind| match err.get(kind) {
+        Some(ContextValue::String(s)) => s.clone(),
+        Some(ContextValue::Strings(s)) => s.join(" "),
+        _ => String::new(),
+    };
+    let problem = match err.kind() {
+        ErrorKind::InvalidSubcommand => format!(
+            "unknown command `{}`",
+            value(ContextKind::InvalidSubcommand)
+        ),
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            "no command given".to_string()
+        }
+        ErrorKind::InvalidValue if value(ContextKind::InvalidArg).contains("SERVICE") => format!(
+            "unknown service `{}`: `up` takes etcd and nats",
+            value(ContextKind::InvalidValue)
+        ),
+        ErrorKind::UnknownArgument => match named_subcommand(raw) {
+            Some(sub)
+                if sub
+                    .get_arguments()
+                    .all(|a| a.is_global_set() || a.get_id() == "help") =>
+            {
+                format!(
+                    "`{}` takes no arguments (got `{}`)",
+                    sub.get_name(),
+                    value(ContextKind::InvalidArg)
+                )
+            }
+            _ => first_line(err),
+        },
+        _ => first_line(err),
+    };
+    let usage = match err.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(usage)) => usage.to_string(),
+        _ => Args::command().render_usage().to_string(),
+    };
+    let usage = usage.trim().trim_start_matches("Usage: ");
+    format!("dynamo-test: {problem}\n\nusage: {usage}\n\nSee `dynamo-test --help` (or `dynamo-test <command> --help`).")
+}
+
+/// Clap's own wording of the problem: the first line, without `error: `.
+fn first_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.trim_start_matches("error: ").to_string()
+}
+
+/// The subcommand named in `raw`, if any.
+fn named_subcommand(raw: &[OsString]) -> Option<clap::Command> {
+    let mut command = Args::command();
+    command.build();
+    raw.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .filter(|a| !a.starts_with('-'))
+        .find_map(|a| command.find_subcommand(a).cloned())
 }
 
 /// Parses `raw` (with the program name first). A usage error carries the
@@ -85,17 +155,9 @@ fn with_usage(mut err: clap::Error, raw: &[OsString]) -> clap::Error {
     if err.exit_code() != 2 || err.get(ContextKind::Usage).is_some() {
         return err;
     }
-    let mut command = Args::command();
-    command.build();
-    let named = raw
-        .iter()
-        .skip(1)
-        .filter_map(|a| a.to_str())
-        .filter(|a| !a.starts_with('-'))
-        .find_map(|a| command.find_subcommand(a).cloned());
-    let usage = match named {
+    let usage = match named_subcommand(raw) {
         Some(mut sub) => sub.render_usage(),
-        None => command.render_usage(),
+        None => Args::command().render_usage(),
     };
     err.insert(ContextKind::Usage, ContextValue::StyledStr(usage));
     err
@@ -130,16 +192,18 @@ fn parse_url(url: &str) -> Result<String, String> {
 /// A whole number of days (0 included).
 fn parse_days(text: &str) -> Result<u64, String> {
     text.parse()
-        .map_err(|_| "expected a whole number of days, e.g. 7".to_string())
+        .map_err(|_| format!("bad --days value `{text}`: expected a whole number of days, e.g. 7"))
 }
 
 /// `500ms`, `30s`, `2m`, `1h`, `1m 30s` (humantime); never zero.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     let examples = "write e.g. 500ms, 30s, 2m, 1h or \"1m 30s\"";
-    let timeout =
-        humantime::parse_duration(text).map_err(|e| format!("not a duration ({e}); {examples}"))?;
+    let timeout = humantime::parse_duration(text)
+        .map_err(|e| format!("bad duration `{text}`: not a duration ({e}); {examples}"))?;
     if timeout.is_zero() {
-        return Err(format!("a zero timeout waits for nothing; {examples}"));
+        return Err(format!(
+            "bad duration `{text}`: a zero timeout waits for nothing; {examples}"
+        ));
     }
     Ok(timeout)
 }
@@ -154,13 +218,17 @@ mod tests {
         parse_from(raw.map(OsString::from).collect())
     }
 
-    /// The error's text, after checking that it is a usage error (exit 2)
-    /// that shows the usage.
+    /// The error's text as the command prints it, after checking that it
+    /// is a usage error (exit 2) that shows the usage.
     fn usage_error(line: &[&str]) -> String {
         let err = args(line).expect_err("a usage error");
         assert_eq!(err.exit_code(), 2, "{line:?}: {err}");
-        let text = err.to_string();
-        assert!(text.contains("Usage: dynamo-test"), "{line:?}: {text}");
+        let raw: Vec<OsString> = std::iter::once("dynamo-test")
+            .chain(line.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let text = format!("{}\n{err}", usage_message(&err, &raw));
+        assert!(text.contains("usage: dynamo-test"), "{line:?}: {text}");
         text
     }
 
@@ -257,6 +325,19 @@ mod tests {
             }
         );
         assert!(args(&["wait", "--timeout", "1s", "tcp://a:1"]).is_ok());
+    }
+
+    #[test]
+    fn usage_errors_name_the_problem_as_they_always_did() {
+        assert!(usage_error(&[]).contains("no command"));
+        assert!(usage_error(&["frobnicate"]).contains("unknown command `frobnicate`"));
+        assert!(usage_error(&["up", "redis"]).contains("unknown service `redis`"));
+        assert!(usage_error(&["wait", "ftp://x"]).contains("unsupported URL `ftp://x`"));
+        assert!(
+            usage_error(&["wait", "http://x", "--timeout", "soon"]).contains("bad duration `soon`")
+        );
+        assert!(usage_error(&["ports", "extra"]).contains("takes no arguments"));
+        assert!(usage_error(&["clean", "--days", "x"]).contains("bad --days"));
     }
 
     #[test]
