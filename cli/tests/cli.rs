@@ -145,7 +145,10 @@ fn bad_input_exits_2_with_usage() {
         ),
         (&["up", "redis"][..], "unknown service `redis`"),
         (&["frobnicate"][..], "unknown command `frobnicate`"),
-        (&["ports", "extra"][..], "`ports` takes no arguments (got `extra`)"),
+        (
+            &["ports", "extra"][..],
+            "`ports` takes no arguments (got `extra`)",
+        ),
         (
             &["clean", "--days", "x"][..],
             "invalid value 'x' for '--days <N>'",

@@ -1,13 +1,42 @@
 //! The runtime's house rules, checked on its source: imports between its
 //! top-level modules (a file or folder directly under `runtime/src`) run
-//! one way, so there is no cycle.
+//! one way, down the layers of design.md, so there is no cycle.
+//!
+//! A module "uses" another when any of its files names it: `crate::m`,
+//! `crate::{m, ..}`, `super::..::m` climbing to the crate root, or an item
+//! the crate root re-exports from `m` (`crate::TestContext` is `context`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// `module -> modules it names as crate::<module>`, from every file.
-fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// Top to bottom: a module may use only modules after it.
+const LAYERS: &[&str] = &[
+    "admin",
+    "runner",
+    "inject",
+    "context",
+    "services",
+    "output_dir",
+    "error",
+    "process",
+    "ports",
+    "health",
+    "state_dir",
+    "env",
+    "sys",
+];
+
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+fn runtime_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src")
+}
+
+/// `module -> the modules it uses`.
+fn module_graph(src: &Path) -> Graph {
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let reexports = root_reexports(&lib);
+    let mut graph = Graph::new();
     for entry in std::fs::read_dir(src).unwrap() {
         let path = entry.unwrap().path();
         let Some(module) = module_name(&path) else {
@@ -16,20 +45,84 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let mut used = BTreeSet::new();
         for file in rust_files(&path) {
             let text = std::fs::read_to_string(&file).unwrap();
-            for (i, _) in text.match_indices("crate::") {
-                let rest = &text[i + "crate::".len()..];
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
-                if !name.is_empty() && name != module && is_module(src, &name) {
-                    used.insert(name);
+            let depth = file.strip_prefix(src).unwrap().components().count() - 1;
+            for name in named_from_root(&text, depth) {
+                let target = reexports.get(&name).cloned().unwrap_or(name);
+                if target != module && is_module(src, &target) {
+                    used.insert(target);
                 }
             }
         }
         graph.insert(module, used);
     }
     graph
+}
+
+/// What `pub use m::{A, B}` / `pub use m::A` in lib.rs makes `crate::A` mean.
+fn root_reexports(lib: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for statement in lib.split(';') {
+        let Some(at) = statement.find("pub use ") else {
+            continue;
+        };
+        let path = statement[at + "pub use ".len()..].trim();
+        let Some((module, rest)) = path.split_once("::") else {
+            continue;
+        };
+        let items = rest.trim_start_matches('{').trim_end_matches('}');
+        for item in items.split(',') {
+            let item = item.trim();
+            let name = item.rsplit("::").next().unwrap_or(item);
+            let name = name.split(" as ").last().unwrap_or(name).trim();
+            if !name.is_empty() {
+                map.insert(name.to_string(), module.trim().to_string());
+            }
+        }
+    }
+    map
+}
+
+/// The first path segment after every `crate::` (each one of a
+/// `crate::{a, b::c}` group), and after `super::` chains that climb to the
+/// root from a file `depth` folders below `src`.
+fn named_from_root(text: &str, depth: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    for (i, _) in text.match_indices("crate::") {
+        if text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$') {
+            continue; // `dynamo_crate::`, `$crate::`
+        }
+        names.extend(segments_after(&text[i + "crate::".len()..]));
+    }
+    let climb_to_root = "super::".repeat(depth + 1);
+    if depth > 0 {
+        for (i, _) in text.match_indices(&climb_to_root) {
+            names.extend(segments_after(&text[i + climb_to_root.len()..]));
+        }
+    }
+    names
+}
+
+/// `m::..` -> [m]; `{a, b::c}` -> [a, b].
+fn segments_after(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    if let Some(group) = rest.strip_prefix('{') {
+        let end = group.find('}').unwrap_or(group.len());
+        group[..end]
+            .split(',')
+            .map(ident)
+            .filter(|s| !s.is_empty())
+            .collect()
+    } else {
+        vec![ident(rest)]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
 }
 
 fn module_name(path: &Path) -> Option<String> {
@@ -53,76 +146,53 @@ fn rust_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// A cycle through `graph`, if there is one, as `a -> b -> a`.
-fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
-    fn visit(
-        node: &str,
-        graph: &BTreeMap<String, BTreeSet<String>>,
-        path: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(at) = path.iter().position(|n| n == node) {
-            let mut cycle = path[at..].to_vec();
-            cycle.push(node.to_string());
-            return Some(cycle);
-        }
-        if done.contains(node) {
-            return None;
-        }
-        path.push(node.to_string());
-        for next in graph.get(node).into_iter().flatten() {
-            if let Some(cycle) = visit(next, graph, path, done) {
-                return Some(cycle);
+/// Every use that does not go down the layers, as `a -> b`.
+fn upward_uses(graph: &Graph) -> Vec<String> {
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
+    let mut wrong = Vec::new();
+    for (module, used) in graph {
+        for target in used {
+            match (rank(module), rank(target)) {
+                (Some(a), Some(b)) if a < b => {}
+                _ => wrong.push(format!("{module} -> {target}")),
             }
         }
-        path.pop();
-        done.insert(node.to_string());
-        None
     }
-    let mut done = BTreeSet::new();
-    graph
-        .keys()
-        .find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
-}
-
-fn runtime_src() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src")
+    wrong
 }
 
 #[test]
-fn the_runtime_modules_import_one_way() {
+fn the_runtime_modules_import_down_the_layers() {
     let graph = module_graph(&runtime_src());
+    let unplaced: Vec<&String> = graph
+        .keys()
+        .filter(|m| !LAYERS.contains(&m.as_str()))
+        .collect();
+    assert!(unplaced.is_empty(), "modules not in LAYERS: {unplaced:?}");
+    let wrong = upward_uses(&graph);
     assert!(
-        graph.contains_key("context") && graph.contains_key("sys"),
-        "{graph:?}"
+        wrong.is_empty(),
+        "imports against the layers: {wrong:?}\n{graph:#?}"
     );
-    if let Some(cycle) = find_cycle(&graph) {
-        panic!(
-            "import cycle between runtime modules: {}",
-            cycle.join(" -> ")
-        );
-    }
-    // The lowest layers import nothing above them.
+    assert!(graph["context"].contains("services"), "{graph:#?}");
     assert!(graph["sys"].is_empty(), "sys imports {:?}", graph["sys"]);
-    for low in ["ports", "health", "process", "services"] {
-        assert!(
-            !graph[low].contains("context") && !graph[low].contains("inject"),
-            "{low} imports {:?}",
-            graph[low]
-        );
-    }
 }
 
 #[test]
-fn the_checker_finds_a_cycle() {
-    let graph: BTreeMap<String, BTreeSet<String>> = [
-        ("a", vec!["b"]),
-        ("b", vec!["c"]),
-        ("c", vec!["a"]),
-        ("d", vec![]),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
-    .collect();
-    assert_eq!(find_cycle(&graph).unwrap(), ["a", "b", "c", "a"]);
+fn the_checker_sees_every_way_of_naming_a_module() {
+    let reexports = root_reexports(
+        "pub use context::{TestContext, WaitFor};\npub use ports::{find_free_port, Port as P};",
+    );
+    assert_eq!(reexports["TestContext"], "context");
+    assert_eq!(reexports["P"], "ports");
+    let names = named_from_root(
+        "use crate::TestContext; use crate::{inject::Inject, ports};\n\
+         use super::super::context::x; let _ = $crate::ignored; dynamo_crate::no;",
+        1,
+    );
+    assert_eq!(names, ["TestContext", "inject", "ports", "context"]);
+    let mut graph = Graph::new();
+    graph.insert("ports".into(), ["context".to_string()].into());
+    graph.insert("context".into(), ["ports".to_string()].into());
+    assert_eq!(upward_uses(&graph), ["ports -> context"]);
 }
