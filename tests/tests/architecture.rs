@@ -66,6 +66,7 @@ fn root_reexports(lib: &str) -> BTreeMap<String, String> {
             continue;
         };
         let path = statement[at + "pub use ".len()..].trim();
+        let path = path.strip_prefix("crate::").unwrap_or(path);
         let Some((module, rest)) = path.split_once("::") else {
             continue;
         };
@@ -75,7 +76,8 @@ fn root_reexports(lib: &str) -> BTreeMap<String, String> {
             let name = item.rsplit("::").next().unwrap_or(item);
             let name = name.split(" as ").last().unwrap_or(name).trim();
             if !name.is_empty() {
-                map.insert(name.to_string(), module.trim().to_string());
+                map.entry(name.to_string())
+                    .or_insert_with(|| module.trim().to_string());
             }
         }
     }
@@ -181,10 +183,12 @@ fn the_runtime_modules_import_down_the_layers() {
 #[test]
 fn the_checker_sees_every_way_of_naming_a_module() {
     let reexports = root_reexports(
-        "pub use context::{TestContext, WaitFor};\npub use ports::{find_free_port, Port as P};",
+        "pub use context::{TestContext, WaitFor};\npub use ports::{find_free_port, Port as P};\n\
+         pub mod __private { pub use crate::{TestContext}; pub use crate::runner::run; }",
     );
     assert_eq!(reexports["TestContext"], "context");
     assert_eq!(reexports["P"], "ports");
+    assert_eq!(reexports["run"], "runner");
     let names = named_from_root(
         "use crate::TestContext; use crate::{inject::Inject, ports};\n\
          use super::super::context::x; let _ = $crate::ignored; dynamo_crate::no;",

@@ -16,8 +16,8 @@ pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 
 /// Describes a child process; [`ProcessBuilder::start`] starts it and waits
-/// until it is ready. Made by
-/// [`TestContext::process`](crate::TestContext::process).
+/// until it is ready. Made by `TestContext::process` (the test's context
+/// owns what it starts).
 #[must_use = "a process builder does nothing until `.start().await`"]
 pub struct ProcessBuilder {
     owner: Arc<dyn Owner>,
