@@ -16,7 +16,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dynamo_test::admin::{self, procfs, PinnedProcess, DEFAULT_GRACE, ENV_SERVICE};
+use dynamo_test::admin::{self, procfs, PinnedProcess, ENV_SERVICE};
+use dynamo_test::process::DEFAULT_GRACE;
 
 /// A running shared service without a keeper.
 #[derive(Debug, Clone)]

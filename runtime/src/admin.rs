@@ -38,9 +38,7 @@ pub use crate::process::sweep::{
     find_orphans, orphan, owner_status, start_time, stop_orphan, Orphan, OwnerStatus, OwnerTag,
     Stopped, Sweep, ENV_OWNER, ENV_OWNER_NAME,
 };
-pub use crate::process::DEFAULT_GRACE;
 pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
-pub use crate::services::instance::{Mode, ServiceRequest};
 pub use crate::services::keeper::{is_keeper, ENV_SERVICE};
 pub use crate::services::kind::{ServiceKind, ServicePortPair};
 pub use crate::services::shared::{
@@ -48,7 +46,7 @@ pub use crate::services::shared::{
 };
 pub use crate::state_dir::{
     current_uid, ensure_private_dir, ensure_state_subdir, open_lock_file, state_dir_path,
-    StateDirError, ENV_STATE_DIR,
+    ENV_STATE_DIR,
 };
 pub use crate::sys::procfs::{self, ProcStat, ProcStatus};
 

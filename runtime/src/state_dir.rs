@@ -122,7 +122,6 @@ pub fn open_lock_file(path: &Path) -> io::Result<std::fs::File> {
 
 /// The real uid of this process.
 pub fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
     crate::sys::signal::current_uid()
 }
 

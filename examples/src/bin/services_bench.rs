@@ -60,8 +60,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dynamo_test::__private::{run_async, Flavor, TestConfig};
+use dynamo_test::__private::{Mode, ServiceRequest};
 use dynamo_test::admin::{self as dt_ports, is_listening};
-use dynamo_test::admin::{self as services, Mode, ServiceKind, ServicePortPair, ServiceRequest};
+use dynamo_test::admin::{self as services, ServiceKind, ServicePortPair};
 use dynamo_test::{find_free_port, Port, TestContext};
 use dynamo_test_examples::bench::{self, fmt_ms, millis, or_dash, percentile, Cli};
 use serde_json::{json, Value};

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use dynamo_test::health::{self, Probe};
+//! use dynamo_test::health;
 //!
 //! # async fn doc() -> Result<(), dynamo_test::health::WaitError> {
 //! health::http("http://127.0.0.1:8000/health")
@@ -35,12 +35,11 @@ use std::time::Duration;
 pub use combinators::{all, any, from_fn, All, Any, FnProbe};
 pub use http::{http, HttpProbe, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS};
 pub use nats_greeting::{nats_client, NatsGreetingProbe};
-pub use services::{dynamo_frontend, etcd, nats as nats_monitor, openai_models, FrontendProbe};
+pub use services::{dynamo_frontend, etcd, nats_monitor, openai_models, FrontendProbe};
 pub use tcp::{tcp, TcpProbe};
 pub(crate) use wait::deadline_after;
-pub use wait::{
-    wait, Ready, Wait, WaitError, Watch, WatchFuture, DEFAULT_ATTEMPT_TIMEOUT, MAX_BACKOFF,
-};
+pub use wait::{wait, Ready, Wait, WaitError, DEFAULT_ATTEMPT_TIMEOUT, MAX_BACKOFF};
+pub(crate) use wait::{Watch, WatchFuture};
 
 /// The answer of one probe attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,7 +53,7 @@ fn judge_etcd(status: u16, body: &str) -> Check {
 /// NATS is healthy: `GET {monitor_url}/healthz` answers `{"status":"ok"}`
 /// and `GET {monitor_url}/varz` answers with the server's details (the
 /// check the port plan names).
-pub fn nats(monitor_url: &str) -> All {
+pub fn nats_monitor(monitor_url: &str) -> All {
     all(vec![
         http(join(monitor_url, "/healthz"))
             .label("NATS healthz")

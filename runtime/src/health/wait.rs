@@ -31,12 +31,12 @@ pub(crate) fn deadline_after(start: Instant, limit: Duration) -> Instant {
 }
 
 /// A boxed future borrowed from a [`Watch`].
-pub type WatchFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type WatchFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Something a wait keeps an eye on besides the probe: typically the
 /// process that should become ready. Its exit ends the wait at once; its
 /// activity (a new log line) triggers an early attempt.
-pub trait Watch: Send + Sync {
+pub(crate) trait Watch: Send + Sync {
     /// Resolves when there is news worth an early attempt.
     fn changed(&self) -> WatchFuture<'_, ()>;
     /// Resolves when waiting has become pointless (the process exited),
@@ -145,7 +145,7 @@ impl<'a> Wait<'a> {
     }
 
     /// Watches `watch` during the wait (see [`Watch`]).
-    pub fn watch(mut self, watch: &'a dyn Watch) -> Self {
+    pub(crate) fn watch(mut self, watch: &'a dyn Watch) -> Self {
         self.watch = Some(watch);
         self
     }

@@ -17,8 +17,8 @@ pub(crate) trait Owner: Send + Sync {
     /// with another process of the owner.
     fn new_log_path(&self, name: &str) -> PathBuf;
 
-    /// Takes `process` in: stopped at the owner's teardown, its log shown
-    /// when the owner fails.
+    /// Takes `process` in: stopped at the owner's teardown (its log is
+    /// shown on failure because it came from [`Owner::new_log_path`]).
     fn adopt(&self, process: &ManagedProcess);
 
     /// A harness line in the owner's output.

@@ -150,10 +150,12 @@ where
         }
     };
     let ending = runtime.block_on(async {
-        let body = AssertUnwindSafe(async {
+        // Boxed: a large test future lives on the heap, not on the stack
+        // of the thread that blocks on it.
+        let body = AssertUnwindSafe(Box::pin(async {
             require_services(ctx, config.services).await?;
             test(ctx.clone()).await
-        })
+        }))
         .catch_unwind();
         let ending = match config.timeout {
             None => Ending::from(body.await),
@@ -230,10 +232,10 @@ where
         }
     };
     let setup = runtime.block_on(
-        AssertUnwindSafe(async {
+        AssertUnwindSafe(Box::pin(async {
             require_services(ctx, config.services).await?;
             setup(ctx.clone()).await
-        })
+        }))
         .catch_unwind(),
     );
     let ending = match setup {

@@ -162,49 +162,22 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0] // every key
 }
 
-/// The standard base64 alphabet, as etcd's gateway expects for bytes fields.
+/// etcd's gateway takes and gives bytes fields in standard base64.
 mod base64 {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use ::base64::engine::general_purpose::STANDARD;
+    use ::base64::Engine as _;
 
     pub(super) fn encode(text: &str) -> String {
-        encode_bytes(text.as_bytes())
+        STANDARD.encode(text)
     }
 
     pub(super) fn encode_bytes(bytes: &[u8]) -> String {
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        STANDARD.encode(bytes)
     }
 
+    /// `None` for bad base64 or bytes that are not UTF-8.
     pub(super) fn decode(text: &str) -> Option<String> {
-        let mut bits = 0u32;
-        let mut count = 0;
-        let mut out = Vec::new();
-        for c in text.bytes().filter(|&c| c != b'=') {
-            let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-            bits = (bits << 6) | v;
-            count += 6;
-            if count >= 8 {
-                count -= 8;
-                out.push((bits >> count) as u8);
-                bits &= (1 << count) - 1;
-            }
-        }
-        String::from_utf8(out).ok()
+        String::from_utf8(STANDARD.decode(text).ok()?).ok()
     }
 
     #[cfg(test)]
