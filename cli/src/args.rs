@@ -195,11 +195,12 @@ fn parse_days(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("bad --days value `{text}`: expected a whole number of days, e.g. 7"))
 }
 
-/// `500ms`, `30s`, `2m`, `1h`, `1m 30s` (humantime); never zero.
+/// `500ms`, `30s`, `2m`, `1h`, `1m 30s`: the harness's one duration
+/// grammar (that of the macro's `timeout`); never zero.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
     let examples = "write e.g. 500ms, 30s, 2m, 1h or \"1m 30s\"";
-    let timeout = humantime::parse_duration(text)
-        .map_err(|e| format!("bad duration `{text}`: not a duration ({e}); {examples}"))?;
+    let timeout = dynamo_test::admin::parse_duration(text)
+        .map_err(|why| format!("bad duration `{text}`: {why}; {examples}"))?;
     if timeout.is_zero() {
         return Err(format!(
             "bad duration `{text}`: a zero timeout waits for nothing; {examples}"
@@ -352,7 +353,7 @@ mod tests {
         assert!(usage_error(&["wait"]).contains("<URL>..."));
         assert!(usage_error(&["wait", "--timeout", "1s"]).contains("<URL>..."));
         // A bad timeout names the flag and the value.
-        for bad in ["soon", "30", "0s", "0ms", "1parsec"] {
+        for bad in ["soon", "30", "0s", "0ms", "1parsec", "1d", "5us"] {
             let err = usage_error(&["wait", "http://x", "--timeout", bad]);
             assert!(
                 err.contains(&format!("invalid value '{bad}' for '--timeout <DURATION>'")),

@@ -50,6 +50,8 @@ pub use crate::state_dir::{
 };
 pub use crate::sys::procfs::{self, ProcStat, ProcStatus};
 
+pub use crate::duration::parse_duration;
+
 use crate::error::Error;
 
 /// Obtains the shared instance of `kind` for this process (as a test

@@ -24,6 +24,7 @@
 
 pub mod admin;
 mod context;
+mod duration;
 mod env;
 pub mod error;
 pub mod health;

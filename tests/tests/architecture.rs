@@ -23,6 +23,7 @@ const LAYERS: &[&str] = &[
     "health",
     "state_dir",
     "env",
+    "duration",
     "sys",
 ];
 
