@@ -88,3 +88,35 @@ fn nats_users_share_one_instance_that_stops_after_the_last(client: Port, monitor
     let env = plan_env(ServiceKind::Nats, &client, &monitor);
     one_instance_then_gone("nats", client.get(), env);
 }
+
+#[dynamo_test(timeout = "60s")]
+fn a_keeper_told_to_stop_stops_its_service_and_removes_its_data(client: Port, peer: Port) {
+    let env = plan_env(ServiceKind::Etcd, &client, &peer);
+    let (mut user, line) = start_user("etcd", &env);
+    assert!(line.starts_with("source=SharedStarted "), "{line:?}");
+    let record = dynamo_test::admin::records()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "etcd" && r.port == client.get())
+        .expect("its keeper answers");
+    let (keeper, etcd) = (record.keeper_pid.unwrap(), record.service_pid.unwrap());
+    let data_dir = dynamo_test::admin::procfs::arguments(etcd)
+        .unwrap()
+        .windows(2)
+        .find(|w| w[0] == "--data-dir")
+        .map(|w| std::path::PathBuf::from(&w[1]))
+        .unwrap();
+    assert!(data_dir.exists());
+    // SAFETY: kill has no memory-safety preconditions; the pid is the keeper our user started.
+    assert_eq!(unsafe { libc::kill(keeper as libc::pid_t, libc::SIGTERM) }, 0);
+    assert!(
+        eventually(Duration::from_secs(5), || !is_listening(client.get())),
+        "etcd still up after its keeper's SIGTERM"
+    );
+    assert!(eventually(Duration::from_secs(2), || !data_dir.exists()), "data removed");
+    let log = std::fs::read_to_string(&record.log).unwrap();
+    assert!(log.contains(&format!("stopped {} (pid {etcd}", record.program)), "{log}");
+    assert!(log.contains("): signalled"), "{log}");
+    user.kill().unwrap();
+    user.wait().unwrap();
+}
