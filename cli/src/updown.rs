@@ -122,7 +122,9 @@ pub async fn down(out: &Out) -> i32 {
             Unpinned::Removed { users, pins } => users + pins,
         };
         let gone = others == 0 && wait_until_closed(port, Duration::from_secs(10)).await;
-        stopped.push(json!({"service": kind.name(), "port": port, "stopped": gone, "other_users": others}));
+        stopped.push(
+            json!({"service": kind.name(), "port": port, "stopped": gone, "other_users": others}),
+        );
     }
     if out.json {
         out.json(&json!({ "down": stopped }));

@@ -801,7 +801,12 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
     assert!(admin::is_listening(client.get()), "dry run stops nothing");
     // Tests refuse it meanwhile: nothing would stop it, nothing tracks its users.
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["uses_the_shared_etcd", "--exact", "--ignored", "--nocapture"]);
+    cmd.args([
+        "uses_the_shared_etcd",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ]);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let refused = cmd.output().unwrap();
     assert!(!refused.status.success());

@@ -103,9 +103,10 @@ impl Drop for Down {
 /// fresh clone under a private home may not).
 fn executable_for_nobody(dir: &Path) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let reachable = exe.ancestors().skip(1).all(|d| {
-        std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
-    });
+    let reachable = exe
+        .ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
     let runnable = std::fs::metadata(&exe).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005);
     if reachable && runnable {
         return exe;
@@ -143,12 +144,8 @@ fn start_loop(mut command: Command, env: &[(&'static str, String)]) -> Loop {
         .map_while(Result::ok)
         .find(|l| l.starts_with("source="))
         .unwrap_or_default();
-    let rest = std::thread::spawn(move || {
-        lines
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    let rest =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
     Loop {
         child,
         joined,
@@ -166,7 +163,10 @@ impl Loop {
             let _ = e.read_to_string(&mut stderr);
         }
         let stdout = self.rest.join().unwrap();
-        (status.success(), format!("{} {stdout}\n{stderr}", self.joined))
+        (
+            status.success(),
+            format!("{} {stdout}\n{stderr}", self.joined),
+        )
     }
 }
 
@@ -295,7 +295,11 @@ async fn etcd_loop(etcd: Etcd) -> Result<(), Error> {
         let seen: Vec<_> = std::fs::read_dir("/tmp")
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with("dynamo-test-across-"))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("dynamo-test-across-")
+            })
             .collect();
         assert!(seen.is_empty(), "not a private /tmp: {seen:?}");
     }

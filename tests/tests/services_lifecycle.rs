@@ -108,14 +108,23 @@ fn a_keeper_told_to_stop_stops_its_service_and_removes_its_data(client: Port, pe
         .unwrap();
     assert!(data_dir.exists());
     // SAFETY: kill has no memory-safety preconditions; the pid is the keeper our user started.
-    assert_eq!(unsafe { libc::kill(keeper as libc::pid_t, libc::SIGTERM) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(keeper as libc::pid_t, libc::SIGTERM) },
+        0
+    );
     assert!(
         eventually(Duration::from_secs(5), || !is_listening(client.get())),
         "etcd still up after its keeper's SIGTERM"
     );
-    assert!(eventually(Duration::from_secs(2), || !data_dir.exists()), "data removed");
+    assert!(
+        eventually(Duration::from_secs(2), || !data_dir.exists()),
+        "data removed"
+    );
     let log = std::fs::read_to_string(&record.log).unwrap();
-    assert!(log.contains(&format!("stopped {} (pid {etcd}", record.program)), "{log}");
+    assert!(
+        log.contains(&format!("stopped {} (pid {etcd}", record.program)),
+        "{log}"
+    );
     assert!(log.contains("): signalled"), "{log}");
     user.kill().unwrap();
     user.wait().unwrap();

@@ -290,7 +290,10 @@ impl Watch for KeeperWatch {
                 .find_map(|l| l.strip_prefix("bye "))
                 .unwrap_or("no reason given")
                 .to_string();
-            format!("its keeper (pid {}) stopped it: {why}", self.info.keeper_pid)
+            format!(
+                "its keeper (pid {}) stopped it: {why}",
+                self.info.keeper_pid
+            )
         })
     }
 
@@ -692,7 +695,8 @@ pub fn records() -> Result<Vec<ServiceRecord>, Error> {
             }
             Ok(Contact::NoKeeper | Contact::Closing) => {}
             Err(e) => {
-                let mut record = ServiceRecord::from_hello(name, port, Hello::Stranger(String::new()));
+                let mut record =
+                    ServiceRecord::from_hello(name, port, Hello::Stranger(String::new()));
                 record.problem = Some(e.to_string());
                 found.push(record);
             }
@@ -764,7 +768,9 @@ pub fn unpin(kind: ServiceKind, port: u16, token: &str) -> Result<Unpinned, Erro
 }
 
 fn count(v: &Value) -> usize {
-    v.as_u64().and_then(|n| usize::try_from(n).ok()).unwrap_or(0)
+    v.as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 /// One request to a compatible keeper; `None` if no keeper answers.

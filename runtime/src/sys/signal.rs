@@ -157,9 +157,11 @@ mod tests {
         let pidfd = PidFd::open(pid).unwrap();
         assert_eq!(child_state(pid), ChildState::Running);
         assert!(signal_child_group(pid, Signal::TERM));
-        let ready =
-            crate::sys::unix_socket::poll_readable(&[pidfd.as_fd()], std::time::Duration::from_secs(5))
-                .unwrap();
+        let ready = crate::sys::unix_socket::poll_readable(
+            &[pidfd.as_fd()],
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(ready, vec![true], "the pidfd turns readable at exit");
         let ChildState::Exited(status) = child_state(pid) else {
             panic!("not exited: {:?}", child_state(pid));

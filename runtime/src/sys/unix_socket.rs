@@ -190,10 +190,7 @@ mod tests {
         let name = unique("lock");
         assert!(!is_bound(&name).unwrap());
         let held = listen(&name).unwrap();
-        assert_eq!(
-            listen(&name).unwrap_err().kind(),
-            io::ErrorKind::AddrInUse
-        );
+        assert_eq!(listen(&name).unwrap_err().kind(), io::ErrorKind::AddrInUse);
         assert!(is_bound(&name).unwrap());
         let prefix = name.rsplit_once('/').unwrap().0.to_string() + "/";
         let last = name.rsplit_once('/').unwrap().1;

@@ -114,7 +114,11 @@ impl Spec {
             .as_array()
             .ok_or("no `args`")?
             .iter()
-            .map(|a| a.as_str().map(str::to_string).ok_or("a non-string argument"))
+            .map(|a| {
+                a.as_str()
+                    .map(str::to_string)
+                    .ok_or("a non-string argument")
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Spec {
             service: text("service")?,

@@ -198,7 +198,12 @@ pub(crate) fn contact(service: &str, port: u16) -> io::Result<Contact> {
         Ok(Some(line)) => Ok(Contact::Answered(Hello::parse(&line), stream)),
         Ok(None) => Ok(Contact::Closing),
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(Contact::Closing),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
             Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
@@ -286,7 +291,8 @@ mod tests {
 
     #[test]
     fn another_protocol_still_says_who_runs_it() {
-        let line = r#"dynamo-test-keeper 7 {"keeper_pid":9,"keeper_uid":0,"harness":"0.9.0","new":true}"#;
+        let line =
+            r#"dynamo-test-keeper 7 {"keeper_pid":9,"keeper_uid":0,"harness":"0.9.0","new":true}"#;
         assert_eq!(
             Hello::parse(line),
             Hello::Incompatible {

@@ -39,7 +39,11 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// The keeper's entry point (from the pre-main hook): the exit code.
 pub(super) fn main(spec: &OsStr) -> i32 {
-    let spec = match spec.to_str().ok_or("not UTF-8".to_string()).and_then(Spec::from_json) {
+    let spec = match spec
+        .to_str()
+        .ok_or("not UTF-8".to_string())
+        .and_then(Spec::from_json)
+    {
         Ok(spec) => spec,
         Err(e) => {
             eprintln!("dynamo-test keeper: bad {ENV_KEEPER}: {e}");
@@ -162,7 +166,11 @@ impl Keeper {
             .map_err(|e| format!("cannot start {}: {e}", spec.program))?;
         let service_pid = service.id();
         let pidfd = PidFd::open(service_pid).ok();
-        let _ = writeln!(log, "keeper {me}: started {} as pid {service_pid}", spec.program);
+        let _ = writeln!(
+            log,
+            "keeper {me}: started {} as pid {service_pid}",
+            spec.program
+        );
         Ok(Keeper {
             log: log.try_clone().map_err(|e| e.to_string())?,
             spec,
@@ -229,8 +237,9 @@ impl Keeper {
             self.accept();
             self.read(&ready);
             let now = Instant::now();
-            self.conns
-                .retain(|c| !matches!(c.role, Role::Pending) || now.duration_since(c.since) < PENDING_LIMIT);
+            self.conns.retain(|c| {
+                !matches!(c.role, Role::Pending) || now.duration_since(c.since) < PENDING_LIMIT
+            });
             self.idle.update(self.busy(), now);
             if self.idle.due(now, self.spec.grace) && self.stop_if_still_idle() {
                 return;
@@ -273,8 +282,9 @@ impl Keeper {
                 Err(_) => return came, // WouldBlock: none left
             };
             came = true;
-            let peer = unix_socket::peer(&stream)
-                .map_or("a peer".to_string(), |(pid, uid)| format!("pid {pid} uid {uid}"));
+            let peer = unix_socket::peer(&stream).map_or("a peer".to_string(), |(pid, uid)| {
+                format!("pid {pid} uid {uid}")
+            });
             let hello = self.info("running").hello();
             if stream.set_nonblocking(true).is_ok()
                 && unix_socket::send_all(&stream, hello.as_bytes()).is_ok()
@@ -357,7 +367,10 @@ impl Keeper {
                 let already = !self.pins.insert(rest.to_string());
                 let peer = self.conns[i].peer.clone();
                 self.note(&format!("pinned by {peer} (dynamo-test up)"));
-                format!("ok {}", json!({"already": already, "pins": self.pins.len()}))
+                format!(
+                    "ok {}",
+                    json!({"already": already, "pins": self.pins.len()})
+                )
             }
             "unpin" => {
                 if self.pins.remove(rest) {
@@ -369,7 +382,10 @@ impl Keeper {
                     "err not pinned with this token".to_string()
                 }
             }
-            _ => format!("err unknown request `{verb}` (this keeper speaks protocol {})", protocol::PROTOCOL),
+            _ => format!(
+                "err unknown request `{verb}` (this keeper speaks protocol {})",
+                protocol::PROTOCOL
+            ),
         };
         let _ = unix_socket::send_all(&self.conns[i].stream, format!("{answer}\n").as_bytes());
     }
@@ -424,7 +440,9 @@ impl Keeper {
         let program = self.spec.program.clone();
         let pid = self.service_pid;
         let status = status.map_or("status unknown".to_string(), |s| s.to_string());
-        self.note(&format!("stopped {program} (pid {pid}, {status}): {reason}"));
+        self.note(&format!(
+            "stopped {program} (pid {pid}, {status}): {reason}"
+        ));
         drop(lock);
     }
 
@@ -444,7 +462,9 @@ impl Keeper {
             }
         }
         if signal::child_state(pid) == ChildState::Running {
-            self.note(&format!("pid {pid} still runs {STOP_GRACE:?} after SIGTERM: SIGKILL"));
+            self.note(&format!(
+                "pid {pid} still runs {STOP_GRACE:?} after SIGTERM: SIGKILL"
+            ));
         }
         // The leader is unreaped still: the group id is ours.
         signal::signal_child_group(pid, Signal::KILL);
