@@ -83,12 +83,14 @@ pub(super) struct Idle {
 }
 
 impl Idle {
-    /// At `now`, the instance is `busy` (users, pins or a connection in
-    /// its handshake) or not. Busy resets the count; idle starts it.
-    pub(super) fn update(&mut self, busy: bool, now: Instant) {
+    /// At `now`, the instance is `busy` (users or pins) or not, and a user
+    /// or pin came or went (`touched`). Busy stops the count; idle starts
+    /// it, and a user that came and went meanwhile restarts it: however
+    /// short its use, the grace counts from its leaving.
+    pub(super) fn update(&mut self, busy: bool, touched: bool, now: Instant) {
         if busy {
             self.since = None;
-        } else if self.since.is_none() {
+        } else if touched || self.since.is_none() {
             self.since = Some(now);
         }
     }
@@ -132,6 +134,8 @@ struct Keeper {
     conns: Vec<Conn>,
     pins: BTreeSet<String>,
     idle: Idle,
+    /// A user or pin came or went since the last look.
+    touched: bool,
     signalled: Arc<AtomicBool>,
 }
 
@@ -182,6 +186,7 @@ impl Keeper {
             conns: Vec::new(),
             pins: BTreeSet::new(),
             idle: Idle::default(),
+            touched: false,
             signalled,
         })
     }
@@ -197,8 +202,16 @@ impl Keeper {
             .count()
     }
 
+    /// Users or pins keep the service up. (A connection still in its
+    /// handshake does not, but no stop happens while one is open: see
+    /// [`Keeper::serve`]. A `dynamo-test ports` that only looks so does
+    /// not extend the grace.)
     fn busy(&self) -> bool {
-        !self.conns.is_empty() || !self.pins.is_empty()
+        self.users() > 0 || !self.pins.is_empty()
+    }
+
+    fn handshaking(&self) -> bool {
+        self.conns.iter().any(|c| matches!(c.role, Role::Pending))
     }
 
     fn info(&self, state: &str) -> KeeperInfo {
@@ -220,7 +233,7 @@ impl Keeper {
 
     /// Serves until the service is stopped or gone.
     fn serve(&mut self) {
-        self.idle.update(false, Instant::now());
+        self.idle.update(false, false, Instant::now());
         loop {
             let timeout = self
                 .idle
@@ -240,8 +253,12 @@ impl Keeper {
             self.conns.retain(|c| {
                 !matches!(c.role, Role::Pending) || now.duration_since(c.since) < PENDING_LIMIT
             });
-            self.idle.update(self.busy(), now);
-            if self.idle.due(now, self.spec.grace) && self.stop_if_still_idle() {
+            self.idle.update(self.busy(), self.touched, now);
+            self.touched = false;
+            if self.idle.due(now, self.spec.grace)
+                && !self.handshaking()
+                && self.stop_if_still_idle()
+            {
                 return;
             }
         }
@@ -342,6 +359,7 @@ impl Keeper {
         for i in gone.into_iter().rev() {
             let conn = self.conns.remove(i);
             if matches!(conn.role, Role::User) {
+                self.touched = true;
                 let users = self.users();
                 self.note(&format!("user left: {}; {users} left", conn.peer));
             }
@@ -353,6 +371,7 @@ impl Keeper {
         let answer = match verb {
             "use" => {
                 self.conns[i].role = Role::User;
+                self.touched = true;
                 let who: Value = serde_json::from_str(rest).unwrap_or(Value::Null);
                 let users = self.users();
                 let peer = self.conns[i].peer.clone();
@@ -364,6 +383,7 @@ impl Keeper {
                 "err a token is 1 to 128 characters without spaces".to_string()
             }
             "pin" => {
+                self.touched = true;
                 let already = !self.pins.insert(rest.to_string());
                 let peer = self.conns[i].peer.clone();
                 self.note(&format!("pinned by {peer} (dynamo-test up)"));
@@ -374,6 +394,7 @@ impl Keeper {
             }
             "unpin" => {
                 if self.pins.remove(rest) {
+                    self.touched = true;
                     let peer = self.conns[i].peer.clone();
                     self.note(&format!("unpinned by {peer} (dynamo-test down)"));
                     let (users, pins) = (self.users(), self.pins.len());
@@ -504,17 +525,17 @@ mod tests {
         let t0 = Instant::now();
         for grace in [ms(0), ms(1), ms(200), ms(2000), ms(5000)] {
             let mut idle = Idle::default();
-            idle.update(true, t0);
+            idle.update(true, true, t0);
             assert!(!idle.due(t0 + ms(10_000), grace), "busy is never due");
             // The last user leaves at t0 + 50 ms.
-            idle.update(false, t0 + ms(50));
+            idle.update(false, true, t0 + ms(50));
             assert_eq!(idle.left(t0 + ms(50), grace), Some(grace));
             if !grace.is_zero() {
                 assert!(!idle.due(t0 + ms(50) + grace - ms(1), grace));
             }
             assert!(idle.due(t0 + ms(50) + grace, grace), "{grace:?}");
             // Later looks while idle do not move the start.
-            idle.update(false, t0 + ms(60));
+            idle.update(false, false, t0 + ms(60));
             assert!(idle.due(t0 + ms(50) + grace, grace));
         }
     }
@@ -524,12 +545,15 @@ mod tests {
         let t0 = Instant::now();
         let grace = ms(300);
         let mut idle = Idle::default();
-        idle.update(false, t0);
-        idle.update(true, t0 + ms(250)); // a connection, however short
-        idle.update(false, t0 + ms(251));
+        idle.update(false, false, t0);
+        // A user joins and leaves between two looks: only `touched` tells.
+        idle.update(false, true, t0 + ms(250));
         assert!(!idle.due(t0 + ms(300), grace));
-        assert_eq!(idle.left(t0 + ms(300), grace), Some(ms(251)));
-        assert!(idle.due(t0 + ms(551), grace));
+        assert_eq!(idle.left(t0 + ms(300), grace), Some(ms(250)));
+        assert!(idle.due(t0 + ms(550), grace));
+        // Looking without a user (a `ports` listing) changes nothing.
+        idle.update(false, false, t0 + ms(400));
+        assert!(idle.due(t0 + ms(550), grace));
     }
 
     #[test]
