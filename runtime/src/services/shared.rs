@@ -55,20 +55,23 @@ const KEEPER_UP_TIMEOUT: Duration = Duration::from_secs(10);
 /// [`KEEPER_UP_TIMEOUT`]) or a keeper's stop (a few seconds).
 const START_LOCK_WAIT: Duration = Duration::from_secs(45);
 
-/// An instance this process uses: where it came from, and its health
-/// probe, built once so that its HTTP clients serve every later test.
+/// An instance this process uses: where it came from, its health probe
+/// (built once, so that its HTTP clients serve every later test), and the
+/// connection to its keeper: open until this process exits, which is how
+/// the keeper counts it as a user.
 struct InUse {
     origin: Origin,
     probe: Box<dyn Probe>,
+    keeper: Mutex<Option<UnixStream>>,
 }
+
+/// What a first use found: the origin, and the keeper joined (if any).
+type Found = (Origin, Option<UnixStream>);
 
 type Slot = Arc<tokio::sync::OnceCell<InUse>>;
 
 /// Instances this process uses, by kind and port: resolved once per process.
 static IN_USE: Mutex<Option<HashMap<(ServiceKind, u16), Slot>>> = Mutex::new(None);
-/// This process's connections to keepers: open until it exits, which is
-/// how each keeper counts it as a user.
-static JOINED: Mutex<Vec<UnixStream>> = Mutex::new(Vec::new());
 
 /// The shared instance of `kind` on `ports`, started if needed; healthy.
 /// Returns whether the harness started it.
@@ -81,6 +84,14 @@ pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result
             .clone()
     };
     if let Some(in_use) = slot.get() {
+        if in_use.origin == Origin::Harness && keeper_gone(&in_use.keeper) {
+            // Our keeper stopped (its service exited, it was told to): this
+            // process joins whoever runs the instance now, lest a newer
+            // keeper stop it under us without counting us.
+            let (origin, keeper) = first_use(kind, ports).await?;
+            *lock(&in_use.keeper) = keeper;
+            return Ok(origin);
+        }
         // Each later test checks health before its body: the instance may have died.
         health::wait(in_use.probe.as_ref(), LISTENING_GRACE).await?;
         return Ok(in_use.origin);
@@ -88,32 +99,44 @@ pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result
     // The first use checks health itself.
     let in_use = slot
         .get_or_try_init(|| async move {
-            let origin = first_use(kind, ports).await?;
+            let (origin, keeper) = first_use(kind, ports).await?;
             Ok::<_, Error>(InUse {
                 origin,
                 probe: kind.probe(ports),
+                keeper: Mutex::new(keeper),
             })
         })
         .await?;
     Ok(in_use.origin)
 }
 
+/// Whether the keeper connection has ended (the keeper says nothing
+/// after its answer to `use` but its `bye`, so readable means gone).
+fn keeper_gone(keeper: &Mutex<Option<UnixStream>>) -> bool {
+    use std::os::fd::AsFd;
+    match &*lock(keeper) {
+        Some(stream) => unix_socket::poll_readable(&[stream.as_fd()], Duration::ZERO)
+            .map_or(true, |ready| ready.first().copied().unwrap_or(true)),
+        None => true,
+    }
+}
+
 /// This process's first use: join a keeper, or decide under the start lock.
-async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, Error> {
+async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Found, Error> {
     let started = Instant::now();
     loop {
         match contact(kind, ports.client).await? {
             Contact::Answered(hello, stream) => {
-                if let Some(origin) = join(kind, ports, hello, stream).await? {
-                    return Ok(origin);
+                if let Some(found) = join(kind, ports, hello, stream).await? {
+                    return Ok(found);
                 }
             }
             // Stopping: it holds the start lock until its service is down.
             Contact::Closing => {}
             Contact::NoKeeper => {
                 if let Some(start_lock) = try_start_lock(kind, ports.client)? {
-                    if let Some(origin) = decide(kind, ports, start_lock).await? {
-                        return Ok(origin);
+                    if let Some(found) = decide(kind, ports, start_lock).await? {
+                        return Ok(found);
                     }
                 }
             }
@@ -131,7 +154,7 @@ async fn decide(
     kind: ServiceKind,
     ports: ServicePortPair,
     start_lock: std::os::unix::net::UnixListener,
-) -> Result<Option<Origin>, Error> {
+) -> Result<Option<Found>, Error> {
     match contact(kind, ports.client).await? {
         Contact::Answered(hello, stream) => {
             drop(start_lock);
@@ -145,15 +168,17 @@ async fn decide(
         return Err(keeperless(kind, ports.client, &marker));
     }
     if kind.healthy_now(ports).await {
-        return external(kind, ports.client).map(Some);
+        return external(kind, ports.client).map(|o| Some((o, None)));
     }
     if accepts(ports.client).await || accepts(ports.second).await {
-        return wait_for_stranger(kind, ports).await.map(Some);
+        return wait_for_stranger(kind, ports)
+            .await
+            .map(|o| Some((o, None)));
     }
     let joined = start(kind, ports).await?;
     drop(start_lock);
-    wait_healthy(kind, ports, joined).await?;
-    Ok(Some(Origin::Harness))
+    let keeper = wait_healthy(kind, ports, joined).await?;
+    Ok(Some((Origin::Harness, keeper)))
 }
 
 /// The keeper's hello in hand: joins as a user and waits until healthy.
@@ -163,12 +188,12 @@ async fn join(
     ports: ServicePortPair,
     hello: Hello,
     stream: UnixStream,
-) -> Result<Option<Origin>, Error> {
+) -> Result<Option<Found>, Error> {
     let Some(joined) = register(kind, ports, hello, stream).await? else {
         return Ok(None);
     };
-    wait_healthy(kind, ports, joined).await?;
-    Ok(Some(Origin::Harness))
+    let keeper = wait_healthy(kind, ports, joined).await?;
+    Ok(Some((Origin::Harness, keeper)))
 }
 
 /// A keeper this process is a user of.
@@ -222,12 +247,12 @@ async fn register(
 }
 
 /// Waits until the joined instance is healthy, failing at once should
-/// its keeper end (the service exited, say). Then keeps the connection.
+/// its keeper end (the service exited, say). Returns the connection.
 async fn wait_healthy(
     kind: ServiceKind,
     ports: ServicePortPair,
     joined: Joined,
-) -> Result<(), Error> {
+) -> Result<Option<UnixStream>, Error> {
     let Joined { info, stream } = joined;
     let watch = stream
         .set_nonblocking(true)
@@ -243,10 +268,8 @@ async fn wait_healthy(
         .watch(&watch)
         .run()
         .await;
-    if let Ok(stream) = watch.stream.into_std() {
-        lock(&JOINED).push(stream);
-    }
-    waited.map(|_| ()).map_err(|wait| {
+    let stream = watch.stream.into_std().ok();
+    waited.map(|_| stream).map_err(|wait| {
         Error::Service(format!(
             "the shared {} on port {} (keeper pid {}, uid {}) did not become healthy: {wait}",
             kind.name(),
