@@ -229,7 +229,7 @@ pub fn legacy_records(services_dir: &Path) -> Vec<LegacyRecord> {
 }
 
 /// Service data directories that no running process names on its command
-/// line (a service and its keeper both do). In a dry run the services that
+/// line (a running service does). In a dry run the services that
 /// clean would stop do not count.
 fn data_dirs(report: &mut Report, services_dir: &Path) {
     let stopping: Vec<u32> = report.removed.iter().filter_map(|e| e.pid).collect();

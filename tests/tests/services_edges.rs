@@ -266,3 +266,20 @@ async fn an_incompatible_keeper_is_named_never_joined_stopped_or_called_external
         .await
         .unwrap();
 }
+
+#[dynamo_test(timeout = "60s")]
+fn a_keeper_that_cannot_start_says_why(client: Port, peer: Port) {
+    // The keeper's log path is taken by a directory: it cannot open it.
+    let out = std::env::temp_dir().join(format!("dt-keeper-log-{}-{client}", std::process::id()));
+    std::fs::create_dir_all(out.join(format!("services/etcd-{client}.log"))).unwrap();
+    let mut env = plan_env(ServiceKind::Etcd, &client, &peer);
+    env.push(("DYNAMO_TEST_OUTPUT_DIR", out.display().to_string()));
+    let (result, text) = need_service(&["etcd", "shared"], &env);
+    std::fs::remove_dir_all(&out).unwrap();
+    assert!(!result.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("the keeper for the shared etcd on port {client} exited (exit status: 82): it could not open its log file")),
+        "{text}"
+    );
+    assert!(!dynamo_test::admin::is_listening(client.get()));
+}

@@ -438,7 +438,12 @@ async fn start(kind: ServiceKind, ports: ServicePortPair) -> Result<Joined, Erro
             };
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(keeper_failed(kind, &spec, &format!("exited ({status})")));
+            let meaning = keeper::early_exit_meaning(status);
+            return Err(keeper_failed(
+                kind,
+                &spec,
+                &format!("exited ({status}): {meaning},"),
+            ));
         }
         if started.elapsed() > KEEPER_UP_TIMEOUT {
             // Unreaped, so the pid is still this child's.
@@ -457,11 +462,9 @@ async fn start(kind: ServiceKind, ports: ServicePortPair) -> Result<Joined, Erro
 fn keeper_failed(kind: ServiceKind, spec: &Spec, what: &str) -> Error {
     let log = std::path::Path::new(&spec.log);
     Error::Service(format!(
-        "the keeper for the shared {} on port {} {what} before serving: it is this executable \
-         ({}) re-run with {} set, and needs the pre-main hook that the dynamo-test crate links \
-         into every program using it (a test binary does; a program that only loads the crate \
-         in a way that drops its constructors does not)\nlog {}:\n{}\n\
-         fix: run the tests from a binary that links dynamo-test, or start {} yourself and set {}",
+        "the keeper for the shared {} on port {} {what} before serving (it is this \
+         executable, {}, re-run with {} set)\nlog {}:\n{}\n\
+         fix: see the log; or start {} yourself and set {}",
         kind.name(),
         spec.port,
         keeper::executable().display(),

@@ -151,6 +151,21 @@ pub(crate) fn spawn(spec: &Spec) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
+/// What a keeper's early exit means (its code), for the starter's error.
+pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> &'static str {
+    match status.code() {
+        Some(run::EXIT_BAD_SPEC) => "it did not understand its settings (a harness bug)",
+        Some(run::EXIT_NO_LOG) => "it could not open its log file",
+        Some(run::EXIT_NOT_STARTED) => "it could not start (its log says why)",
+        Some(run::EXIT_PANIC) => "it panicked (a harness bug)",
+        _ => {
+            "the executable ran as itself, not as a keeper: it lacks the pre-main hook that \
+             the dynamo-test crate links into every program using it (a test binary has it; a \
+             program that loads the crate in a way that drops its constructors does not)"
+        }
+    }
+}
+
 /// The executable a keeper is re-run from, for messages.
 pub(crate) fn executable() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
@@ -168,7 +183,7 @@ pub(crate) fn executable() -> PathBuf {
 #[ctor::ctor(unsafe)]
 fn keeper_hook() {
     if let Some(spec) = std::env::var_os(ENV_KEEPER) {
-        let code = std::panic::catch_unwind(|| run::main(&spec)).unwrap_or(70);
+        let code = std::panic::catch_unwind(|| run::main(&spec)).unwrap_or(run::EXIT_PANIC);
         std::process::exit(code);
     }
 }

@@ -37,6 +37,15 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// stops its service without it.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
+/// Exit code: the settings in `DYNAMO_TEST_KEEPER` were not understood.
+pub(crate) const EXIT_BAD_SPEC: i32 = 81;
+/// Exit code: the log file could not be opened.
+pub(crate) const EXIT_NO_LOG: i32 = 82;
+/// Exit code: the keeper or its service could not start (said in the log).
+pub(crate) const EXIT_NOT_STARTED: i32 = 83;
+/// Exit code: the keeper panicked.
+pub(crate) const EXIT_PANIC: i32 = 84;
+
 /// The keeper's entry point (from the pre-main hook): the exit code.
 pub(super) fn main(spec: &OsStr) -> i32 {
     let spec = match spec
@@ -47,14 +56,14 @@ pub(super) fn main(spec: &OsStr) -> i32 {
         Ok(spec) => spec,
         Err(e) => {
             eprintln!("dynamo-test keeper: bad {ENV_KEEPER}: {e}");
-            return 2;
+            return EXIT_BAD_SPEC;
         }
     };
     let mut log = match open_log(&spec.log) {
         Ok(log) => log,
         Err(e) => {
             eprintln!("dynamo-test keeper: cannot open its log {}: {e}", spec.log);
-            return 3;
+            return EXIT_NO_LOG;
         }
     };
     match Keeper::start(spec, &mut log) {
@@ -64,7 +73,7 @@ pub(super) fn main(spec: &OsStr) -> i32 {
         }
         Err(e) => {
             let _ = writeln!(log, "keeper {}: {e}", std::process::id());
-            4
+            EXIT_NOT_STARTED
         }
     }
 }
