@@ -2,10 +2,12 @@
 //!
 //! Never touched: output directories a running test holds (its lock on
 //! `.in-use`), `<output root>/services/` (the logs of the running shared
-//! services), services some test still uses, anything untagged, and any
-//! process of another user or of another PID namespace (a container's
-//! test: its owner's pid means nothing in our /proc). A process is
-//! signalled only through a pidfd, after its identity is checked again.
+//! services), services a keeper runs (it stops them itself), services
+//! whose keeper died while tests of an earlier harness version still use
+//! them, anything untagged, and any process of another user or of another
+//! PID namespace (a container's test: its owner's pid means nothing in our
+//! /proc). A process is signalled only through a pidfd, after its identity
+//! is checked again.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -83,7 +85,7 @@ pub fn run(out: &Out, dry_run: bool, days: u64) -> i32 {
     };
     old_output_dirs(&mut report, &root.path, days);
     let still_running = stale_services(&mut report, &services_dir);
-    stale_records(&mut report, &still_running);
+    stale_records(&mut report, &services_dir, &still_running);
     data_dirs(&mut report, &services_dir);
     orphans(&mut report);
     print(out, &report, &root);
@@ -141,7 +143,8 @@ fn older_than(path: &Path, limit: Duration) -> bool {
     modified.is_ok_and(|m| SystemTime::now().duration_since(m).unwrap_or_default() >= limit)
 }
 
-/// Stops shared services whose keeper died, unless tests still use them.
+/// Stops shared services whose keeper died, unless tests of an earlier
+/// harness version still use them.
 /// Returns those left running, as `(name, port)`.
 fn stale_services(report: &mut Report, services_dir: &Path) -> Vec<(String, u16)> {
     let mut still_running = Vec::new();
@@ -151,8 +154,8 @@ fn stale_services(report: &mut Report, services_dir: &Path) -> Vec<(String, u16)
             path: None,
             pid: Some(service.pid),
         };
-        // Held until the service is gone, so no test joins it meanwhile.
-        let Some(_users) = stale::lock_users(&service, services_dir) else {
+        // Held until the service is gone, so no test of an earlier version joins it meanwhile.
+        let Ok(_users) = stale::lock_legacy_users(&service, services_dir) else {
             report.keep(entry, "tests still use it; run clean again after they end");
             still_running.push((service.name.clone(), service.port));
             continue;
@@ -164,11 +167,12 @@ fn stale_services(report: &mut Report, services_dir: &Path) -> Vec<(String, u16)
     still_running
 }
 
-/// Service records whose keeper is gone; kept while their service runs
-/// (without it the running instance would pass for an external one).
-fn stale_records(report: &mut Report, still_running: &[(String, u16)]) {
-    for record in admin::records().unwrap_or_default() {
-        if record.keeper_alive {
+/// Record files of earlier harness versions (`<name>-<port>.record`)
+/// whose keeper is gone; kept while their service runs (without it an
+/// earlier version would take the running instance for an external one).
+fn stale_records(report: &mut Report, services_dir: &Path, still_running: &[(String, u16)]) {
+    for record in legacy_records(services_dir) {
+        if record.keeper.is_some_and(admin::is_keeper) {
             continue;
         }
         let entry = Entry::path(
@@ -188,8 +192,47 @@ fn stale_records(report: &mut Report, still_running: &[(String, u16)]) {
     }
 }
 
+/// A record file an earlier harness version wrote for its shell keeper.
+pub struct LegacyRecord {
+    /// `etcd` or `nats`.
+    pub name: String,
+    /// The client port.
+    pub port: u16,
+    /// The keeper's pid, as recorded.
+    pub keeper: Option<u32>,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// The record files of earlier harness versions in `services_dir`.
+pub fn legacy_records(services_dir: &Path) -> Vec<LegacyRecord> {
+    let Ok(entries) = std::fs::read_dir(services_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<LegacyRecord> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            let stem = path.file_name()?.to_str()?.strip_suffix(".record")?;
+            let (name, port) = stem.rsplit_once('-')?;
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let keeper = text
+                .lines()
+                .find_map(|l| l.strip_prefix("keeper_pid="))
+                .and_then(|p| p.parse().ok());
+            Some(LegacyRecord {
+                name: name.to_string(),
+                port: port.parse().ok()?,
+                keeper,
+                path,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
 /// Service data directories that no running process names on its command
-/// line (a service and its keeper both do). In a dry run the services that
+/// line (a running service does). In a dry run the services that
 /// clean would stop do not count.
 fn data_dirs(report: &mut Report, services_dir: &Path) {
     let stopping: Vec<u32> = report.removed.iter().filter_map(|e| e.pid).collect();

@@ -260,26 +260,16 @@ fn version(path: &Path) -> Result<(String, String), String> {
 
 fn tools() -> Vec<Finding> {
     let sh = if std::path::Path::new("/bin/sh").exists() {
-        Finding::ok("/bin/sh", "present (watchdogs and keepers)".into())
+        Finding::ok("/bin/sh", "present (process watchdogs)".into())
     } else {
         Finding::problem(
             "/bin/sh",
             true,
-            "missing: process watchdogs and service keepers need it".into(),
+            "missing: process watchdogs need it".into(),
             "install a POSIX shell at /bin/sh",
         )
     };
-    let flock = match admin::find_binary("flock", "DYNAMO_TEST_UNUSED_FLOCK_BIN", "ETCD_ENDPOINTS")
-    {
-        Ok(path) => Finding::ok("flock", format!("{} (service keepers)", path.display())),
-        Err(_) => Finding::problem(
-            "flock",
-            true,
-            "missing: shared service keepers need flock(1)".into(),
-            "apt-get install util-linux",
-        ),
-    };
-    vec![sh, flock]
+    vec![sh]
 }
 
 fn state_dir() -> Finding {
@@ -487,20 +477,45 @@ fn stale() -> Vec<Finding> {
             "dynamo-test clean (stops it once no test uses it)",
         ));
     }
-    for record in admin::records().unwrap_or_default() {
-        if !record.keeper_alive {
+    let services_dir = admin::ensure_state_subdir("services");
+    for record in services_dir
+        .map(|d| crate::clean::legacy_records(&d))
+        .unwrap_or_default()
+    {
+        if !record.keeper.is_some_and(admin::is_keeper) {
             found.push(Finding::problem(
                 "stale service record",
                 false,
-                format!("{} (its keeper is gone)", record.path.display()),
+                format!(
+                    "{} (of an earlier harness version; its keeper is gone)",
+                    record.path.display()
+                ),
                 "dynamo-test clean",
+            ));
+        }
+    }
+    for record in admin::records().unwrap_or_default() {
+        if let Some(problem) = &record.problem {
+            found.push(Finding::problem(
+                "shared service",
+                true,
+                format!(
+                    "the keeper of {} on port {} (pid {}, uid {}) cannot be joined: {problem}",
+                    record.name,
+                    record.port,
+                    record.keeper_pid.map_or("?".into(), |p| p.to_string()),
+                    record.keeper_uid.map_or("?".into(), |u| u.to_string()),
+                ),
+                "use one dynamo-test version everywhere this network is shared, or move the plan's ports",
             ));
         }
     }
     if found.is_empty() {
         found.push(Finding::ok(
             "leftovers",
-            "no orphan processes, no keeper-less services, no stale service records".into(),
+            "no orphan processes, no keeper-less services, no stale service records, \
+             no keeper this harness cannot join"
+                .into(),
         ));
     }
     found

@@ -1,4 +1,6 @@
-//! `dynamo-test ports`: the plan, who holds the fixed ports, live reservations.
+//! `dynamo-test ports`: the plan, who holds the fixed ports (and which
+//! keeper runs the shared service there, whoever started it), live
+//! reservations.
 
 use std::time::{Duration, SystemTime};
 
@@ -74,7 +76,7 @@ fn fixed_row(out: &Out, f: &Value) -> Vec<String> {
         Some(false) => out.bad("unhealthy"),
         None => "-".into(),
     };
-    let holders: Vec<String> = f["holders"]
+    let mut holders: Vec<String> = f["holders"]
         .as_array()
         .map(|hs| {
             hs.iter()
@@ -82,6 +84,16 @@ fn fixed_row(out: &Out, f: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
+    let keeper = &f["keeper"];
+    if !keeper.is_null() {
+        holders.push(match keeper["problem"].as_str() {
+            Some(problem) => format!("keeper pid {} ({problem})", keeper["pid"]),
+            None => format!(
+                "keeper pid {} uid {}, {} users, {} pins",
+                keeper["pid"], keeper["uid"], keeper["users"], keeper["pins"]
+            ),
+        });
+    }
     vec![
         f["name"].as_str().unwrap_or("?").to_string(),
         f["port"].to_string(),
@@ -94,6 +106,7 @@ fn fixed_row(out: &Out, f: &Value) -> Vec<String> {
 /// Each fixed port: listening or not, by whom, and (client ports) healthy or not.
 async fn fixed_ports(plan: &ServicePorts) -> Vec<Value> {
     let mut rows = Vec::new();
+    let keepers = admin::records().unwrap_or_default();
     for (name, port) in plan.named_fixed_ports() {
         let listeners = admin::listeners(port);
         let kind = match name {
@@ -107,12 +120,19 @@ async fn fixed_ports(plan: &ServicePorts) -> Vec<Value> {
             }
             _ => None,
         };
+        let keeper = kind
+            .and_then(|k| keepers.iter().find(|r| r.name == k.name() && r.port == port))
+            .map(|r| {
+                json!({"pid": r.keeper_pid, "uid": r.keeper_uid, "service_pid": r.service_pid,
+                       "users": r.users, "pins": r.pins, "harness": r.harness, "problem": r.problem})
+            });
         rows.push(json!({
             "name": name,
             "port": port,
             "listening": !listeners.is_empty(),
             "healthy": healthy,
             "holders": listeners.iter().map(|l| json!({"pid": l.pid, "command": l.command, "text": l.to_string()})).collect::<Vec<_>>(),
+            "keeper": keeper,
         }));
     }
     rows

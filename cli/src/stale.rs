@@ -1,12 +1,16 @@
 //! Shared services whose keeper died (killed with SIGKILL, say): nothing
-//! will ever stop them, and as their record outlives the keeper, tests
-//! keep using (and never stopping) the instance on the fixed port.
+//! will ever stop them. A keeper's service dies with it (a parent-death
+//! signal), but a process the service started (`ETCD_BIN` naming a
+//! wrapper script) or a service of an earlier harness version may live
+//! on. Tests refuse such an instance (it still holds the keeper's service
+//! name), so it only blocks the port until `clean` stops it.
 //!
 //! Such a service is recognised without guessing by name: the keeper tags
 //! what it starts with `DYNAMO_TEST_SERVICE=<etcd|nats>`, and the service's
 //! data directory (on its command line) lies in this state directory's
 //! `services/`, named `<name>-<port>-data-<pid>`. Its keeper is dead when
-//! no ancestor is a keeper shell any more.
+//! no ancestor is a keeper (a process whose `argv` holds
+//! `dynamo-test-keeper`) any more.
 //!
 //! Only services within reach count (our uid, our PID namespace: see
 //! `admin::check_reach`), and they are signalled only through a pidfd
@@ -43,8 +47,9 @@ impl StaleService {
         )
     }
 
-    /// The users file of its port: tests using the service hold a shared lock on it.
-    fn users_file(&self, services_dir: &Path) -> PathBuf {
+    /// The users file of its port, as earlier harness versions kept it:
+    /// their tests hold a shared lock on it.
+    fn legacy_users_file(&self, services_dir: &Path) -> PathBuf {
         services_dir.join(format!("{}-{}.users", self.name, self.port))
     }
 }
@@ -110,13 +115,18 @@ fn data_dir_port(args: &[String], services_dir: &Path, name: &str) -> Option<u16
     })
 }
 
-/// Takes the users lock exclusively, as the keeper does before stopping:
-/// `None` while tests use the service. Held, it makes a test arriving
-/// meanwhile wait, then start a fresh instance.
-pub fn lock_users(service: &StaleService, services_dir: &Path) -> Option<File> {
-    let file = admin::open_lock_file(&service.users_file(services_dir)).ok()?;
-    file.try_lock().ok()?;
-    Some(file)
+/// For a service of an earlier harness version: takes its users lock
+/// exclusively, as its keeper did before stopping; `Err` while its tests
+/// use it. `Ok(None)`: no such file (a service of this version, whose
+/// users were its keeper's connections, all gone with the keeper).
+pub fn lock_legacy_users(service: &StaleService, services_dir: &Path) -> Result<Option<File>, ()> {
+    let path = service.legacy_users_file(services_dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = admin::open_lock_file(&path).map_err(|_| ())?;
+    file.try_lock().map_err(|_| ())?;
+    Ok(Some(file))
 }
 
 /// SIGTERM, then SIGKILL after the grace, through a pidfd taken on the

@@ -567,7 +567,9 @@ async fn ports_shows_the_running_services(env: &Env, etcd_pid: u32) {
     assert_eq!(nats["healthy"], true, "{nats}");
 }
 
-/// The `up` holder processes whose users file lies in `state`.
+/// Processes tagged as `up` holders whose command line names `state`
+/// (earlier versions kept services up with such a process; `up` now pins
+/// the service in its keeper and leaves no process of its own).
 fn holders_in(state: &Path) -> Vec<u32> {
     let state = state.display().to_string();
     procfs::pids()
@@ -600,6 +602,13 @@ fn a_failed_up_leaves_no_holder_and_no_marker(client: Port, peer: Port, other: P
             .is_empty()),
         "holder still running: {:?}",
         holders_in(&tmp.state())
+    );
+    assert!(
+        !admin::records()
+            .unwrap()
+            .iter()
+            .any(|r| r.port == client.get()),
+        "no keeper left for the port"
     );
 }
 
@@ -695,16 +704,59 @@ fn clean_stops_a_tagged_orphan_and_nothing_else() {
     untagged.wait().unwrap();
 }
 
-/// The keeper pid from the service record in `state`.
-fn keeper_pid(state: &Path, port: u16) -> u32 {
-    let record =
-        std::fs::read_to_string(state.join(format!("services/etcd-{port}.record"))).unwrap();
-    record
-        .lines()
-        .find_map(|l| l.strip_prefix("keeper_pid="))
+/// The keeper pid of the shared etcd on `port`, as its keeper says.
+fn keeper_pid(port: u16) -> u32 {
+    admin::records()
         .unwrap()
-        .parse()
+        .into_iter()
+        .find(|r| r.name == "etcd" && r.port == port)
+        .and_then(|r| r.keeper_pid)
+        .unwrap_or_else(|| panic!("no keeper answers for etcd on {port}"))
+}
+
+/// An `ETCD_BIN` that runs etcd as its child instead of exec'ing it: the
+/// keeper's parent-death signal reaches the script, not etcd, which so
+/// outlives a killed keeper.
+fn etcd_wrapper(dir: &Path) -> PathBuf {
+    let etcd = admin::find_binary("etcd", "ETCD_BIN", "ETCD_ENDPOINTS").unwrap();
+    let script = dir.join("etcd-wrapper");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n{} \"$@\" &\nwait\n", etcd.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[dynamo_test(timeout = "60s")]
+fn a_shared_service_dies_with_its_keeper(client: Port, peer: Port) {
+    let tmp = TempDir::new("keeper-killed");
+    let mut env: Env = plan_env(ServiceKind::Etcd, &client, &peer);
+    env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", "5000".to_string()));
+    env.extend(tmp.env());
+    let _clean = Finally {
+        args: &["clean"],
+        env: env.clone(),
+    };
+    need_service("etcd", &env);
+    let etcd_pid = listener_pid(client.get()).expect("the shared etcd listens");
+    let keeper = keeper_pid(client.get());
+    assert!(procfs::command_line(keeper)
         .unwrap()
+        .contains("dynamo-test-keeper"));
+    // SAFETY: kill has no memory-safety preconditions; the pid is the keeper we caused to start.
+    assert_eq!(
+        unsafe { libc::kill(keeper as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || process_gone(etcd_pid)),
+        "etcd outlived its keeper"
+    );
+    assert!(!admin::is_listening(client.get()));
+    // A new user starts a fresh instance.
+    assert!(need_service("etcd", &env).contains("source=SharedStarted"));
 }
 
 #[dynamo_test(timeout = "90s")]
@@ -715,6 +767,8 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
     let mut env: Env = plan_env(ServiceKind::Etcd, &client, &peer);
     // Long enough for us to kill the keeper before it stops etcd.
     env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", "5000".to_string()));
+    // etcd as a wrapper's child: it survives the keeper (see etcd_wrapper).
+    env.push(("ETCD_BIN", etcd_wrapper(&tmp.0).display().to_string()));
     env.extend(tmp.env());
     let _clean = Finally {
         args: &["clean"],
@@ -722,7 +776,7 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
     };
     need_service("etcd", &env);
     let etcd_pid = listener_pid(client.get()).expect("the shared etcd listens");
-    let keeper = keeper_pid(&tmp.state(), client.get());
+    let keeper = keeper_pid(client.get());
     let keeper_cmd = procfs::command_line(keeper).unwrap();
     assert!(keeper_cmd.contains("dynamo-test-keeper"), "{keeper_cmd}");
     // SAFETY: kill has no memory-safety preconditions; the pid is the keeper we caused to start.
@@ -748,6 +802,22 @@ fn clean_stops_a_shared_service_whose_keeper_died(client: Port, peer: Port) {
         "{listed}"
     );
     assert!(admin::is_listening(client.get()), "dry run stops nothing");
+    // Tests refuse it meanwhile: nothing would stop it, nothing tracks its users.
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "uses_the_shared_etcd",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ]);
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let refused = cmd.output().unwrap();
+    assert!(!refused.status.success());
+    let said = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(
+        said.contains(&format!("runs on port {client} without its keeper")),
+        "{said}"
+    );
 
     let out = cli(&["--json", "clean"], &env);
     let v = json(&out);

@@ -6,9 +6,10 @@
 //!   [`Reservation`], [`Holder`]), the dynamic range and the kernel's
 //!   ephemeral range, the bind check.
 //! - **Port holders**: which process listens on a port ([`listeners`]).
-//! - **Shared services**: their kinds and ports, records of the instances
-//!   the harness started ([`records`]), their users files, their keepers,
-//!   starting one as a test would ([`acquire_shared`]), the binaries.
+//! - **Shared services**: their kinds and ports, the instances keepers run
+//!   in this network namespace, whoever started them ([`records`]),
+//!   keeping one up and letting it go ([`pin`], [`unpin`]), starting one
+//!   as a test would ([`acquire_shared`]), the binaries.
 //! - **Orphans**: processes tagged with [`ENV_OWNER`] whose owner is dead
 //!   ([`find_orphans`], [`stop_orphan`]); tags ([`OwnerTag`]) name the
 //!   owner's PID namespace, and an owner of another namespace is never
@@ -39,10 +40,11 @@ pub use crate::process::sweep::{
     Stopped, Sweep, ENV_OWNER, ENV_OWNER_NAME,
 };
 pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
-pub use crate::services::keeper::{is_keeper, ENV_SERVICE};
+pub use crate::services::keeper::{is_keeper, ENV_KEEPER, ENV_SERVICE};
 pub use crate::services::kind::{ServiceKind, ServicePortPair};
 pub use crate::services::shared::{
-    records, users_file, Origin, ServiceRecord, DEFAULT_IDLE_GRACE, ENV_IDLE_GRACE,
+    coordination_in_use, pin, records, unpin, Origin, ServiceRecord, Unpinned, DEFAULT_IDLE_GRACE,
+    ENV_IDLE_GRACE,
 };
 pub use crate::state_dir::{
     current_uid, ensure_private_dir, ensure_state_subdir, open_lock_file, state_dir_path,

@@ -214,3 +214,72 @@ async fn nats_server_from_the_environment_starts_nothing(
     assert!(!dynamo_test::admin::is_listening(plan_monitor.get()));
     assert_eq!(server.exit_status(), None, "still ours, still running");
 }
+
+/// A keeper of another harness version: binds the keeper's name for the
+/// etcd on `port` and greets every connection with protocol 99.
+fn incompatible_keeper(port: u16) -> std::os::unix::net::UnixListener {
+    use std::io::Write;
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("dynamo-test/keeper/etcd/{port}");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let serving = listener.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in serving.incoming().map_while(Result::ok) {
+            let hello = format!(
+                "dynamo-test-keeper 99 {{\"keeper_pid\":{},\"keeper_uid\":4242,\"harness\":\"9.9.9\"}}\n",
+                std::process::id()
+            );
+            let _ = conn.write_all(hello.as_bytes());
+        }
+    });
+    listener
+}
+
+#[dynamo_test(timeout = "60s")]
+async fn an_incompatible_keeper_is_named_never_joined_stopped_or_called_external(
+    client: Port,
+    peer: Port,
+    ctx: &dynamo_test::TestContext,
+) {
+    // A healthy etcd on the plan's ports, run by "another version".
+    let url = start_external_etcd(&client, &peer, ctx).await;
+    let _keeper = incompatible_keeper(client.get());
+    let mut env = plan_env(ServiceKind::Etcd, &client, &peer);
+    env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", "300".into()));
+    let (out, text) = need_service(&["etcd", "shared"], &env);
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains("source=SharedExternal"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "cannot join the shared etcd on port {client}: a dynamo-test keeper of another version \
+             (protocol 99, harness 9.9.9, keeper pid {}, uid 4242)",
+            std::process::id()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("fix: use one dynamo-test version"), "{text}");
+    // Nothing stopped it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    health::etcd(&url)
+        .wait(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[dynamo_test(timeout = "60s")]
+fn a_keeper_that_cannot_start_says_why(client: Port, peer: Port) {
+    // The keeper's log path is taken by a directory: it cannot open it.
+    let out = std::env::temp_dir().join(format!("dt-keeper-log-{}-{client}", std::process::id()));
+    std::fs::create_dir_all(out.join(format!("services/etcd-{client}.log"))).unwrap();
+    let mut env = plan_env(ServiceKind::Etcd, &client, &peer);
+    env.push(("DYNAMO_TEST_OUTPUT_DIR", out.display().to_string()));
+    let (result, text) = need_service(&["etcd", "shared"], &env);
+    std::fs::remove_dir_all(&out).unwrap();
+    assert!(!result.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("the keeper for the shared etcd on port {client} exited (exit status: 82): it could not open its log file")),
+        "{text}"
+    );
+    assert!(!dynamo_test::admin::is_listening(client.get()));
+}

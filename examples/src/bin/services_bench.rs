@@ -35,7 +35,7 @@
 //! call to the test body, with `services(etcd, nats)` and nothing running.
 //! Target: harness p50 <= direct p50 + 20 ms. A last row (no target)
 //! starts the harness as soon as the previous shared instance has stopped
-//! (ports closed, keeper record removed) rather than once its keeper is
+//! (ports closed, no keeper answering) rather than once its keeper is
 //! entirely gone: what a test run started right after another one sees.
 //!
 //! **Isolation from other runs.** The suite runs in a worker process (this
@@ -46,8 +46,8 @@
 //! `DYNAMO_TEST_{ETCD,NATS}_*_PORT`, so the real 2379/4222 are never
 //! touched; `DYNAMO_TEST_SERVICE_GRACE_MS=200` lets shared services stop
 //! soon after a run, and every run waits until the previous run's services
-//! are gone (ports closed, keeper records removed, no lock left on the
-//! keepers' users files), so each harness run is really cold.
+//! are gone (ports closed, no keeper answering, no keeper name left
+//! bound), so each harness run is really cold.
 //!
 //! Exit code 1 if a target is missed or a run failed, 2 on a usage error.
 
@@ -285,25 +285,24 @@ impl Bench {
     }
 
     /// Waits until the previous run's services are gone: stopped (see
-    /// [`Bench::wait_services_stopped`]) and their keepers' exclusive locks
-    /// on the users files released, so that the next user neither reuses
-    /// nor waits for anything.
+    /// [`Bench::wait_services_stopped`]) and their keepers entirely gone
+    /// (no keeper, start lock or service name bound), so that the next
+    /// user neither reuses nor waits for anything.
     fn wait_services_gone(&self) -> Result<(), String> {
         self.wait_services_stopped()?;
-        self.wait_until("keeper locks released", || {
-            let held: Vec<String> = self
+        self.wait_until("keepers gone", || {
+            let busy: Vec<String> = self
                 .services()
                 .into_iter()
-                .filter_map(|(kind, ports)| services::users_file(kind, ports.client).ok())
-                .filter(|f| lock_is_held(f))
-                .map(|f| f.display().to_string())
+                .filter(|(kind, ports)| services::coordination_in_use(*kind, ports.client))
+                .map(|(kind, ports)| format!("{} {}", kind.name(), ports.client))
                 .collect();
-            (!held.is_empty()).then(|| format!("users files still locked: {held:?}"))
+            (!busy.is_empty()).then(|| format!("keeper names still bound: {busy:?}"))
         })
     }
 
-    /// Waits until nothing listens on the bench's ports and the harness's
-    /// keepers have removed their records: the services have stopped.
+    /// Waits until nothing listens on the bench's ports and no keeper
+    /// answers for them: the services have stopped.
     fn wait_services_stopped(&self) -> Result<(), String> {
         self.wait_until("services stopped", || {
             let listening: Vec<u16> = self
@@ -311,7 +310,7 @@ impl Bench {
                 .into_iter()
                 .filter(|&p| is_listening(p))
                 .collect();
-            let recorded: Vec<PathBuf> = services::records()
+            let kept: Vec<String> = services::records()
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|r| {
@@ -319,10 +318,10 @@ impl Bench {
                         .iter()
                         .any(|(kind, ports)| r.name == kind.name() && r.port == ports.client)
                 })
-                .map(|r| r.path)
+                .map(|r| format!("{} {}", r.name, r.port))
                 .collect();
-            (!listening.is_empty() || !recorded.is_empty())
-                .then(|| format!("ports {listening:?} listening, records {recorded:?}"))
+            (!listening.is_empty() || !kept.is_empty())
+                .then(|| format!("ports {listening:?} listening, keepers {kept:?}"))
         })
     }
 
@@ -345,12 +344,6 @@ impl Bench {
             (ServiceKind::Nats, self.nats),
         ]
     }
-}
-
-/// Whether some process holds a lock on `path` that excludes an exclusive
-/// one (tried without blocking; released at once, when the file closes).
-fn lock_is_held(path: &Path) -> bool {
-    fs::File::open(path).is_ok_and(|f| matches!(f.try_lock(), Err(fs::TryLockError::WouldBlock)))
 }
 
 /// The last `n` lines of `text`.
@@ -591,7 +584,7 @@ fn print_cold(config: &Config, times: &ColdTimes) -> bool {
          (etcd /health, NATS /healthz).\n    Harness: run_async call to test body with \
          services(etcd, nats), nothing running (its keeper starts both).\n    \
          Right after a shared stop: the same, started as soon as the previous harness \
-         instance's ports closed and its keeper removed its record.\n",
+         instance's ports closed and no keeper answering for them.\n",
         config.cold_runs
     );
     println!(

@@ -83,13 +83,7 @@ impl Spec {
         if let Some(cwd) = &self.cwd {
             cmd.current_dir(cwd);
         }
-        let parent = std::process::id();
-        // SAFETY: the closure runs between fork and exec and makes only
-        // async-signal-safe system calls (prctl, getppid, kill), allocating
-        // nothing. std offers no safe way to run code in the child.
-        unsafe {
-            cmd.pre_exec(move || crate::sys::signal::die_with_parent(parent));
-        }
+        crate::sys::spawn::dies_with_parent(&mut cmd, std::process::id());
         cmd
     }
 }

@@ -56,6 +56,25 @@ impl ServiceKind {
         }
     }
 
+    /// The port plan's variables for the client and second port.
+    pub fn port_vars(self) -> (&'static str, &'static str) {
+        use crate::ports::{
+            ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT, ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT,
+        };
+        match self {
+            ServiceKind::Etcd => (ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT),
+            ServiceKind::Nats => (ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT),
+        }
+    }
+
+    /// What the second port is: `peer` (etcd) or `monitor` (NATS).
+    pub fn second_port_name(self) -> &'static str {
+        match self {
+            ServiceKind::Etcd => "peer",
+            ServiceKind::Nats => "monitor",
+        }
+    }
+
     /// The fixed ports of the plan.
     pub fn fixed_ports(self, plan: &ServicePorts) -> ServicePortPair {
         match self {

@@ -3,9 +3,10 @@
 //! A test asks with `#[dynamo_test(services(etcd, nats))]` or by taking an
 //! [`Etcd`] / [`Nats`] parameter. By default it gets the *shared* instance
 //! on the port plan's fixed ports: started by the first test that needs it
-//! (in any process of the run), reused by every other, stopped by its
-//! keeper a short grace after the last user is gone (`keeper.rs`). A
-//! healthy instance the harness did not start is reused and never stopped;
+//! (in any process, of any user or container sharing the network), reused
+//! by every other, stopped by its keeper a short grace after the last user
+//! anywhere is gone (`keeper/mod.rs`). A healthy instance the harness did
+//! not start is reused and never stopped;
 //! `ETCD_ENDPOINTS` / `NATS_SERVER` in the environment mean "use these,
 //! start nothing". `services(etcd(isolated))` gives the test a private
 //! instance on reserved dynamic ports, which it may stop, restart or kill.

@@ -1,33 +1,42 @@
-//! Shared instances on the fixed ports: one per port for the whole run,
-//! shared by every thread and process, started by the first user and
-//! stopped by its keeper after the last.
+//! Shared instances on the fixed ports: one per port for everything that
+//! shares the network namespace (threads, processes, users, containers),
+//! started by the first user and stopped by its keeper a grace after the
+//! last (see `keeper/mod.rs` for the protocol and its names).
 //!
-//! Per port, in `<state dir>/services/`:
-//! - `<name>-<port>.users`: every process using the instance holds a
-//!   shared flock on it until it exits (the keeper watches it);
-//! - `<name>-<port>.start`: an exclusive flock serialising starters;
-//! - `<name>-<port>.record`: written while the harness runs an instance
-//!   (keeper pid, service binary), removed by the keeper.
+//! A process's first use of an instance, in order:
+//! 1. a keeper answers on the port's keeper name: join it as a user
+//!    (an incompatible keeper is an error that says who runs it);
+//! 2. else take the start lock (waiting while another process starts or
+//!    a keeper stops the instance) and look again, then: a service whose
+//!    keeper is gone is an error; a healthy instance is external, reused
+//!    and never stopped; a port held by something unhealthy is an error
+//!    naming the holder; a free port gets a keeper, which starts the
+//!    service;
+//! 3. wait until healthy, failing at once should the keeper end.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::path::PathBuf;
+use std::io;
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
 
 use super::binaries;
-use super::keeper::{self, KeeperSpec};
+use super::keeper::protocol::{self, Contact, Hello, KeeperInfo};
+use super::keeper::{self, Spec};
 use super::kind::{ServiceKind, ServicePortPair};
 use crate::error::Error;
-use crate::health::{self, Probe};
+use crate::health::{self, Probe, Watch, WatchFuture};
 use crate::ports::holders;
 use crate::state_dir;
 use crate::sys::sync::lock;
+use crate::sys::unix_socket;
 
 /// How a shared instance came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
-    /// Started by the harness (by this or another process of the run).
+    /// Started by the harness (by this or another process sharing the network).
     Harness,
     /// Already running when the harness looked, not started by it: reused, never stopped.
     External,
@@ -40,20 +49,29 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Limit for an instance found listening to turn healthy (etcd opens its
 /// port before it has a leader).
 const LISTENING_GRACE: Duration = Duration::from_secs(3);
+/// Limit for a started keeper to listen.
+const KEEPER_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit for waiting on the start lock: another process's start (up to
+/// [`KEEPER_UP_TIMEOUT`]) or a keeper's stop (a few seconds).
+const START_LOCK_WAIT: Duration = Duration::from_secs(45);
 
-/// An instance this process uses: where it came from, and its health
-/// probe, built once so that its HTTP clients serve every later test.
+/// An instance this process uses: where it came from, its health probe
+/// (built once, so that its HTTP clients serve every later test), and the
+/// connection to its keeper: open until this process exits, which is how
+/// the keeper counts it as a user.
 struct InUse {
     origin: Origin,
     probe: Box<dyn Probe>,
+    keeper: Mutex<Option<UnixStream>>,
 }
+
+/// What a first use found: the origin, and the keeper joined (if any).
+type Found = (Origin, Option<UnixStream>);
 
 type Slot = Arc<tokio::sync::OnceCell<InUse>>;
 
 /// Instances this process uses, by kind and port: resolved once per process.
 static IN_USE: Mutex<Option<HashMap<(ServiceKind, u16), Slot>>> = Mutex::new(None);
-/// The users-file locks this process holds: released when it exits.
-static USER_LOCKS: Mutex<Vec<File>> = Mutex::new(Vec::new());
 
 /// The shared instance of `kind` on `ports`, started if needed; healthy.
 /// Returns whether the harness started it.
@@ -66,6 +84,14 @@ pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result
             .clone()
     };
     if let Some(in_use) = slot.get() {
+        if in_use.origin == Origin::Harness && keeper_gone(&in_use.keeper) {
+            // Our keeper stopped (its service exited, it was told to): this
+            // process joins whoever runs the instance now, lest a newer
+            // keeper stop it under us without counting us.
+            let (origin, keeper) = first_use(kind, ports).await?;
+            *lock(&in_use.keeper) = keeper;
+            return Ok(origin);
+        }
         // Each later test checks health before its body: the instance may have died.
         health::wait(in_use.probe.as_ref(), LISTENING_GRACE).await?;
         return Ok(in_use.origin);
@@ -73,67 +99,244 @@ pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result
     // The first use checks health itself.
     let in_use = slot
         .get_or_try_init(|| async move {
-            let origin = first_use(kind, ports).await?;
+            let (origin, keeper) = first_use(kind, ports).await?;
             Ok::<_, Error>(InUse {
                 origin,
                 probe: kind.probe(ports),
+                keeper: Mutex::new(keeper),
             })
         })
         .await?;
     Ok(in_use.origin)
 }
 
-/// This process's first use: join the users, then reuse or start.
-async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, Error> {
-    let files = Files::new(kind, ports.client)?;
-    let users = files.open(&files.users)?;
-    // Blocks while a keeper holds the exclusive lock to stop an idle instance.
-    let users = blocking(move || users.lock_shared().map(|()| users))
-        .await
-        .map_err(|e| Error::io(format!("joining the users of {}", kind.name()), e))?;
-    lock(&USER_LOCKS).push(users);
-
-    if kind.healthy_now(ports).await {
-        return Ok(origin(&files));
+/// Whether the keeper connection has ended (the keeper says nothing
+/// after its answer to `use` but its `bye`, so readable means gone).
+fn keeper_gone(keeper: &Mutex<Option<UnixStream>>) -> bool {
+    use std::os::fd::AsFd;
+    match &*lock(keeper) {
+        Some(stream) => unix_socket::poll_readable(&[stream.as_fd()], Duration::ZERO)
+            .map_or(true, |ready| ready.first().copied().unwrap_or(true)),
+        None => true,
     }
-    let start_lock = files.open(&files.start)?;
-    let start_lock = blocking(move || start_lock.lock().map(|()| start_lock))
-        .await
-        .map_err(|e| {
-            Error::io(
-                format!("waiting for another process starting {}", kind.name()),
-                e,
-            )
-        })?;
-    let result = reuse_or_start(kind, ports, &files).await;
-    drop(start_lock);
-    result
 }
 
-async fn reuse_or_start(
+/// This process's first use: join a keeper, or decide under the start lock.
+async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Found, Error> {
+    let started = Instant::now();
+    loop {
+        match contact(kind, ports.client).await? {
+            Contact::Answered(hello, stream) => {
+                if let Some(found) = join(kind, ports, hello, stream).await? {
+                    return Ok(found);
+                }
+            }
+            // Stopping: it holds the start lock until its service is down.
+            Contact::Closing => {}
+            Contact::NoKeeper => {
+                if let Some(start_lock) = try_start_lock(kind, ports.client)? {
+                    if let Some(found) = decide(kind, ports, start_lock).await? {
+                        return Ok(found);
+                    }
+                }
+            }
+        }
+        if started.elapsed() > START_LOCK_WAIT {
+            return Err(start_lock_timeout(kind, ports.client));
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(2..8))).await;
+    }
+}
+
+/// Under the start lock, with no keeper answering a moment ago.
+/// `None`: look again (a keeper appeared and went).
+async fn decide(
     kind: ServiceKind,
     ports: ServicePortPair,
-    files: &Files,
-) -> Result<Origin, Error> {
+    start_lock: std::os::unix::net::UnixListener,
+) -> Result<Option<Found>, Error> {
+    match contact(kind, ports.client).await? {
+        Contact::Answered(hello, stream) => {
+            drop(start_lock);
+            return join(kind, ports, hello, stream).await;
+        }
+        Contact::Closing => return Ok(None),
+        Contact::NoKeeper => {}
+    }
+    let marker = protocol::service_name(kind.name(), ports.client);
+    if unix_socket::is_bound(&marker).unwrap_or(false) {
+        return Err(keeperless(kind, ports.client, &marker));
+    }
     if kind.healthy_now(ports).await {
-        // Another process started it while we waited for the start lock.
-        return Ok(origin(files));
+        return external(kind, ports.client).map(|o| Some((o, None)));
     }
     if accepts(ports.client).await || accepts(ports.second).await {
-        return wait_for_stranger(kind, ports, files).await;
+        return wait_for_stranger(kind, ports)
+            .await
+            .map(|o| Some((o, None)));
     }
-    start(kind, ports, files).await?;
-    Ok(Origin::Harness)
+    let joined = start(kind, ports).await?;
+    drop(start_lock);
+    let keeper = wait_healthy(kind, ports, joined).await?;
+    Ok(Some((Origin::Harness, keeper)))
+}
+
+/// The keeper's hello in hand: joins as a user and waits until healthy.
+/// `None`: the keeper went away meanwhile (look again).
+async fn join(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    hello: Hello,
+    stream: UnixStream,
+) -> Result<Option<Found>, Error> {
+    let Some(joined) = register(kind, ports, hello, stream).await? else {
+        return Ok(None);
+    };
+    let keeper = wait_healthy(kind, ports, joined).await?;
+    Ok(Some((Origin::Harness, keeper)))
+}
+
+/// A keeper this process is a user of.
+struct Joined {
+    info: KeeperInfo,
+    stream: UnixStream,
+}
+
+/// Checks the hello and sends `use`. `None` if the keeper closed first.
+async fn register(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    hello: Hello,
+    stream: UnixStream,
+) -> Result<Option<Joined>, Error> {
+    let info = match hello {
+        Hello::Compatible(info) => info,
+        other => return Err(cannot_join(kind, ports.client, &other)),
+    };
+    if info.second_port != ports.second {
+        let (client_var, second_var) = kind.port_vars();
+        return Err(Error::Service(format!(
+            "the shared {} on port {} (keeper pid {}, uid {}) has its {} port on {}, but this \
+             run's port plan says {}: the plans of the processes sharing it disagree\n\
+             fix: set {second_var} to the same value everywhere, or give this run its own \
+             {} ports ({client_var} / {second_var})",
+            kind.name(),
+            ports.client,
+            info.keeper_pid,
+            info.keeper_uid,
+            kind.second_port_name(),
+            info.second_port,
+            ports.second,
+            kind.name(),
+        )));
+    }
+    let exe = keeper::executable().display().to_string();
+    let request = format!("use {}", json!({"pid": std::process::id(), "exe": exe}));
+    let answer = blocking(move || protocol::request(&stream, &request).map(|a| (a, stream))).await;
+    match answer {
+        Ok((Ok(_), stream)) => Ok(Some(Joined { info, stream })),
+        Ok((Err(refused), _)) => Err(Error::Service(format!(
+            "the keeper of the shared {} on port {} (pid {}) refused this process as a user: {refused}",
+            kind.name(),
+            ports.client,
+            info.keeper_pid
+        ))),
+        // It closed between its hello and our request: stopping after all.
+        Err(_) => Ok(None),
+    }
+}
+
+/// Waits until the joined instance is healthy, failing at once should
+/// its keeper end (the service exited, say). Returns the connection.
+async fn wait_healthy(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    joined: Joined,
+) -> Result<Option<UnixStream>, Error> {
+    let Joined { info, stream } = joined;
+    let watch = stream
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(stream))
+        .map(|stream| KeeperWatch {
+            stream,
+            said: Mutex::new(Vec::new()),
+            info: info.clone(),
+        })
+        .map_err(|e| Error::io("watching the service keeper", e))?;
+    let probe = kind.probe(ports);
+    let waited = health::Wait::new(probe.as_ref(), START_TIMEOUT)
+        .watch(&watch)
+        .run()
+        .await;
+    let stream = watch.stream.into_std().ok();
+    waited.map(|_| stream).map_err(|wait| {
+        Error::Service(format!(
+            "the shared {} on port {} (keeper pid {}, uid {}) did not become healthy: {wait}",
+            kind.name(),
+            ports.client,
+            info.keeper_pid,
+            info.keeper_uid
+        ))
+    })
+}
+
+/// The keeper's connection, watched during a health wait: it says `bye`
+/// and closes when it stops its service.
+struct KeeperWatch {
+    stream: tokio::net::UnixStream,
+    said: Mutex<Vec<u8>>,
+    info: KeeperInfo,
+}
+
+impl Watch for KeeperWatch {
+    fn changed(&self) -> WatchFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn gone(&self) -> WatchFuture<'_, String> {
+        Box::pin(async move {
+            loop {
+                if self.stream.readable().await.is_err() {
+                    break;
+                }
+                let mut buf = [0u8; 512];
+                match self.stream.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => lock(&self.said).extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break,
+                }
+            }
+            let said = String::from_utf8_lossy(&lock(&self.said)).into_owned();
+            let why = said
+                .lines()
+                .find_map(|l| l.strip_prefix("bye "))
+                .unwrap_or("no reason given")
+                .to_string();
+            format!(
+                "its keeper (pid {}) stopped it: {why}",
+                self.info.keeper_pid
+            )
+        })
+    }
+
+    fn report(&self) -> String {
+        let log = std::path::Path::new(&self.info.log);
+        format!(
+            "{} (pid {}), keeper pid {}; log {}:\n{}",
+            self.info.program,
+            self.info.service_pid,
+            self.info.keeper_pid,
+            log.display(),
+            crate::process::tail(log, crate::process::TAIL_LINES)
+        )
+    }
 }
 
 /// Something listens on the ports but is not (yet) healthy.
-async fn wait_for_stranger(
-    kind: ServiceKind,
-    ports: ServicePortPair,
-    files: &Files,
-) -> Result<Origin, Error> {
+async fn wait_for_stranger(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, Error> {
     match health::wait(kind.probe(ports).as_ref(), LISTENING_GRACE).await {
-        Ok(_) => Ok(origin(files)),
+        Ok(_) => external(kind, ports.client),
         Err(wait) => {
             // One /proc scan per port, the second only if the first is empty.
             let (port, held_by) = match holders::listeners(ports.client) {
@@ -156,11 +359,45 @@ async fn wait_for_stranger(
     }
 }
 
-/// Starts the keeper (which starts the service) and waits until healthy.
-async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Result<(), Error> {
+/// A healthy instance with no keeper: external, unless an earlier
+/// version of the harness (a shell keeper with a record file in this
+/// state directory) runs it.
+fn external(kind: ServiceKind, port: u16) -> Result<Origin, Error> {
+    let Some((keeper_pid, record)) = legacy_keeper(kind, port) else {
+        return Ok(Origin::External);
+    };
+    Err(Error::Service(format!(
+        "the shared {} on port {port} is run by an earlier version of dynamo-test (shell keeper \
+         pid {keeper_pid}, record {record}), which this version can neither join nor stop\n\
+         fix: let that run end (its keeper stops the service a grace after its last test), \
+         use one dynamo-test version on this machine, or give this run other {} ports ({})",
+        kind.name(),
+        kind.name(),
+        port_vars_text(kind)
+    )))
+}
+
+/// The keeper pid and record path of an earlier version's shell keeper
+/// for `kind` on `port`, if one runs.
+fn legacy_keeper(kind: ServiceKind, port: u16) -> Option<(u32, String)> {
+    let dir = state_dir::ensure_state_subdir("services").ok()?;
+    let record = dir.join(format!("{}-{port}.record", kind.name()));
+    let text = std::fs::read_to_string(&record).ok()?;
+    let pid: u32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("keeper_pid="))?
+        .parse()
+        .ok()?;
+    keeper::is_keeper(pid).then(|| (pid, record.display().to_string()))
+}
+
+/// Starts a keeper, which starts the service, and joins it once it
+/// listens. The caller holds the start lock.
+async fn start(kind: ServiceKind, ports: ServicePortPair) -> Result<Joined, Error> {
     let program = binaries::find(kind.program(), kind.bin_env(), kind.endpoints_env())
         .map_err(|e| Error::Service(e.to_string()))?;
-    let data_dir = files.dir.join(format!(
+    let dir = state_dir::ensure_state_subdir("services")?;
+    let data_dir = dir.join(format!(
         "{}-{}-data-{}",
         kind.name(),
         ports.client,
@@ -170,39 +407,181 @@ async fn start(kind: ServiceKind, ports: ServicePortPair, files: &Files) -> Resu
     std::fs::create_dir_all(&log_dir)
         .map_err(|e| Error::io(format!("creating {}", log_dir.display()), e))?;
     let log_file = log_dir.join(format!("{}-{}.log", kind.name(), ports.client));
-    let args = kind.args(ports, &data_dir);
-    let spec = KeeperSpec {
-        name: kind.name(),
-        users_file: &files.users,
-        record_file: &files.record,
-        log_file: &log_file,
-        data_dir: &data_dir,
-        grace: idle_grace()?,
-        program: &program,
-        args: &args,
+    let utf8 = |what: &str, path: &std::path::Path| {
+        path.to_str().map(str::to_string).ok_or_else(|| {
+            Error::Service(format!(
+                "the {what} path {} is not UTF-8, which the keeper's settings need",
+                path.display()
+            ))
+        })
     };
-    let keeper =
-        keeper::start(&spec).map_err(|e| Error::io("starting the service keeper (/bin/sh)", e))?;
-    let record = format!(
-        "keeper_pid={}\nprogram={}\nlog={}\n",
-        keeper.id(),
-        program.display(),
-        log_file.display()
-    );
-    std::fs::write(&files.record, record)
-        .map_err(|e| Error::io("writing the service record", e))?;
-    let waited = health::wait(kind.probe(ports).as_ref(), START_TIMEOUT).await;
-    // The keeper outlives us when others still use the service; reap it if it ends first.
-    crate::process::reap_in_background(keeper);
-    waited.map(|_| ()).map_err(|wait| {
-        Error::Service(format!(
-            "started {} ({}) but it did not become healthy: {wait}\nlog {}:\n{}",
-            kind.name(),
-            program.display(),
-            log_file.display(),
-            crate::process::tail(&log_file, crate::process::TAIL_LINES)
-        ))
-    })
+    let spec = Spec {
+        service: kind.name().to_string(),
+        port: ports.client,
+        second_port: ports.second,
+        program: utf8(kind.bin_env(), &program)?,
+        args: kind.args(ports, &data_dir),
+        log: utf8("log", &log_file)?,
+        data_dir: utf8("data directory", &data_dir)?,
+        grace: idle_grace()?,
+    };
+    let mut child = keeper::spawn(&spec)
+        .map_err(|e| Error::io("starting the service keeper (this executable, re-run)", e))?;
+    let started = Instant::now();
+    loop {
+        if let Contact::Answered(hello, stream) = contact(kind, ports.client).await? {
+            // The keeper outlives us when others still use the service; reap it if it ends first.
+            crate::process::reap_in_background(child);
+            return match register(kind, ports, hello, stream).await? {
+                Some(joined) => Ok(joined),
+                None => Err(keeper_failed(kind, &spec, "closed at once")),
+            };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let meaning = keeper::early_exit_meaning(status);
+            return Err(keeper_failed(
+                kind,
+                &spec,
+                &format!("exited ({status}): {meaning},"),
+            ));
+        }
+        if started.elapsed() > KEEPER_UP_TIMEOUT {
+            // Unreaped, so the pid is still this child's.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(keeper_failed(
+                kind,
+                &spec,
+                &format!("did not listen within {KEEPER_UP_TIMEOUT:?} (killed)"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+fn keeper_failed(kind: ServiceKind, spec: &Spec, what: &str) -> Error {
+    let log = std::path::Path::new(&spec.log);
+    Error::Service(format!(
+        "the keeper for the shared {} on port {} {what} before serving (it is this \
+         executable, {}, re-run with {} set)\nlog {}:\n{}\n\
+         fix: see the log; or start {} yourself and set {}",
+        kind.name(),
+        spec.port,
+        keeper::executable().display(),
+        keeper::ENV_KEEPER,
+        log.display(),
+        crate::process::tail(log, crate::process::TAIL_LINES),
+        kind.program(),
+        kind.endpoints_env()
+    ))
+}
+
+/// Knocks on the keeper's name (off the async threads: the hello wait
+/// may block up to a few seconds).
+async fn contact(kind: ServiceKind, port: u16) -> Result<Contact, Error> {
+    let name = kind.name();
+    blocking(move || protocol::contact(name, port))
+        .await
+        .map_err(|e| {
+            Error::Service(format!(
+                "asking the keeper of the shared {name} on port {port}: {e}"
+            ))
+        })
+}
+
+/// The start lock of `kind` on `port`, if free now.
+fn try_start_lock(
+    kind: ServiceKind,
+    port: u16,
+) -> Result<Option<std::os::unix::net::UnixListener>, Error> {
+    let name = protocol::start_name(kind.name(), port);
+    match unix_socket::listen(&name) {
+        Ok(held) => Ok(Some(held)),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(None),
+        Err(e) => Err(Error::io(format!("binding the start lock @{name}"), e)),
+    }
+}
+
+fn start_lock_timeout(kind: ServiceKind, port: u16) -> Error {
+    let name = protocol::start_name(kind.name(), port);
+    Error::Service(format!(
+        "waited {START_LOCK_WAIT:?} for another process starting or stopping the shared {} on \
+         port {port}: @{name} is held by {}\n\
+         fix: look at that process (`dynamo-test ports`), or give this run other {} ports ({})",
+        kind.name(),
+        pids_text(&unix_socket::holders(&name)),
+        kind.name(),
+        port_vars_text(kind)
+    ))
+}
+
+fn keeperless(kind: ServiceKind, port: u16, marker: &str) -> Error {
+    Error::Service(format!(
+        "a {} that dynamo-test started runs on port {port} without its keeper (killed?): \
+         nothing would stop it and nothing tracks its users, so it is not shared (it holds \
+         @{marker}: {})\n\
+         fix: `dynamo-test clean` (as its user, or root) stops it; or give this run other {} ports ({})",
+        kind.name(),
+        pids_text(&unix_socket::holders(marker)),
+        kind.name(),
+        port_vars_text(kind)
+    ))
+}
+
+fn cannot_join(kind: ServiceKind, port: u16, hello: &Hello) -> Error {
+    let name = protocol::keeper_name(kind.name(), port);
+    let who = match hello {
+        Hello::Incompatible {
+            protocol,
+            keeper_pid,
+            keeper_uid,
+            harness,
+        } => format!(
+            "a dynamo-test keeper of another version (protocol {protocol}, harness {}, keeper \
+             pid {}, uid {}) runs it; this harness ({}) speaks protocol {}",
+            harness.as_deref().unwrap_or("unknown"),
+            keeper_pid.map_or("unknown".into(), |p| p.to_string()),
+            keeper_uid.map_or("unknown".into(), |u| u.to_string()),
+            env!("CARGO_PKG_VERSION"),
+            protocol::PROTOCOL
+        ),
+        Hello::Stranger(line) => format!(
+            "something that is not a dynamo-test keeper listens on @{name} ({}) and said {line:?}",
+            pids_text(&unix_socket::holders(&name))
+        ),
+        Hello::Compatible(_) => "its keeper answered".into(),
+    };
+    Error::Service(format!(
+        "cannot join the shared {} on port {port}: {who}. This run neither stops it nor uses it \
+         as if nobody managed it\n\
+         fix: use one dynamo-test version everywhere this network is shared (other users, \
+         containers on the host network), or wait until it stops (a grace after its last user), \
+         or give this run other {} ports ({})",
+        kind.name(),
+        kind.name(),
+        port_vars_text(kind)
+    ))
+}
+
+fn pids_text(pids: &[u32]) -> String {
+    match pids {
+        [] => "a process this user cannot see (another user's?)".to_string(),
+        pids => {
+            let shown: Vec<String> = pids
+                .iter()
+                .map(|&pid| match crate::sys::procfs::command_line(pid) {
+                    Some(cmd) => format!("pid {pid} ({cmd})"),
+                    None => format!("pid {pid}"),
+                })
+                .collect();
+            shown.join(", ")
+        }
+    }
+}
+
+fn port_vars_text(kind: ServiceKind) -> String {
+    let (client, second) = kind.port_vars();
+    format!("{client} / {second}")
 }
 
 /// Whether something accepts TCP connections on loopback `port` (127.0.0.1
@@ -217,18 +596,8 @@ async fn accepts(port: u16) -> bool {
         .is_ready()
 }
 
-/// A running instance is ours if a keeper record exists.
-fn origin(files: &Files) -> Origin {
-    if files.record.exists() {
-        Origin::Harness
-    } else {
-        Origin::External
-    }
-}
-
 /// Env var: milliseconds a shared service stays up after its last user
-/// (default 2000, 200 to 5000; the keeper checks every 200 ms, so the stop
-/// comes at most 400 ms after that).
+/// (default 2000, 200 to 5000; the keeper sees a user leave at once).
 pub const ENV_IDLE_GRACE: &str = "DYNAMO_TEST_SERVICE_GRACE_MS";
 
 fn idle_grace() -> Result<Duration, Error> {
@@ -249,100 +618,200 @@ fn idle_grace() -> Result<Duration, Error> {
     }
 }
 
-/// Runs blocking lock calls off the async threads.
+/// Runs blocking socket calls off the async threads.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<T> {
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
 }
 
-/// The coordination files of one service port.
-struct Files {
-    dir: PathBuf,
-    users: PathBuf,
-    start: PathBuf,
-    record: PathBuf,
-}
-
-impl Files {
-    fn new(kind: ServiceKind, port: u16) -> Result<Files, Error> {
-        let dir = state_dir::ensure_state_subdir("services")?;
-        let base = format!("{}-{port}", kind.name());
-        Ok(Files {
-            users: dir.join(format!("{base}.users")),
-            start: dir.join(format!("{base}.start")),
-            record: dir.join(format!("{base}.record")),
-            dir,
-        })
-    }
-
-    fn open(&self, path: &std::path::Path) -> Result<File, Error> {
-        state_dir::open_lock_file(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))
-    }
-}
-
-/// A shared instance the harness runs now (or ran: see `keeper_alive`).
+/// A shared instance some harness runs now, as its keeper describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRecord {
     /// `etcd` or `nats`.
     pub name: String,
     /// Its client port.
     pub port: u16,
-    /// The keeper's pid.
+    /// Its second port (etcd peer, NATS monitor), if the keeper said.
+    pub second_port: Option<u16>,
+    /// The keeper's pid (in the keeper's PID namespace), if it said.
     pub keeper_pid: Option<u32>,
-    /// Whether the keeper still runs (false: a stale record).
-    pub keeper_alive: bool,
+    /// The keeper's uid, if it said.
+    pub keeper_uid: Option<u32>,
+    /// The service's pid, if the keeper said.
+    pub service_pid: Option<u32>,
+    /// Processes connected as users now.
+    pub users: usize,
+    /// `dynamo-test up` pins keeping it up.
+    pub pins: usize,
     /// The service binary.
     pub program: String,
-    /// Its log file.
+    /// Its log file (in the keeper's mount namespace).
     pub log: String,
-    /// The record file.
-    pub path: PathBuf,
+    /// The keeper's harness version, if it said.
+    pub harness: Option<String>,
+    /// Why this harness cannot join it (another protocol, not a keeper,
+    /// no answer); `None` if it can.
+    pub problem: Option<String>,
 }
 
-/// The records of the shared instances in the state directory.
+impl ServiceRecord {
+    fn from_hello(name: String, port: u16, hello: Hello) -> ServiceRecord {
+        let mut record = ServiceRecord {
+            name,
+            port,
+            second_port: None,
+            keeper_pid: None,
+            keeper_uid: None,
+            service_pid: None,
+            users: 0,
+            pins: 0,
+            program: String::new(),
+            log: String::new(),
+            harness: None,
+            problem: None,
+        };
+        match hello {
+            Hello::Compatible(info) => {
+                record.second_port = Some(info.second_port);
+                record.keeper_pid = Some(info.keeper_pid);
+                record.keeper_uid = Some(info.keeper_uid);
+                record.service_pid = Some(info.service_pid);
+                record.users = info.users;
+                record.pins = info.pins;
+                record.program = info.program;
+                record.log = info.log;
+                record.harness = Some(info.harness);
+            }
+            Hello::Incompatible {
+                protocol,
+                keeper_pid,
+                keeper_uid,
+                harness,
+            } => {
+                record.keeper_pid = keeper_pid.and_then(|p| u32::try_from(p).ok());
+                record.keeper_uid = keeper_uid.and_then(|u| u32::try_from(u).ok());
+                record.harness = harness;
+                record.problem = Some(format!(
+                    "a keeper of protocol {protocol}; this harness speaks {}",
+                    protocol::PROTOCOL
+                ));
+            }
+            Hello::Stranger(line) => {
+                record.problem = Some(format!("not a dynamo-test keeper; it said {line:?}"));
+            }
+        }
+        record
+    }
+}
+
+/// The shared instances that keepers run in this network namespace (any
+/// user, any container, any state directory), each asked for its hello.
 pub fn records() -> Result<Vec<ServiceRecord>, Error> {
-    let dir = state_dir::ensure_state_subdir("services")?;
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut found: Vec<ServiceRecord> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| parse_record(&e.path()))
-        .collect();
+    let mut found = Vec::new();
+    for suffix in unix_socket::listening_names(protocol::KEEPER_PREFIX) {
+        let Some((name, port)) = protocol::parse_keeper_suffix(&suffix) else {
+            continue;
+        };
+        match protocol::contact(&name, port) {
+            Ok(Contact::Answered(hello, _)) => {
+                found.push(ServiceRecord::from_hello(name, port, hello));
+            }
+            Ok(Contact::NoKeeper | Contact::Closing) => {}
+            Err(e) => {
+                let mut record =
+                    ServiceRecord::from_hello(name, port, Hello::Stranger(String::new()));
+                record.problem = Some(e.to_string());
+                found.push(record);
+            }
+        }
+    }
     found.sort_by(|a, b| (&a.name, a.port).cmp(&(&b.name, b.port)));
     Ok(found)
 }
 
-fn parse_record(path: &std::path::Path) -> Option<ServiceRecord> {
-    let stem = path.file_name()?.to_str()?.strip_suffix(".record")?;
-    let (name, port) = stem.rsplit_once('-')?;
-    let text = std::fs::read_to_string(path).ok()?;
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}=")))
-            .map(str::to_string)
-    };
-    let keeper_pid: Option<u32> = field("keeper_pid").and_then(|p| p.parse().ok());
-    let keeper_alive = keeper_pid.is_some_and(super::keeper::is_keeper);
-    Some(ServiceRecord {
-        name: name.to_string(),
-        port: port.parse().ok()?,
-        keeper_pid,
-        keeper_alive,
-        program: field("program").unwrap_or_default(),
-        log: field("log").unwrap_or_default(),
-        path: path.to_path_buf(),
-    })
+/// Whether any of the coordination names of `kind` on `port` (keeper,
+/// start lock, service) is bound: something of a shared instance is
+/// still around.
+pub fn coordination_in_use(kind: ServiceKind, port: u16) -> bool {
+    [
+        protocol::keeper_name(kind.name(), port),
+        protocol::start_name(kind.name(), port),
+        protocol::service_name(kind.name(), port),
+    ]
+    .iter()
+    .any(|name| unix_socket::is_bound(name).unwrap_or(false))
 }
 
-/// The users file of the shared instance of `kind` on `port`, created if
-/// missing (for `dynamo-test up`, whose holder locks it).
-pub fn users_file(kind: ServiceKind, port: u16) -> Result<PathBuf, Error> {
-    let files = Files::new(kind, port)?;
-    files.open(&files.users)?;
-    Ok(files.users)
+/// The outcome of [`unpin`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpinned {
+    /// No keeper runs the instance (nothing to keep up).
+    NoKeeper,
+    /// The keeper did not know the token (it was restarted since).
+    NotPinned,
+    /// Removed; users and pins still keeping it up.
+    Removed {
+        /// Processes still using it.
+        users: usize,
+        /// Other pins.
+        pins: usize,
+    },
+}
+
+/// Asks the keeper of `kind` on `port` to keep its service up until
+/// [`unpin`] with the same `token` (what `dynamo-test up` does): whether
+/// it was pinned with that token already.
+pub fn pin(kind: ServiceKind, port: u16, token: &str) -> Result<bool, Error> {
+    let answer = ask(kind, port, &format!("pin {token}"))?.ok_or_else(|| {
+        Error::Service(format!(
+            "no keeper runs the shared {} on port {port}: nothing to keep up",
+            kind.name()
+        ))
+    })?;
+    let value = answer.map_err(|refused| {
+        Error::Service(format!(
+            "the keeper of the shared {} on port {port} refused the pin: {refused}",
+            kind.name()
+        ))
+    })?;
+    Ok(value["already"].as_bool().unwrap_or(false))
+}
+
+/// Removes the pin `token` (what `dynamo-test down` does); the keeper
+/// stops the service a grace later if nobody else uses it.
+pub fn unpin(kind: ServiceKind, port: u16, token: &str) -> Result<Unpinned, Error> {
+    match ask(kind, port, &format!("unpin {token}"))? {
+        None => Ok(Unpinned::NoKeeper),
+        Some(Err(_)) => Ok(Unpinned::NotPinned),
+        Some(Ok(v)) => Ok(Unpinned::Removed {
+            users: count(&v["users"]),
+            pins: count(&v["pins"]),
+        }),
+    }
+}
+
+fn count(v: &Value) -> usize {
+    v.as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// One request to a compatible keeper; `None` if no keeper answers.
+fn ask(kind: ServiceKind, port: u16, line: &str) -> Result<Option<Result<Value, String>>, Error> {
+    let failed = |e: io::Error| {
+        Error::Service(format!(
+            "asking the keeper of the shared {} on port {port}: {e}",
+            kind.name()
+        ))
+    };
+    match protocol::contact(kind.name(), port).map_err(failed)? {
+        Contact::NoKeeper | Contact::Closing => Ok(None),
+        Contact::Answered(Hello::Compatible(_), stream) => {
+            protocol::request(&stream, line).map(Some).map_err(failed)
+        }
+        Contact::Answered(other, _) => Err(cannot_join(kind, port, &other)),
+    }
 }

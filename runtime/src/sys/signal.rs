@@ -64,6 +64,70 @@ pub(crate) fn wait_exit_unreaped(pid: u32) -> Option<ExitStatus> {
     }
 }
 
+/// A child's state, looked at without reaping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildState {
+    /// It runs: its pid (and group id) are ours.
+    Running,
+    /// It exited and is an unreaped zombie: its pid (and group id) are
+    /// still ours until it is reaped.
+    Exited(ExitStatus),
+    /// Not a child of ours any more (reaped, or never ours).
+    NotOurs,
+}
+
+/// `waitid(WEXITED | WNOHANG | WNOWAIT)` on child `pid`: whether it runs
+/// or exited, leaving it unreaped either way.
+pub(crate) fn child_state(pid: u32) -> ChildState {
+    let Some(id) = pid_of(pid) else {
+        return ChildState::NotOurs;
+    };
+    loop {
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        match rustix::process::waitid(WaitId::Pid(id), options) {
+            // With WNOHANG, Linux fills in a zeroed status for a running child.
+            Ok(Some(status)) if status.exited() || status.killed() || status.dumped() => {
+                return ChildState::Exited(exit_status(&status))
+            }
+            Ok(_) => return ChildState::Running,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return ChildState::NotOurs,
+        }
+    }
+}
+
+/// Sends `signal` to the process group led by our child `leader`, only
+/// while the leader is unreaped (running or a zombie): then no other
+/// process can have that id as its pid or group id. Whether it was sent.
+pub(crate) fn signal_child_group(leader: u32, signal: Signal) -> bool {
+    if child_state(leader) == ChildState::NotOurs {
+        return false;
+    }
+    pid_of(leader).is_some_and(|pgid| rustix::process::kill_process_group(pgid, signal).is_ok())
+}
+
+/// A pidfd: a handle on one process, readable once it has exited (a
+/// wait on it can never be about a later holder of its number).
+pub(crate) struct PidFd(std::os::fd::OwnedFd);
+
+impl PidFd {
+    /// Opens a pidfd on `pid` (Linux 5.3+). Open it on an unreaped child.
+    pub(crate) fn open(pid: u32) -> std::io::Result<PidFd> {
+        let pid = pid_of(pid).ok_or(std::io::ErrorKind::InvalidInput)?;
+        Ok(PidFd(rustix::process::pidfd_open(
+            pid,
+            rustix::process::PidfdFlags::empty(),
+        )?))
+    }
+}
+
+impl std::os::fd::AsFd for PidFd {
+    /// Readable once the process has exited.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 /// The std form of a waitid status.
 fn exit_status(status: &rustix::process::WaitIdStatus) -> ExitStatus {
     if let Some(code) = status.exit_status() {
@@ -77,6 +141,35 @@ fn exit_status(status: &rustix::process::WaitIdStatus) -> ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsFd;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn a_child_is_seen_running_then_exited_without_being_reaped() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let pidfd = PidFd::open(pid).unwrap();
+        assert_eq!(child_state(pid), ChildState::Running);
+        assert!(signal_child_group(pid, Signal::TERM));
+        let ready = crate::sys::unix_socket::poll_readable(
+            &[pidfd.as_fd()],
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(ready, vec![true], "the pidfd turns readable at exit");
+        let ChildState::Exited(status) = child_state(pid) else {
+            panic!("not exited: {:?}", child_state(pid));
+        };
+        assert_eq!(status.signal(), Some(15));
+        // Still unreaped: std's wait reaps it now, and then it is not ours.
+        assert_eq!(child.wait().unwrap().signal(), Some(15));
+        assert_eq!(child_state(pid), ChildState::NotOurs);
+        assert!(!signal_child_group(pid, Signal::KILL));
+    }
 
     #[test]
     fn exists_sees_us_and_not_a_pid_out_of_range() {

@@ -1,8 +1,10 @@
-//! `need_service etcd|nats shared|isolated [hold]`: a test process that
-//! asks for one service, the way `#[dynamo_test(services(..))]` does, and
-//! prints `source=<Source> url=<url>`; on failure it prints the error and
-//! exits 1. With `hold`, it then keeps the service until its stdin closes
-//! (or it is killed): a user of the service that tests can SIGKILL.
+//! `need_service etcd|nats shared|isolated [hold|again]`: a test process
+//! that asks for one service, the way `#[dynamo_test(services(..))]` does,
+//! and prints `source=<Source> url=<url>`; on failure it prints the error
+//! and exits 1. With `hold`, it then keeps the service until its stdin
+//! closes (or it is killed): a user of the service that tests can
+//! SIGKILL. With `again`, it waits for a line on stdin, then runs a second
+//! such test in the same process (printing its line too), then holds.
 //!
 //! The service tests run it with a prepared environment (a bad PATH, a port
 //! held by a stranger, or `ETCD_ENDPOINTS`), which a test cannot set in its
@@ -21,7 +23,8 @@ fn main() {
         (Some("nats"), Some(m)) => (ServiceKind::Nats, m),
         _ => usage(),
     };
-    let hold = args.get(2).map(String::as_str) == Some("hold");
+    let again = args.get(2).map(String::as_str) == Some("again");
+    let hold = again || args.get(2).map(String::as_str) == Some("hold");
     let mode = match mode {
         "shared" => Mode::Shared,
         "isolated" => Mode::Isolated,
@@ -35,7 +38,23 @@ fn main() {
         start_paused: false,
         services: request,
     };
-    let outcome = std::panic::catch_unwind(|| {
+    if again {
+        let first = config.clone();
+        let outcome = std::panic::catch_unwind(|| run_once(first, kind, false));
+        if outcome.is_err() {
+            std::process::exit(1);
+        }
+        let _ = std::io::stdin().lines().next();
+    }
+    if std::panic::catch_unwind(|| run_once(config, kind, hold)).is_err() {
+        std::process::exit(1);
+    }
+}
+
+/// One test that obtains `kind`, prints where from, and (with `hold`)
+/// keeps it until stdin closes.
+fn run_once(config: TestConfig, kind: ServiceKind, hold: bool) {
+    {
         run_async(config, |ctx: TestContext| async move {
             let (source, url) = match kind {
                 ServiceKind::Etcd => {
@@ -57,9 +76,6 @@ fn main() {
             }
             Ok(Ok(()))
         })
-    });
-    if outcome.is_err() {
-        std::process::exit(1);
     }
 }
 
