@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::instance::{Instance, Source};
 use crate::context::TestContext;
 use crate::error::Error;
+use crate::health::http_client::{Client as HttpClient, Request};
 use crate::inject::Inject;
 use crate::process::ManagedProcess;
 
@@ -19,14 +20,14 @@ use crate::process::ManagedProcess;
 #[derive(Clone, Debug)]
 pub struct Etcd {
     instance: Arc<Instance>,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl Etcd {
     pub(crate) fn new(instance: Arc<Instance>) -> Etcd {
         Etcd {
             instance,
-            http: reqwest::Client::new(),
+            http: HttpClient::new(),
         }
     }
 
@@ -135,16 +136,14 @@ impl Etcd {
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
         let url = format!("{}{path}", self.client_url());
         let failed = |why: String| Error::Service(format!("etcd {url}: {why}"));
+        let request = Request::post(&url, body.to_string()).map_err(failed)?;
         let response = self
             .http
-            .post(&url)
-            .timeout(Duration::from_secs(5))
-            .body(body.to_string())
-            .send()
+            .send(&request, Duration::from_secs(5), MAX_REPLY)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| failed(e.to_string()))?;
+        let status = response.status;
+        let text = response.text().map_err(failed)?;
         if !status.is_success() {
             return Err(failed(format!("HTTP {status}: {text}")));
         }
@@ -157,6 +156,9 @@ impl Inject for Etcd {
         super::etcd(ctx).await
     }
 }
+
+/// The largest gateway reply read (a test's keys are few and small).
+const MAX_REPLY: usize = 16 << 20;
 
 /// The end of the key range that holds every key starting with `prefix`.
 fn prefix_end(prefix: &str) -> Vec<u8> {
