@@ -373,8 +373,7 @@ impl Client {
         if request.url.https && !cfg!(feature = "https") {
             return Err(Error::Fatal(HTTPS_NEEDS_FEATURE.into()));
         }
-        let hyper_request = request.to_hyper()?;
-        let exchange = self.connect_and_exchange(&request.url, hyper_request, timeout, max_body);
+        let exchange = self.connect_and_exchange(request, timeout, max_body);
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(timeout)),
@@ -383,11 +382,11 @@ impl Client {
 
     async fn connect_and_exchange(
         &self,
-        url: &Url,
-        request: hyper::Request<Full<Bytes>>,
+        request: &Request,
         timeout: Duration,
         max_body: usize,
     ) -> Result<Response, Error> {
+        let url = &request.url;
         let targets = addresses(&url.host, url.port)
             .await
             .map_err(Error::Failed)?;
@@ -398,6 +397,8 @@ impl Client {
                 Error::Failed(e)
             }
         })?;
+        // Built once connected: a refused attempt does nothing more.
+        let request = request.to_hyper()?;
         #[cfg(feature = "https")]
         if url.https {
             let stream = tls::connect(self, url, tcp).await?;
