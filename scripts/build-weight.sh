@@ -11,21 +11,26 @@
 # `cargo fetch` runs first (downloads are not counted); then each arm is
 # built cold (`cargo test --no-run --offline`, a fresh CARGO_TARGET_DIR
 # each time, RUSTC_WRAPPER unset so no compiler cache helps), N times,
-# arms alternating. Prints seconds per build, the mean per arm, and each
-# arm's difference and ratio to the anchor of the same run: on a noisy
-# machine the ratio is the figure to compare.
+# arms alternating. Prints the seconds of each build (with its ratio to the
+# anchor of the same run), then per arm the mean and the minimum, each with
+# its difference and ratio to the anchor's. On a noisy machine compare
+# ratios from one run, not seconds across runs.
 set -euo pipefail
 
 runs=1
 https=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --runs) runs="$2"; shift 2 ;;
+    --runs) runs="${2:-}"; shift $(($# > 1 ? 2 : 1)) ;;
     --https) https=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+if ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; then
+  echo "--runs takes a number of runs, at least 1" >&2; exit 2
+fi
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/build-weight.XXXXXX")
@@ -85,14 +90,13 @@ build() {
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }'
 }
 
-declare -A total
-for arm in "${arms[@]}"; do total[$arm]=0; done
+declare -A times # arm -> its seconds, space-separated
 echo "cold builds on $(nproc) cores, $(cargo --version)"
 for run in $(seq 1 "$runs"); do
   line="run $run:"
   for arm in "${arms[@]}"; do
     secs=$(build "$arm" "$run")
-    total[$arm]=$(awk -v t="${total[$arm]}" -v s="$secs" 'BEGIN { print t + s }')
+    times[$arm]="${times[$arm]:-} $secs"
     line="$line $arm ${secs}s"
     if [ "$arm" = anchor ]; then
       first=$secs
@@ -103,11 +107,20 @@ for run in $(seq 1 "$runs"); do
   echo "$line"
 done
 
-anchor=$(awk -v t="${total[anchor]}" -v n="$runs" 'BEGIN { print t / n }')
-printf 'mean of %d: anchor (tokio alone) %.1fs\n' "$runs" "$anchor"
+# Mean and minimum per arm (the minimum: the run least disturbed by other
+# work on the machine), and each against the anchor's.
+stats() { # "SECONDS..." -> "MEAN MIN"
+  awk -v list="$1" 'BEGIN {
+    n = split(list, t, " "); min = t[1]; sum = 0
+    for (i = 1; i <= n; i++) { sum += t[i]; if (t[i] < min) min = t[i] }
+    print sum / n, min
+  }'
+}
+read -r a_mean a_min <<<"$(stats "${times[anchor]}")"
+printf 'anchor (tokio alone): mean %.1fs, min %.1fs, %d runs\n' "$a_mean" "$a_min" "$runs"
 for arm in "${arms[@]:1}"; do
-  awk -v t="${total[$arm]}" -v n="$runs" -v a="$anchor" -v arm="$arm" 'BEGIN {
-    m = t / n
-    printf "mean of %d: %s %.1fs, +%.1fs over the anchor, ratio %.2f\n", n, arm, m, m - a, m / a
+  read -r mean min <<<"$(stats "${times[$arm]}")"
+  awk -v arm="$arm" -v m="$mean" -v n="$min" -v am="$a_mean" -v an="$a_min" 'BEGIN {
+    printf "%s: mean %.1fs (+%.1fs, x%.2f), min %.1fs (+%.1fs, x%.2f)\n", arm, m, m - am, m / am, n, n - an, n / an
   }'
 done
