@@ -1,22 +1,21 @@
 //! `http(url)`: ready when an HTTP request gets the expected answer.
 //!
 //! Every attempt is bounded: redirects limited, the body read up to a cap,
-//! all within the attempt's budget. Until the server is found listening,
-//! an attempt is a plain TCP connect (cheap when refused). HTTPS goes
-//! through rustls.
+//! all within the attempt's budget. While nothing listens, an attempt is a
+//! refused TCP connect and no more (cheap). Requests go through the
+//! crate's small HTTP/1.1 client ([`super::http_client`]); HTTPS needs the
+//! `https` feature.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::body::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::Method;
 use serde_json::Value;
 
-use super::target::addresses;
-use super::tcp::connect_any;
+use super::http_client::{Client, Error as ClientError, Request, Response, Url};
 use super::{Check, CheckFuture, Probe};
-use crate::sys::sync::lock;
 
 /// Default cap on the response body read by a probe (64 KiB).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
@@ -33,7 +32,10 @@ pub(crate) type Judge = Arc<dyn Fn(u16, &str) -> Check + Send + Sync>;
 
 /// Probe: an HTTP request answered as expected (2xx by default).
 ///
-/// Built by [`http`]; refine it with the builder methods.
+/// Built by [`http`]; refine it with the builder methods. `https://` URLs
+/// need the `https` feature of dynamo-test (off by default: the probes
+/// mostly target loopback, and TLS is most of a client's build time);
+/// without it such a probe fails at once and says so.
 #[derive(Clone)]
 pub struct HttpProbe {
     url: String,
@@ -47,10 +49,9 @@ pub struct HttpProbe {
     max_body: usize,
     max_redirects: usize,
     label: Option<String>,
-    /// Extra trusted roots (PEM), e.g. a test's self-signed certificate.
-    roots: Vec<Vec<u8>>,
-    /// Clients per address and the address that answers, shared by clones.
-    clients: Arc<Mutex<ClientState>>,
+    /// Holds the extra trusted roots (PEM), e.g. a test's self-signed
+    /// certificate, and the TLS setup built from them.
+    client: Client,
 }
 
 /// A probe that GETs `url` and is ready on a 2xx answer.
@@ -69,8 +70,7 @@ pub fn http(url: impl Into<String>) -> HttpProbe {
         max_body: DEFAULT_MAX_BODY,
         max_redirects: DEFAULT_MAX_REDIRECTS,
         label: None,
-        roots: Vec::new(),
-        clients: Arc::default(),
+        client: Client::new(),
     }
 }
 
@@ -127,10 +127,11 @@ impl HttpProbe {
     }
 
     /// Also trusts this root certificate (PEM) for HTTPS, e.g. the
-    /// self-signed certificate of a server under test. The system's web
-    /// roots stay trusted.
+    /// self-signed certificate of a server under test. The web's public
+    /// roots (webpki-roots) stay trusted. Needs the `https` feature to
+    /// matter; a PEM text without a certificate makes HTTPS attempts fatal.
     pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.roots.push(pem.into());
+        self.client.add_root_pem(pem.into());
         self
     }
 
@@ -146,51 +147,27 @@ impl HttpProbe {
     }
 
     async fn attempt(&self, budget: Duration) -> Check {
-        let started = Instant::now();
         // A mistake in the probe itself will not go away by waiting.
         let request = match self.prepare() {
             Ok(r) => r,
             Err(reason) => return Check::fatal(reason),
         };
-        let (Some(host), Some(port)) =
-            (request.url.host_str(), request.url.port_or_known_default())
-        else {
-            return Check::fatal(format!("URL {:?} has no host", self.url));
-        };
-        let addr = match self.known_addr() {
-            Some(addr) => addr,
-            None => match find_listener(host, port, budget).await {
-                Ok(addr) => addr,
-                Err(reason) => return Check::not_ready(reason),
-            },
-        };
-        let client = match self.client_for(host, addr) {
-            Ok(c) => c,
-            Err(e) => {
-                return Check::fatal(format!("cannot build an HTTP client: {}", error_chain(&e)))
-            }
-        };
-        let left = budget.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, self.request(&client, request)).await {
-            Ok(Ok((status, body))) => self.evaluate(status, &body),
-            Ok(Err(reason)) => Check::not_ready(reason),
-            Err(_) => Check::not_ready(format!("attempt timed out after {budget:?}")),
+        match self.fetch(request, budget).await {
+            Ok(response) => self.evaluate(
+                response.status.as_u16(),
+                &Body {
+                    bytes: response.body,
+                    truncated: response.truncated,
+                },
+            ),
+            Err(check) => check,
         }
     }
 
     /// Checks what the builder was given: URL, method and headers.
-    fn prepare(&self) -> Result<Prepared, String> {
-        let url = match reqwest::Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
-            Ok(u) => {
-                return Err(format!(
-                    "unsupported URL scheme {:?} (use http or https)",
-                    u.scheme()
-                ))
-            }
-            Err(e) => return Err(format!("bad URL {:?}: {e}", self.url)),
-        };
-        let method = reqwest::Method::from_bytes(self.method.as_bytes())
+    fn prepare(&self) -> Result<Request, String> {
+        let url = Url::parse(&self.url)?;
+        let method = Method::from_bytes(self.method.as_bytes())
             .map_err(|_| format!("bad HTTP method {:?}", self.method))?;
         let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
@@ -200,48 +177,44 @@ impl HttpProbe {
                 .map_err(|_| format!("bad value {value:?} for header {name:?}"))?;
             headers.append(name, value);
         }
-        Ok(Prepared {
-            url,
-            method,
-            headers,
-        })
+        let mut request = Request::new(method, url);
+        request.headers = headers;
+        if let Some(body) = &self.body {
+            request.body = Bytes::from(body.clone());
+        }
+        Ok(request)
     }
 
-    /// Sends the request and reads the body up to the cap.
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        prepared: Prepared,
-    ) -> Result<(u16, Body), String> {
-        let mut request = client
-            .request(prepared.method, prepared.url)
-            .headers(prepared.headers);
-        if let Some(body) = &self.body {
-            request = request.body(body.clone());
-        }
-        let mut response = request.send().await.map_err(|e| {
-            if e.is_connect() {
-                // The server went away: find it again with cheap connects.
-                self.forget_addr();
+    /// Sends the request, following redirects up to the limit, all within
+    /// `budget`; the body is read up to the cap.
+    async fn fetch(&self, mut request: Request, budget: Duration) -> Result<Response, Check> {
+        let deadline = Instant::now() + budget;
+        let mut followed = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let response = self
+                .client
+                .send(&request, left, self.max_body)
+                .await
+                .map_err(|e| match e {
+                    ClientError::Timeout(_) => {
+                        Check::not_ready(format!("attempt timed out after {budget:?}"))
+                    }
+                    ClientError::Fatal(reason) => Check::fatal(reason),
+                    other => Check::not_ready(other.to_string()),
+                })?;
+            let Some(next) = request.redirected(&response) else {
+                return Ok(response);
+            };
+            if followed == self.max_redirects {
+                return Err(Check::not_ready(format!(
+                    "too many redirects (limit {})",
+                    self.max_redirects
+                )));
             }
-            self.describe_error(&e)
-        })?;
-        let status = response.status().as_u16();
-        let mut body = Body::default();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.describe_error(&e))?
-        {
-            if body.bytes.len() + chunk.len() > self.max_body {
-                let room = self.max_body - body.bytes.len();
-                body.bytes.extend_from_slice(&chunk[..room]);
-                body.truncated = true;
-                break;
-            }
-            body.bytes.extend_from_slice(&chunk);
+            followed += 1;
+            request = next;
         }
-        Ok((status, body))
     }
 
     fn evaluate(&self, status: u16, body: &Body) -> Check {
@@ -296,46 +269,6 @@ impl HttpProbe {
         }
         Check::Ready
     }
-
-    /// The address that accepted last time, while it keeps accepting.
-    fn known_addr(&self) -> Option<SocketAddr> {
-        self.state().known_addr
-    }
-
-    fn forget_addr(&self) {
-        self.state().known_addr = None;
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, ClientState> {
-        lock(&self.clients)
-    }
-
-    /// A client that connects `host` to `addr` (the address that accepted).
-    fn client_for(&self, host: &str, addr: SocketAddr) -> Result<reqwest::Client, reqwest::Error> {
-        let mut state = self.state();
-        state.known_addr = Some(addr);
-        if let Some(c) = state.clients.get(&addr) {
-            return Ok(c.clone());
-        }
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(self.max_redirects))
-            .no_proxy()
-            .resolve(host, addr)
-            .pool_max_idle_per_host(0);
-        for pem in &self.roots {
-            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem)?);
-        }
-        let client = builder.build()?;
-        state.clients.insert(addr, client.clone());
-        Ok(client)
-    }
-
-    fn describe_error(&self, e: &reqwest::Error) -> String {
-        if e.is_redirect() {
-            return format!("too many redirects (limit {})", self.max_redirects);
-        }
-        error_chain(e)
-    }
 }
 
 impl Probe for HttpProbe {
@@ -355,49 +288,6 @@ impl std::fmt::Debug for HttpProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe())
     }
-}
-
-/// The causes of `e`, joined with ": " (reqwest's own text repeats the URL).
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    if text.is_empty() {
-        text = e.to_string();
-    }
-    text
-}
-
-/// What a probe learns across attempts.
-#[derive(Default)]
-struct ClientState {
-    /// One client per address, built on first use.
-    clients: HashMap<SocketAddr, reqwest::Client>,
-    /// The address that accepted last; `None` until found or after it refused.
-    known_addr: Option<SocketAddr>,
-}
-
-/// Finds the address that accepts TCP connections for `host:port`.
-///
-/// While a server is not up yet, an attempt is only a refused connect: a
-/// few syscalls, not an HTTP client round. That keeps fast polling cheap.
-async fn find_listener(host: &str, port: u16, budget: Duration) -> Result<SocketAddr, String> {
-    let targets = addresses(host, port).await?;
-    let stream = connect_any(&targets, budget).await?;
-    stream.peer_addr().map_err(|e| format!("connect: {e}"))
-}
-
-/// A request checked by [`HttpProbe::prepare`].
-struct Prepared {
-    url: reqwest::Url,
-    method: reqwest::Method,
-    headers: HeaderMap,
 }
 
 #[derive(Default)]
@@ -494,6 +384,25 @@ mod tests {
             };
             assert!(reason.contains(why), "{reason}");
         }
+    }
+
+    /// Without the `https` feature an HTTPS probe cannot work: the first
+    /// attempt ends the wait and says which feature to enable.
+    #[cfg(not(feature = "https"))]
+    #[tokio::test]
+    async fn https_without_the_feature_is_fatal_and_names_the_feature() {
+        let err = http("https://localhost:1/health")
+            .wait(Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        let reason = err.fatal.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("enable the `https` feature of dynamo-test"),
+            "{err}"
+        );
+        assert!(reason.contains(r#"features = ["https"]"#), "{err}");
+        assert_eq!(err.attempts, 1, "{err}");
+        assert!(err.elapsed < Duration::from_secs(1), "{err}");
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@
 mod combinators;
 mod history;
 mod http;
+pub(crate) mod http_client;
 mod inherent;
 mod nats_greeting;
 mod services;

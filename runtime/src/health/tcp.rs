@@ -47,6 +47,10 @@ pub(crate) async fn connect(addr: &str, budget: Duration) -> Result<tokio::net::
         .map_err(Check::not_ready)
 }
 
+/// The reason [`connect_any`] gives when every address refused: nothing
+/// listens (yet). The wait loop sees it often, so it stays this short.
+pub(crate) const REFUSED: &str = "connection refused";
+
 /// Connects to the first address that accepts, trying them in order.
 pub(crate) async fn connect_any(
     targets: &[std::net::SocketAddr],
@@ -57,7 +61,7 @@ pub(crate) async fn connect_any(
         match tokio::time::timeout(budget, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => return Ok(stream),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last = "connection refused".into()
+                last = REFUSED.into()
             }
             Ok(Err(e)) => last = format!("connect to {addr}: {e}"),
             Err(_) => last = format!("connect to {addr} timed out after {budget:?}"),

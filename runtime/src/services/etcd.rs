@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::instance::{Instance, Source};
 use crate::error::Error;
+use crate::health::http_client::{Client as HttpClient, Request};
 use crate::process::ManagedProcess;
 
 /// etcd for one test: endpoints, ports, the test's key prefix, a few key
@@ -17,14 +18,14 @@ use crate::process::ManagedProcess;
 #[derive(Clone, Debug)]
 pub struct Etcd {
     instance: Arc<Instance>,
-    http: reqwest::Client,
+    http: HttpClient,
 }
 
 impl Etcd {
     pub(crate) fn new(instance: Arc<Instance>) -> Etcd {
         Etcd {
             instance,
-            http: reqwest::Client::new(),
+            http: HttpClient::new(),
         }
     }
 
@@ -133,22 +134,23 @@ impl Etcd {
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
         let url = format!("{}{path}", self.url());
         let failed = |why: String| Error::Service(format!("etcd {url}: {why}"));
+        let request = Request::post(&url, body.to_string()).map_err(failed)?;
         let response = self
             .http
-            .post(&url)
-            .timeout(Duration::from_secs(5))
-            .body(body.to_string())
-            .send()
+            .send(&request, Duration::from_secs(5), MAX_REPLY)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| failed(e.to_string()))?;
+        let status = response.status;
+        let text = response.text().map_err(failed)?;
         if !status.is_success() {
             return Err(failed(format!("HTTP {status}: {text}")));
         }
         serde_json::from_str(&text).map_err(|e| failed(format!("bad JSON ({e}): {text}")))
     }
 }
+
+/// The largest gateway reply read (a test's keys are few and small).
+const MAX_REPLY: usize = 16 << 20;
 
 /// The end of the key range that holds every key starting with `prefix`.
 fn prefix_end(prefix: &str) -> Vec<u8> {
