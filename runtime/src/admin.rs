@@ -2,9 +2,9 @@
 //! own tests) read and do beyond a test's view. A test author needs none of
 //! it.
 //!
-//! - **Reservations**: who holds which port ([`live_reservations`],
-//!   [`Reservation`], [`Holder`]), the dynamic range and the kernel's
-//!   ephemeral range, the bind check.
+//! - **Reservations**: who holds which port in this network namespace
+//!   ([`live_reservations`], [`Reservation`], [`Holder`]), the dynamic
+//!   range and the kernel's ephemeral range, the bind check.
 //! - **Port holders**: which process listens on a port ([`listeners`]).
 //! - **Shared services**: their kinds and ports, records of the instances
 //!   the harness started ([`records`]), their users files, their keepers,
@@ -14,7 +14,8 @@
 //! - **Processes in /proc**: [`ProcStat`], [`procfs`].
 //! - **Output and state directories**: where logs go ([`output_root`],
 //!   [`project_output_root`]), which output dirs a running test holds
-//!   ([`output_dir_in_use`]), the per-user state directory.
+//!   ([`output_dir_in_use`]), the per-user state directory (shared
+//!   services' files; reservations do not live there).
 
 pub use crate::output_dir::{
     output_dir_in_use, output_root, project_output_root, OutputRoot, ENV_OUTPUT_DIR, IN_USE_FILE,

@@ -53,6 +53,23 @@ pub fn environ_var(pid: u32, name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// The inode of this process's PID namespace (`/proc/self/ns/pid`): a pid
+/// names a process only together with it (a container has its own pid 1).
+pub fn own_pid_namespace() -> Option<u64> {
+    namespace_inode("/proc/self/ns/pid")
+}
+
+/// The inode of the PID namespace of process `pid`, if this user may see it.
+pub fn pid_namespace(pid: u32) -> Option<u64> {
+    namespace_inode(&format!("/proc/{pid}/ns/pid"))
+}
+
+fn namespace_inode(path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    // stat follows the magic link to the namespace: its inode names it.
+    fs::metadata(path).ok().map(|m| m.ino())
+}
+
 /// Fields of `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
@@ -126,6 +143,14 @@ mod tests {
         let path = std::env::var("PATH").unwrap();
         assert_eq!(environ_var(me, "PATH"), Some(path));
         assert_eq!(environ_var(me, "DYNAMO_TEST_SURELY_UNSET_VAR"), None);
+    }
+
+    #[test]
+    fn pid_namespaces_of_this_process_agree() {
+        let own = own_pid_namespace().expect("/proc/self/ns/pid");
+        assert_eq!(pid_namespace(std::process::id()), Some(own));
+        let link = fs::read_link("/proc/self/ns/pid").unwrap();
+        assert_eq!(link.to_str(), Some(format!("pid:[{own}]").as_str()));
     }
 
     #[test]
