@@ -23,8 +23,8 @@ pub use crate::output_dir::{
 pub use crate::ports::holders::{is_listening, listeners, Listener};
 pub use crate::ports::{
     ephemeral_range, is_free, live_reservations, Holder, PortRange, Reservation, Strictness,
-    DEFAULT_RANGE_LOW, ENV_DYNAMO_SERVE_BASE, ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT,
-    ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT, ENV_PORT_RANGE,
+    DEFAULT_RANGE_HIGH, DEFAULT_RANGE_LOW, ENV_DYNAMO_SERVE_BASE, ENV_ETCD_CLIENT_PORT,
+    ENV_ETCD_PEER_PORT, ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT, ENV_PORT_RANGE,
 };
 pub use crate::process::logs::tail as log_tail;
 pub use crate::process::sweep::{

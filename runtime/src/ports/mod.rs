@@ -20,7 +20,9 @@ pub use allocator::{find_free_port, find_free_port_from, live_reservations};
 pub use bind_check::{is_free, Strictness};
 pub use error::{Exhausted, PortError};
 pub use port::Port;
-pub use range::{ephemeral_range, PortRange, DEFAULT_RANGE_LOW, ENV_PORT_RANGE};
+pub use range::{
+    ephemeral_range, PortRange, DEFAULT_RANGE_HIGH, DEFAULT_RANGE_LOW, ENV_PORT_RANGE,
+};
 pub use reservation::{Holder, Reservation};
 pub(crate) use service_ports::PlanPort;
 pub use service_ports::{
