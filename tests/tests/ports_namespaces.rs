@@ -141,12 +141,13 @@ impl Side {
 
 /// A side in a mount namespace of its own with a private tmpfs on `/tmp`
 /// (a container sharing the host's network), with its own `TMPDIR` and
-/// state directory.
+/// state directory. The binary is opened before the mount and run through
+/// its descriptor, so a target directory under `/tmp` works too.
 fn in_private_tmp(name: &str) -> Command {
     let mut command = Command::new("unshare");
     command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount -t tmpfs tmpfs /tmp && exec "$0" "$@""#)
+        .arg(r#"exec 3<"$0" && mount -t tmpfs tmpfs /tmp && exec /proc/self/fd/3 "$@""#)
         .arg(racer())
         .args([THREADS.to_string(), PER_THREAD.to_string()])
         .env("TMPDIR", format!("/tmp/side-{name}"))
