@@ -273,7 +273,8 @@ fn tools() -> Vec<Finding> {
 }
 
 fn state_dir() -> Finding {
-    match admin::ensure_state_subdir("ports") {
+    // Shared services keep their files there (reservations do not).
+    match admin::ensure_state_subdir("services") {
         Ok(dir) => Finding::ok(
             "state dir",
             format!("{} (private, ours)", dir.parent().unwrap_or(&dir).display()),

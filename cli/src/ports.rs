@@ -1,6 +1,6 @@
 //! `dynamo-test ports`: the plan, who holds the fixed ports (and which
 //! keeper runs the shared service there, whoever started it), live
-//! reservations.
+//! reservations (of every user and container sharing this network).
 
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +18,10 @@ pub async fn run(out: &Out) -> i32 {
         Err(e) => return crate::fail(out, &e.to_string()),
     };
     let fixed = fixed_ports(&plan).await;
-    let reservations = reservations();
+    let (reservations, listing_error) = match reservations() {
+        Ok(r) => (r, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     if out.json {
         out.json(&json!({
             "plan": {
@@ -28,6 +31,7 @@ pub async fn run(out: &Out) -> i32 {
             },
             "fixed": fixed,
             "reservations": reservations,
+            "reservations_error": listing_error,
         }));
         return 0;
     }
@@ -43,24 +47,32 @@ pub async fn run(out: &Out) -> i32 {
     out.table(&["name", "port", "state", "health", "holder"], &rows);
     println!();
     out.heading("Live reservations");
-    if reservations.is_empty() {
+    if let Some(e) = &listing_error {
+        println!("  {}", out.bad(&format!("unknown: {e}")));
+    } else if reservations.is_empty() {
         println!("  none");
     }
     let rows: Vec<Vec<String>> = reservations
         .iter()
         .map(|r| {
+            let pid = r["pid"].as_u64().map_or("?".into(), |p| p.to_string());
+            let pid = match r["same_pid_namespace"].as_bool() {
+                Some(false) => format!("{pid} (other PID ns)"),
+                _ => pid,
+            };
             vec![
                 r["port"].to_string(),
-                r["pid"].as_u64().map_or("?".into(), |p| p.to_string()),
+                pid,
                 r["test"].as_str().unwrap_or("?").to_string(),
                 r["age_ms"]
                     .as_u64()
                     .map_or("?".into(), |ms| age(Duration::from_millis(ms))),
+                r["command"].as_str().map_or("-".into(), |c| shorten(c, 50)),
             ]
         })
         .collect();
     if !rows.is_empty() {
-        out.table(&["port", "pid", "test", "age"], &rows);
+        out.table(&["port", "pid", "test", "age", "command"], &rows);
     }
     0
 }
@@ -138,21 +150,25 @@ async fn fixed_ports(plan: &ServicePorts) -> Vec<Value> {
     rows
 }
 
-fn reservations() -> Vec<Value> {
+/// Every live reservation as JSON, or why they cannot be listed.
+fn reservations() -> Result<Vec<Value>, String> {
     let now = SystemTime::now();
-    live_reservations()
-        .unwrap_or_default()
+    let live = live_reservations().map_err(|e| e.to_string())?;
+    Ok(live
         .iter()
         .map(|r| {
             let holder = r.holder.as_ref();
             json!({
                 "port": r.port,
                 "pid": holder.map(|h| h.pid),
+                "pid_namespace": holder.and_then(|h| h.pid_namespace),
+                "same_pid_namespace": holder.map(|h| h.in_our_pid_namespace()),
+                "command": holder.and_then(|h| h.command.clone()),
                 "test": holder.map(|h| h.label.clone()),
                 "age_ms": holder.and_then(|h| now.duration_since(h.since).ok()).map(|d| d.as_millis() as u64),
             })
         })
-        .collect()
+        .collect())
 }
 
 /// Long command lines are cut in tables (JSON keeps them whole).

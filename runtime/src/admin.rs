@@ -2,9 +2,9 @@
 //! own tests) read and do beyond a test's view. A test author needs none of
 //! it.
 //!
-//! - **Reservations**: who holds which port ([`live_reservations`],
-//!   [`Reservation`], [`Holder`]), the dynamic range and the kernel's
-//!   ephemeral range, the bind check.
+//! - **Reservations**: who holds which port in this network namespace
+//!   ([`live_reservations`], [`Reservation`], [`Holder`]), the dynamic
+//!   range and the kernel's ephemeral range, the bind check.
 //! - **Port holders**: which process listens on a port ([`listeners`]).
 //! - **Shared services**: their kinds and ports, the instances keepers run
 //!   in this network namespace, whoever started them ([`records`]),
@@ -21,7 +21,8 @@
 //! - **Processes in /proc**: [`ProcStat`], [`ProcStatus`], [`procfs`].
 //! - **Output and state directories**: where logs go ([`output_root`],
 //!   [`project_output_root`]), which output dirs a running test holds
-//!   ([`output_dir_in_use`]), the per-user state directory.
+//!   ([`output_dir_in_use`]), the per-user state directory (shared
+//!   services' files; reservations do not live there).
 
 pub use crate::output_dir::{
     output_dir_in_use, output_dir_override, output_root, project_output_root, OutputRoot,
@@ -30,8 +31,8 @@ pub use crate::output_dir::{
 pub use crate::ports::holders::{is_listening, listeners, Listener};
 pub use crate::ports::{
     ephemeral_range, is_free, live_reservations, Holder, PortRange, Reservation, Strictness,
-    DEFAULT_RANGE_LOW, ENV_DYNAMO_SERVE_BASE, ENV_ETCD_CLIENT_PORT, ENV_ETCD_PEER_PORT,
-    ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT, ENV_PORT_RANGE,
+    DEFAULT_RANGE_HIGH, DEFAULT_RANGE_LOW, ENV_DYNAMO_SERVE_BASE, ENV_ETCD_CLIENT_PORT,
+    ENV_ETCD_PEER_PORT, ENV_NATS_CLIENT_PORT, ENV_NATS_HTTP_PORT, ENV_PORT_RANGE,
 };
 pub use crate::process::logs::tail as log_tail;
 pub use crate::process::pinned::{check_proc, check_reach, PinnedProcess, Unreachable};

@@ -1,9 +1,11 @@
 //! The per-user state directory shared by every process that uses the harness.
 //!
-//! Port reservations and service leases are lock files here. The directory
-//! lives in a world-writable place (`/tmp`) by default, so it is created with
-//! mode 0700 and checked before use: it must be a real directory (not a
-//! symlink someone planted), owned by us, and not writable by others.
+//! Shared services' leases are lock files here (port reservations are not:
+//! they are abstract socket names, scoped to the network namespace). The
+//! directory lives in a world-writable place (`/tmp`) by default, so it is
+//! created with mode 0700 and checked before use: it must be a real
+//! directory (not a symlink someone planted), owned by us, and not writable
+//! by others.
 
 use std::fs::{self, DirBuilder};
 use std::io;
@@ -46,7 +48,7 @@ pub enum StateDirError {
 /// The default depends on the uid alone, not on `XDG_RUNTIME_DIR` or
 /// `TMPDIR`: a terminal, an IDE, cron and ssh give the same user different
 /// environments, and every process of the user must meet in one directory
-/// for reservations to exclude each other.
+/// for shared services' leases to see each other.
 pub fn state_dir_path() -> Result<PathBuf, EnvError> {
     state_dir_path_from(&env::process_env)
 }

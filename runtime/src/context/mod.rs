@@ -344,7 +344,7 @@ mod tests {
         }
         let port = ctx.reserve_port("api").unwrap();
         assert!(ctx.port_table().contains(&format!("api={port}")));
-        // A reservation does not occupy the socket: ask the lock files.
+        // A reservation does not occupy the socket: ask the reservations.
         let held = |p: u16| {
             ports::live_reservations()
                 .unwrap()

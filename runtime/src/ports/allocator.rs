@@ -1,22 +1,20 @@
-//! The allocator: lock a candidate port, then check that the kernel agrees it is free.
+//! The allocator: reserve a candidate port, then check that the kernel agrees it is free.
 
-use std::fs::File;
 use std::sync::OnceLock;
 
 use super::bind_check::{self, Strictness};
 use super::error::{Exhausted, PortError};
 use super::port::Port;
 use super::range::PortRange;
-use super::reservation::{Holder, LockDir, Reservation};
+use super::reservation::{Claim, Holder, Names, Reservation, PREFIX};
 use super::service_ports::ServicePorts;
-use crate::state_dir;
 
 /// After this many candidates failed the strict check, ports in TIME_WAIT are
 /// accepted: every port a test served sits 60 s in TIME_WAIT, and a strict
 /// allocator would run the range dry at ~200 allocations/s. Servers bind
 /// with SO_REUSEADDR (std, tokio, Go: etcd and NATS), which TIME_WAIT
-/// allows, so strictness is a preference; each candidate costs ~7 syscalls,
-/// and 64 strict ones put p99 at 12-15 ms (BENCHMARKS.md).
+/// allows, so strictness is a preference; each candidate costs a few
+/// syscalls, and 64 strict ones put p99 at 12-15 ms (BENCHMARKS.md).
 const STRICT_CANDIDATES: u32 = 8;
 
 /// Reserves a random free port from the dynamic range (see
@@ -34,10 +32,14 @@ pub fn find_free_port_from(base: u16) -> Result<Port, PortError> {
     reserve(&thread_label(), Some(base))
 }
 
-/// Every live reservation on this machine (for this user's state directory).
+/// Every live reservation in this network namespace: of every process,
+/// user and container that shares the network with us.
 pub fn live_reservations() -> Result<Vec<Reservation>, PortError> {
-    Ok(Allocator::global()?.locks.live())
+    NAMES.live().map_err(|source| PortError::List { source })
 }
+
+/// The names of the real reservations.
+static NAMES: std::sync::LazyLock<Names> = std::sync::LazyLock::new(|| Names::new(PREFIX));
 
 /// Reserves a port labelled `label`: random from the dynamic range, or the
 /// first free one from `base`.
@@ -71,10 +73,10 @@ fn thread_label() -> String {
     }
 }
 
-/// Settings read once per process: the lock directory, the dynamic range,
-/// and the fixed ports that are never handed out.
+/// Settings read once per process: the names, the dynamic range, and the
+/// fixed ports that are never handed out.
 struct Allocator {
-    locks: LockDir,
+    names: &'static Names,
     range: PortRange,
     fixed: [u16; 4],
 }
@@ -87,15 +89,15 @@ impl Allocator {
         }
         // A failed setup is not cached: the error is returned to each caller.
         let built = Allocator {
-            locks: LockDir::new(state_dir::ensure_state_subdir("ports")?),
+            names: &NAMES,
             range: PortRange::dynamic_from_env()?,
             fixed: ServicePorts::from_env()?.fixed_ports(),
         };
         Ok(GLOBAL.get_or_init(|| built))
     }
 
-    /// Tries `candidates` in order; the first that we can lock and that the
-    /// kernel says is free is ours.
+    /// Tries `candidates` in order; the first that we can reserve and that
+    /// the kernel says is free is ours.
     fn scan(
         &self,
         label: &str,
@@ -107,7 +109,7 @@ impl Allocator {
             if port == 0 || self.fixed.contains(&port) {
                 continue;
             }
-            let Some(mut lock) = self.lock(port)? else {
+            let Some(mut claim) = self.claim(port)? else {
                 continue;
             };
             let strictness = if busy < STRICT_CANDIDATES {
@@ -117,25 +119,26 @@ impl Allocator {
             };
             if !bind_check::is_free(port, strictness) {
                 busy += 1;
-                continue; // dropping `lock` releases it
+                continue; // dropping `claim` releases it
             }
-            // Best effort: the holder record is for humans; the lock is what counts.
-            let _ = LockDir::write_holder(&mut lock, &Holder::me(label));
-            return Ok(Port::new(port, label.to_string(), lock));
+            self.names.record(&mut claim, port, &Holder::me(label));
+            return Ok(Port::new(port, label.to_string(), claim));
         }
         Err(PortError::Exhausted(Box::new(Exhausted {
             range,
-            reserved: self.locks.live_in(range),
+            reserved: self.names.live_in(range),
             busy,
         })))
     }
 
-    fn lock(&self, port: u16) -> Result<Option<File>, PortError> {
-        self.locks.try_lock(port).map_err(|source| PortError::Lock {
-            port,
-            dir: self.locks.path().display().to_string(),
-            source,
-        })
+    fn claim(&self, port: u16) -> Result<Option<Claim>, PortError> {
+        self.names
+            .try_reserve(port)
+            .map_err(|source| PortError::Reserve {
+                port,
+                name: self.names.port_name(port),
+                source,
+            })
     }
 }
 
@@ -155,13 +158,12 @@ mod tests {
         for p in &held {
             std::net::TcpListener::bind(p.addr()).unwrap();
         }
-        // Released, a number is free again: its lock can be taken at once.
+        // Released, a number is free again: its name can be bound at once.
         let first = held[0].get();
         drop(held);
-        let locks = &Allocator::global().unwrap().locks;
         assert!(
-            locks.try_lock(first).unwrap().is_some(),
-            "{first} still locked"
+            NAMES.try_reserve(first).unwrap().is_some(),
+            "{first} still reserved"
         );
     }
 
@@ -195,7 +197,7 @@ mod tests {
             "held: skipped"
         );
         // The holder binds its number, then gives up the reservation: the
-        // number is free of locks but busy, and must not be handed out.
+        // number is free of reservations but busy, and must not be handed out.
         let busy = first.get();
         let listener = std::net::TcpListener::bind(("127.0.0.1", busy)).unwrap();
         drop(first);
@@ -208,15 +210,25 @@ mod tests {
 
     #[test]
     fn the_fixed_service_ports_are_never_handed_out() {
-        // A private allocator whose "fixed" ports are free numbers: only
-        // the rule, not a running etcd, can keep them out.
-        let dir = std::env::temp_dir().join(format!("dt-fixed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let free: Vec<Port> = (0..5).map(|_| find_free_port().unwrap()).collect();
-        // (still held in the global lock dir, so no other test binds them)
+        // A private allocator (names of its own) whose "fixed" ports are
+        // free numbers: only the rule, not a running etcd, can keep them out.
+        let names: &'static Names = Box::leak(Box::new(Names::new(&format!(
+            "dynamo-test-unit/fixed/{}",
+            std::process::id()
+        ))));
+        // Strictly free (not in TIME_WAIT): the private scan below has too
+        // few candidates to fall back to TIME_WAIT ports.
+        let strictly_free = || loop {
+            let port = find_free_port().unwrap();
+            if bind_check::is_free(port.get(), Strictness::Strict) {
+                return port;
+            }
+        };
+        let free: Vec<Port> = (0..5).map(|_| strictly_free()).collect();
+        // (still reserved under the real names, so no other test binds them)
         let n: Vec<u16> = free.iter().map(|p| p.get()).collect();
         let allocator = Allocator {
-            locks: LockDir::new(dir.clone()),
+            names,
             range: PortRange::dynamic_from_env().unwrap(),
             fixed: [n[0], n[1], n[2], n[3]],
         };
@@ -224,7 +236,6 @@ mod tests {
         let got = allocator.scan("fixed", range, n.iter().copied()).unwrap();
         assert_eq!(got.get(), n[4], "the four fixed ones were skipped");
         drop((got, free));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -271,6 +282,21 @@ mod tests {
         assert!(msg.contains("range 100-101"), "{msg}");
         assert!(
             msg.contains(&format!("2 held by pid {} (suite::a)", std::process::id())),
+            "{msg}"
+        );
+        // A holder in a container: its pid means nothing here, and says so.
+        let mut far = Holder::me("suite::b");
+        far.pid_namespace = Some(1);
+        let e = Exhausted {
+            reserved: vec![Reservation {
+                port: 100,
+                holder: Some(far),
+            }],
+            ..e
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("in PID namespace 1, not ours (suite::b)"),
             "{msg}"
         );
         assert!(msg.contains("DYNAMO_TEST_PORT_RANGE"), "{msg}");

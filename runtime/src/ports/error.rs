@@ -5,7 +5,6 @@ use std::fmt;
 use super::range::PortRange;
 use super::reservation::Reservation;
 use crate::env::EnvError;
-use crate::state_dir::StateDirError;
 
 /// A port could not be reserved.
 #[derive(Debug, thiserror::Error)]
@@ -13,16 +12,23 @@ pub enum PortError {
     /// A bad env override (range or port plan).
     #[error(transparent)]
     Env(#[from] EnvError),
-    /// The state directory is unusable.
-    #[error(transparent)]
-    StateDir(#[from] StateDirError),
-    /// A lock file could not be opened or locked.
-    #[error("cannot lock port {port} in {dir}: {source}")]
-    Lock {
+    /// The abstract Unix socket name that reserves a port could not be
+    /// bound (for another reason than being held: that only skips the port).
+    #[error(
+        "cannot reserve port {port}: binding the abstract Unix socket @{name} failed: {source}{}",
+        reserve_hint(source)
+    )]
+    Reserve {
         /// The port.
         port: u16,
-        /// The lock directory.
-        dir: String,
+        /// The abstract name (without its leading NUL).
+        name: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The live reservations could not be listed.
+    #[error("cannot list the live reservations from /proc/net/unix: {source}; is /proc mounted?")]
+    List {
         /// What failed.
         source: std::io::Error,
     },
@@ -66,8 +72,8 @@ impl fmt::Display for Exhausted {
         let mut by_holder: Vec<(String, usize)> = Vec::new();
         for r in &self.reserved {
             let who = match &r.holder {
-                Some(h) => format!("pid {} ({})", h.pid, h.label),
-                None => "unknown holder".to_string(),
+                Some(h) => h.to_string(),
+                None => "an unknown holder (a name without a holder record)".to_string(),
             };
             match by_holder.iter_mut().find(|(w, _)| *w == who) {
                 Some((_, n)) => *n += 1,
@@ -95,9 +101,22 @@ impl fmt::Display for Exhausted {
 impl From<PortError> for std::io::Error {
     fn from(e: PortError) -> Self {
         let kind = match &e {
-            PortError::Bind { source, .. } | PortError::Lock { source, .. } => source.kind(),
+            PortError::Bind { source, .. }
+            | PortError::Reserve { source, .. }
+            | PortError::List { source } => source.kind(),
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, e)
+    }
+}
+
+/// What to do about a failed bind of a reservation's name.
+fn reserve_hint(source: &std::io::Error) -> &'static str {
+    match source.raw_os_error() {
+        // Each reservation holds two sockets or more (its name, its holder record).
+        Some(libc::EMFILE) | Some(libc::ENFILE) => {
+            "; each held port takes two file descriptors (more for a long label): raise the limit (ulimit -n) or hold fewer ports"
+        }
+        _ => "; reservations need Linux abstract Unix sockets (AF_UNIX in this network namespace)",
     }
 }

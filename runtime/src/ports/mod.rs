@@ -3,8 +3,9 @@
 //! [`find_free_port`] picks a random port from the dynamic range,
 //! [`find_free_port_from`] the first free port at or above a base (the port
 //! plan's "8000+"). Either returns a [`Port`]: a reservation that no other
-//! thread or process using the harness on this machine can get until it is
-//! dropped. See the README ("How the allocator works") for the mechanism.
+//! thread or process using the harness in this network namespace (any
+//! user, any container sharing the network) can get until it is dropped.
+//! See the README ("How the port allocator works") for the mechanism.
 
 mod allocator;
 mod bind_check;
@@ -19,7 +20,9 @@ pub use allocator::{find_free_port, find_free_port_from, live_reservations};
 pub use bind_check::{is_free, Strictness};
 pub use error::{Exhausted, PortError};
 pub use port::Port;
-pub use range::{ephemeral_range, PortRange, DEFAULT_RANGE_LOW, ENV_PORT_RANGE};
+pub use range::{
+    ephemeral_range, PortRange, DEFAULT_RANGE_HIGH, DEFAULT_RANGE_LOW, ENV_PORT_RANGE,
+};
 pub use reservation::{Holder, Reservation};
 pub(crate) use service_ports::PlanPort;
 pub use service_ports::{

@@ -1,33 +1,34 @@
 //! `Port`: one reserved port, and the ways to use it.
 
 use std::fmt;
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::Deref;
 
 use super::error::PortError;
+use super::reservation::Claim;
 
 /// A reserved TCP port.
 ///
-/// No other holder (thread or process using the harness on this machine)
-/// gets this number until the `Port` is dropped. The reservation does not
+/// No other holder (a thread or process using the harness in this network
+/// namespace, whatever its user, container or `/tmp`) gets this number
+/// until the `Port` is dropped; a child process never inherits it. The reservation does not
 /// occupy the socket: bind the number yourself, or hand it to a process you
 /// start. For an in-process server, [`Port::into_std_listener`] or
 /// [`Port::into_tokio_listener`] binds it with no race window at all.
 pub struct Port {
     number: u16,
     label: String,
-    /// The flock on the port's lock file; dropping it releases the reservation.
-    _lock: File,
+    /// The port's abstract socket names; dropping them releases the reservation.
+    _claim: Claim,
 }
 
 impl Port {
-    /// A reservation of `number`, held by the flock on `lock`.
-    pub(super) fn new(number: u16, label: String, lock: File) -> Port {
+    /// A reservation of `number`, held by `claim`.
+    pub(super) fn new(number: u16, label: String, claim: Claim) -> Port {
         Port {
             number,
             label,
-            _lock: lock,
+            _claim: claim,
         }
     }
 

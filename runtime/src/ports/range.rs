@@ -2,7 +2,8 @@
 //!
 //! Random ports are taken below the kernel's ephemeral range, so that the
 //! ports the kernel hands to outgoing connections (and to `bind(0)`) never
-//! land on a port we reserved.
+//! land on a port we reserved, and never above 32767: Dynamo parses some
+//! ports (`DYN_SYSTEM_PORT`) as `i16`.
 
 use std::fmt;
 
@@ -13,6 +14,11 @@ pub const ENV_PORT_RANGE: &str = "DYNAMO_TEST_PORT_RANGE";
 
 /// Lowest port of the default dynamic range.
 pub const DEFAULT_RANGE_LOW: u16 = 20000;
+
+/// The default dynamic range never goes above this port, whatever the
+/// kernel's ephemeral range: Dynamo's Rust code parses some ports as `i16`
+/// (`i16::MAX`). `DYNAMO_TEST_PORT_RANGE` may go higher.
+pub const DEFAULT_RANGE_HIGH: u16 = i16::MAX as u16;
 
 const EPHEMERAL_RANGE_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
 
@@ -52,8 +58,9 @@ impl PortRange {
     }
 
     /// The dynamic range in force: `DYNAMO_TEST_PORT_RANGE`, else
-    /// `[20000, ephemeral_low)` with `ephemeral_low` read from
-    /// `/proc/sys/net/ipv4/ip_local_port_range`.
+    /// `[20000, min(ephemeral_low, 32768))` with `ephemeral_low` read from
+    /// `/proc/sys/net/ipv4/ip_local_port_range`: below the kernel's
+    /// ephemeral range and at most [`DEFAULT_RANGE_HIGH`] (32767).
     pub fn dynamic_from_env() -> Result<PortRange, EnvError> {
         Self::dynamic_from(&env::process_env, ephemeral_low())
     }
@@ -68,7 +75,7 @@ impl PortRange {
                 )
             });
         }
-        let high = ephemeral_low.saturating_sub(1);
+        let high = ephemeral_low.saturating_sub(1).min(DEFAULT_RANGE_HIGH);
         if high < DEFAULT_RANGE_LOW + 1000 {
             let shown = format!("ephemeral range starts at {ephemeral_low}");
             return Err(EnvError::new(
@@ -132,6 +139,23 @@ mod tests {
     }
 
     #[test]
+    fn the_default_range_never_goes_above_32767() {
+        // A kernel whose ephemeral range starts high (40000-60999): the
+        // room below it is not all ours, Dynamo's i16 ports end at 32767.
+        for ephemeral_low in [32769, 40000, 61000, u16::MAX] {
+            let r = PortRange::dynamic_from(&vars(&[]), ephemeral_low).unwrap();
+            assert_eq!((r.low, r.high), (20000, 32767), "{ephemeral_low}");
+            assert_eq!(r.high, i16::MAX as u16);
+        }
+        // Below 32768 the ephemeral range still bounds it.
+        let r = PortRange::dynamic_from(&vars(&[]), 30000).unwrap();
+        assert_eq!((r.low, r.high), (20000, 29999));
+        // The override may go higher: a choice made by whoever sets it.
+        let r = PortRange::dynamic_from(&vars(&[(ENV_PORT_RANGE, "40000-50000")]), 40000).unwrap();
+        assert_eq!((r.low, r.high), (40000, 50000));
+    }
+
+    #[test]
     fn env_override_and_its_errors() {
         let r = PortRange::dynamic_from(&vars(&[(ENV_PORT_RANGE, "40000-40009")]), 32768).unwrap();
         assert_eq!((r.low, r.high, r.len()), (40000, 40009, 10));
@@ -144,11 +168,16 @@ mod tests {
 
     #[test]
     fn a_low_ephemeral_range_asks_for_an_override() {
-        let err = PortRange::dynamic_from(&vars(&[]), 10000).unwrap_err();
-        assert!(
-            err.to_string().contains("ephemeral range starts at 10000"),
-            "{err}"
-        );
+        // Below 20000, and too close above it (fewer than 1000 ports left).
+        for ephemeral_low in [10000, 20500] {
+            let err = PortRange::dynamic_from(&vars(&[]), ephemeral_low).unwrap_err();
+            let text = err.to_string();
+            let starts = format!("ephemeral range starts at {ephemeral_low}");
+            assert!(text.contains(&starts), "{text}");
+            assert!(text.contains(ENV_PORT_RANGE), "{text}");
+        }
+        let r = PortRange::dynamic_from(&vars(&[]), 21001).unwrap();
+        assert_eq!((r.low, r.high), (20000, 21000));
     }
 
     #[test]

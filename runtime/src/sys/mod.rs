@@ -1,8 +1,10 @@
 //! The thin OS layer: what /proc says, signals and waits, process file
 //! descriptors, the current user, locks that survive a panic, abstract
-//! Unix sockets and what a child does before exec. Everything above it
-//! speaks in pids and ports; only this module speaks to the kernel.
+//! Unix socket names (reservations) and sockets (keepers), and what a child
+//! does before exec. Everything above it speaks in pids and ports; only
+//! this module speaks to the kernel.
 
+pub(crate) mod abstract_socket;
 pub(crate) mod pidfd;
 pub mod procfs;
 pub(crate) mod signal;
