@@ -216,6 +216,14 @@ fn ports_lists_the_plan_and_reservations_held_elsewhere(held: Port) {
             .contains("ports_lists_the_plan_and_reservations_held_elsewhere"),
         "{mine}"
     );
+    // The holder's command line, looked up because it shares our PID namespace.
+    assert_eq!(mine["same_pid_namespace"], true, "{mine}");
+    let exe = std::env::current_exe().unwrap();
+    let exe = exe.file_name().unwrap().to_str().unwrap();
+    assert!(
+        mine["command"].as_str().is_some_and(|c| c.contains(exe)),
+        "{mine}"
+    );
 }
 
 #[test]
