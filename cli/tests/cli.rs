@@ -765,7 +765,9 @@ fn a_shared_service_dies_with_its_keeper(client: Port, peer: Port) {
     // A multi-threaded process's leader is a zombie before its last thread
     // has closed its files: the port closes a moment later.
     assert!(
-        eventually(Duration::from_secs(5), || !admin::is_listening(client.get())),
+        eventually(Duration::from_secs(5), || !admin::is_listening(
+            client.get()
+        )),
         "the port stayed open after etcd died"
     );
     // A new user starts a fresh instance.

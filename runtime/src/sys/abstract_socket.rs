@@ -30,9 +30,17 @@ pub(crate) fn bind(name: &[u8]) -> io::Result<Option<UnixDatagram>> {
 
 /// Every bound abstract name in this network namespace that starts with
 /// `prefix`, as `/proc/net/unix` shows it (a NUL inside a name reads `@`).
+///
+/// The kernel prints the table in pieces, and a socket closed meanwhile
+/// shifts the rest: one read may skip a name that was bound throughout.
+/// Two reads, united, see every name that both of them should have.
 pub(crate) fn bound_names(prefix: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-    let table = std::fs::read(PROC_NET_UNIX)?;
-    Ok(parse_names(&table, prefix))
+    let first = std::fs::read(PROC_NET_UNIX)?;
+    let second = std::fs::read(PROC_NET_UNIX)?;
+    let mut names: std::collections::BTreeSet<Vec<u8>> =
+        parse_names(&first, prefix).into_iter().collect();
+    names.extend(parse_names(&second, prefix));
+    Ok(names.into_iter().collect())
 }
 
 /// The abstract names of a `/proc/net/unix` table that start with `prefix`.
