@@ -1,7 +1,7 @@
 //! A namespace per test run: Dynamo's `DYN_NAMESPACE`, etcd key prefixes
 //! and NATS subjects on shared infrastructure.
 
-/// `crate::mod::my_test` -> `my-test-<pid base36><4 random>-<n>`: unique
+/// `crate::mod::my_test` -> `my-test-<pid base36><8 random>-<n>`: unique
 /// per test run, also across machines sharing one etcd (same pid, other
 /// host), and valid in etcd keys, NATS subjects and Dynamo namespaces.
 pub(super) fn namespace_for(test_name: &str) -> String {
@@ -22,7 +22,7 @@ pub(super) fn namespace_for(test_name: &str) -> String {
         clean.push_str("test");
     }
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let salt: String = (0..4)
+    let salt: String = (0..8)
         .map(|_| fastrand::alphanumeric().to_ascii_lowercase())
         .collect();
     format!("{clean}-{}{salt}-{n}", base36(std::process::id()))

@@ -65,10 +65,30 @@ pub(crate) fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> 
 
 /// The peer's pid and uid as the kernel recorded them at connect
 /// (`SO_PEERCRED`); the pid is 0 when the peer's PID namespace hides it.
+///
+/// Read with `getsockopt` itself: rustix's wrapper types the pid as
+/// non-zero, and a peer from another PID namespace (a container) has pid 0.
 pub(crate) fn peer(stream: &UnixStream) -> Option<(u32, u32)> {
-    let cred = rustix::net::sockopt::socket_peercred(stream).ok()?;
-    let pid = u32::try_from(cred.pid.as_raw_nonzero().get()).unwrap_or(0);
-    Some((pid, cred.uid.as_raw()))
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).ok()?;
+    // SAFETY: `cred` and `len` are valid for writes and `len` is the size of
+    // the `ucred` that SO_PEERCRED writes; the descriptor stays open for the
+    // call (borrowed from `stream`). No safe wrapper accepts a pid of 0.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then(|| (u32::try_from(cred.pid).unwrap_or(0), cred.uid))
 }
 
 /// Runs `f` with `fd` inheritable (close-on-exec off), then turns
@@ -150,11 +170,21 @@ struct UnixSocket {
 /// The abstract-name rows of `/proc/net/unix`: `Num RefCount Protocol
 /// Flags Type St Inode Path`, where a listener has flag `__SO_ACCEPTCON`
 /// (0x10000) and an abstract path is shown as `@name`.
+///
+/// Read twice and united, as `abstract_socket::bound_names` does: one read
+/// may skip a row while other sockets close.
 fn unix_table() -> Vec<UnixSocket> {
-    let Ok(text) = fs::read_to_string("/proc/net/unix") else {
-        return Vec::new();
-    };
-    parse_unix_table(&text)
+    let read = || fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let (first, second) = (read(), read());
+    let mut rows = parse_unix_table(&first);
+    let mut seen: std::collections::HashSet<String> =
+        rows.iter().map(|r| r.inode.clone()).collect();
+    for row in parse_unix_table(&second) {
+        if seen.insert(row.inode.clone()) {
+            rows.push(row);
+        }
+    }
+    rows
 }
 
 fn parse_unix_table(text: &str) -> Vec<UnixSocket> {

@@ -136,7 +136,9 @@ struct Keeper {
     log: File,
     listener: Option<UnixListener>,
     /// Bound by us and inherited by the service: see the module doc.
-    _marker: UnixListener,
+    /// Closed before the start lock goes, so a newcomer that takes the
+    /// lock never sees a marker without a keeper.
+    marker: Option<UnixListener>,
     service: Child,
     service_pid: u32,
     pidfd: Option<PidFd>,
@@ -188,7 +190,7 @@ impl Keeper {
             log: log.try_clone().map_err(|e| e.to_string())?,
             spec,
             listener: Some(listener),
-            _marker: marker,
+            marker: Some(marker),
             service,
             service_pid,
             pidfd,
@@ -473,6 +475,9 @@ impl Keeper {
         self.note(&format!(
             "stopped {program} (pid {pid}, {status}): {reason}"
         ));
+        // The service (which held the marker too) is reaped: the marker goes,
+        // then the lock.
+        self.marker = None;
         drop(lock);
     }
 
