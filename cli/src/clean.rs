@@ -248,13 +248,30 @@ fn data_dirs(report: &mut Report, services_dir: &Path) {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.contains("-data-"));
-        if !is_data || command_lines.iter().any(|c| c.contains(&shown)) {
+        if !is_data || !dir.is_dir() || command_lines.iter().any(|c| c.contains(&shown)) {
             continue;
         }
+        // Its keeper holds `<dir>.in-use` while the service may use it (a
+        // flock: seen from every uid and PID namespace, unlike a command
+        // line). Held for the removal, so no new keeper takes the dir.
+        let lock_path = admin::data_lock_path(&dir);
+        let lock = match std::fs::File::open(&lock_path) {
+            Ok(file) => match file.try_lock() {
+                Ok(()) => Some(file),
+                Err(_) => continue,
+            },
+            Err(_) => None,
+        };
         let target = dir.clone();
         report.act(
             Entry::path(format!("data directory of a stopped service {shown}"), dir),
-            move || std::fs::remove_dir_all(&target).map_err(|e| e.to_string()),
+            move || {
+                let removed = std::fs::remove_dir_all(&target).map_err(|e| e.to_string());
+                if lock.is_some() {
+                    let _ = std::fs::remove_file(&lock_path);
+                }
+                removed
+            },
         );
     }
 }

@@ -1040,3 +1040,30 @@ fn relative_state_and_output_dirs_are_errors_naming_the_variable() {
         assert!(err.contains("an absolute path"), "{var}: {err}");
     }
 }
+
+/// A service data dir whose `.in-use` lock is held (by a keeper in any uid
+/// or PID namespace, where its command line cannot be seen) is kept; once
+/// the lock is free, `clean` removes the dir and its lock file.
+#[test]
+fn clean_keeps_a_data_dir_whose_lock_is_held() {
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
+    let tmp = TempDir::new("data-lock");
+    let services = tmp.state().join("services");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::set_permissions(tmp.state(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data = services.join("etcd-1-data-4242");
+    std::fs::create_dir_all(data.join("member")).unwrap();
+    let lock_path = admin::data_lock_path(&data);
+    let lock = std::fs::File::create(&lock_path).unwrap();
+    lock.try_lock().unwrap();
+
+    let out = cli(&["clean"], &tmp.env());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(data.is_dir(), "a held data dir was removed");
+
+    drop(lock);
+    let out = cli(&["clean"], &tmp.env());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!data.exists(), "a free data dir stayed");
+    assert!(!lock_path.exists(), "its lock file stayed");
+}

@@ -41,7 +41,7 @@ pub use crate::process::sweep::{
     Stopped, Sweep, ENV_OWNER, ENV_OWNER_NAME,
 };
 pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
-pub use crate::services::keeper::{is_keeper, ENV_KEEPER, ENV_SERVICE};
+pub use crate::services::keeper::{data_lock_path, is_keeper, ENV_KEEPER, ENV_SERVICE};
 pub use crate::services::kind::{ServiceKind, ServicePortPair};
 pub use crate::services::shared::{
     coordination_in_use, pin, records, unpin, Origin, ServiceRecord, Unpinned, DEFAULT_IDLE_GRACE,

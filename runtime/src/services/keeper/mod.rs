@@ -39,6 +39,7 @@
 
 pub(crate) mod protocol;
 mod run;
+pub use run::data_lock_path;
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;

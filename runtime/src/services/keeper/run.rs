@@ -139,6 +139,10 @@ struct Keeper {
     /// Closed before the start lock goes, so a newcomer that takes the
     /// lock never sees a marker without a keeper.
     marker: Option<UnixListener>,
+    /// A lock on `<data dir>.in-use`, held from before the service starts
+    /// until its data is gone: `dynamo-test clean` never removes a data dir
+    /// whose lock is held (from any uid or PID namespace: it is a flock).
+    data_lock: Option<File>,
     service: Child,
     service_pid: u32,
     pidfd: Option<PidFd>,
@@ -177,6 +181,7 @@ impl Keeper {
         let marker = unix_socket::listen(&marker_name).map_err(|e| {
             format!("cannot bind @{marker_name} (a harness-started service without keeper still runs?): {e}")
         })?;
+        let data_lock = lock_data_dir(std::path::Path::new(&spec.data_dir))?;
         let service = spawn_service(&spec, log, marker.as_fd())
             .map_err(|e| format!("cannot start {}: {e}", spec.program))?;
         let service_pid = service.id();
@@ -191,6 +196,7 @@ impl Keeper {
             spec,
             listener: Some(listener),
             marker: Some(marker),
+            data_lock: Some(data_lock),
             service,
             service_pid,
             pidfd,
@@ -469,6 +475,8 @@ impl Keeper {
         }
         let status = self.stop_service();
         let _ = std::fs::remove_dir_all(&self.spec.data_dir);
+        let _ = std::fs::remove_file(data_lock_path(std::path::Path::new(&self.spec.data_dir)));
+        self.data_lock = None;
         let program = self.spec.program.clone();
         let pid = self.service_pid;
         let status = status.map_or("status unknown".to_string(), |s| s.to_string());
@@ -524,6 +532,27 @@ fn spawn_service(spec: &Spec, log: &File, marker: BorrowedFd<'_>) -> io::Result<
         .process_group(0);
     crate::sys::spawn::dies_with_parent(&mut cmd, std::process::id());
     unix_socket::inheritable(marker, || cmd.spawn())?
+}
+
+/// `<data dir>.in-use`, beside the data dir (the service wants its data dir
+/// to itself).
+pub fn data_lock_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    let mut name = data_dir.as_os_str().to_owned();
+    name.push(".in-use");
+    std::path::PathBuf::from(name)
+}
+
+/// Takes the lock on `<data dir>.in-use` for the keeper's lifetime.
+fn lock_data_dir(data_dir: &std::path::Path) -> Result<File, String> {
+    let path = data_lock_path(data_dir);
+    let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.try_lock().map_err(|e| {
+        format!(
+            "cannot lock {} (another keeper uses this data dir?): {e}",
+            path.display()
+        )
+    })?;
+    Ok(file)
 }
 
 #[cfg(test)]
