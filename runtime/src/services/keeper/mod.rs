@@ -183,7 +183,10 @@ pub(crate) fn executable() -> PathBuf {
 // MSG_NOSIGNAL, as SIGPIPE is not ignored there, and catches panics.
 #[ctor::ctor(unsafe)]
 fn keeper_hook() {
-    if let Some(spec) = std::env::var_os(ENV_KEEPER) {
+    // Both marks the harness sets: the env var alone (copied into a shell,
+    // say) must not turn every program of the user into a keeper.
+    let named = std::env::args_os().next().is_some_and(|a| a == KEEPER_NAME);
+    if let (true, Some(spec)) = (named, std::env::var_os(ENV_KEEPER)) {
         let code = std::panic::catch_unwind(|| run::main(&spec)).unwrap_or(run::EXIT_PANIC);
         std::process::exit(code);
     }
