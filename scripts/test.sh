@@ -102,9 +102,19 @@ rm -f "$part_log" "$part_log.1" "$part_log.2"
 # Nothing the harness started may outlive the run: shared services stop a
 # grace (2 s by default) after their last user. Processes it started carry
 # DYNAMO_TEST_SERVICE (keepers and services) or DYNAMO_TEST_OWNER (children).
+# The last shared services stop a grace after their last user (5 s in the
+# partition step) plus their own stop (SIGTERM, up to 3 s): wait for that,
+# at most 30 s, then nothing may be left.
 echo "== leftovers"
-sleep 4
-left=$(grep -lsE 'DYNAMO_TEST_(SERVICE|OWNER)=' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true)
+harness_processes() {
+  grep -lsE 'DYNAMO_TEST_(SERVICE|OWNER)=' /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 | grep -vx "$$" || true
+}
+left=$(harness_processes)
+for _ in $(seq 300); do
+  [ -z "$left" ] && break
+  sleep 0.1
+  left=$(harness_processes)
+done
 if [ -n "$left" ]; then
   echo "processes started by the harness are still running after the run:" >&2
   for pid in $left; do tr '\0' ' ' < "/proc/$pid/cmdline" >&2; echo >&2; done
