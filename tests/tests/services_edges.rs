@@ -283,3 +283,30 @@ fn a_keeper_that_cannot_start_says_why(client: Port, peer: Port) {
     );
     assert!(!dynamo_test::admin::is_listening(client.get()));
 }
+
+#[dynamo_test(timeout = "60s")]
+fn a_shared_service_that_exits_at_once_says_so_with_its_log(
+    client: Port,
+    peer: Port,
+    ctx: &dynamo_test::TestContext,
+) {
+    // An "etcd" that refuses its flags and exits, as a real one does.
+    let fake = ctx.output_dir().join("etcd-that-exits");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'etcd: bad flag --nope' >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut env = plan_env(ServiceKind::Etcd, &client, &peer);
+    env.push(("ETCD_BIN", fake.display().to_string()));
+    let (out, text) = need_service(&["etcd", "shared"], &env);
+    assert!(!out.status.success(), "{text}");
+    // Whether it died before or after this process joined its keeper, the
+    // message says the service exited, with its log; never that the
+    // executable is not a keeper.
+    assert!(text.contains("exited by itself"), "{text}");
+    assert!(text.contains("etcd: bad flag --nope"), "{text}");
+    assert!(!text.contains("pre-main hook"), "{text}");
+}

@@ -864,8 +864,10 @@ fn report(config: &Config, arm: Arm, r: &ArmResult) -> bool {
                 micros(p50_of(&t.last_quarter_ns))
             ),
         ),
+        ("alloc latency p90", micros(percentile(&lat, 0.90))),
         ("alloc latency p99", micros(percentile(&lat, 0.99))),
         ("alloc latency max", micros(lat.last().copied())),
+        ("alloc latency mean", micros(mean(&lat))),
         ("wall time", format!("{:.2} s", r.wall.as_secs_f64())),
     ];
     for (name, value) in rows {
@@ -940,6 +942,12 @@ fn p50_of(values: &[u64]) -> Option<u64> {
     let mut sorted = values.to_vec();
     sorted.sort_unstable();
     percentile(&sorted, 0.50)
+}
+
+/// The mean of `ns` (none if empty).
+fn mean(ns: &[u64]) -> Option<u64> {
+    let n = u64::try_from(ns.len()).ok().filter(|n| *n > 0)?;
+    Some(ns.iter().sum::<u64>() / n)
 }
 
 fn micros(ns: Option<u64>) -> String {

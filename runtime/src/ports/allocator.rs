@@ -1,6 +1,7 @@
 //! The allocator: reserve a candidate port, then check that the kernel agrees it is free.
 
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use super::bind_check::{self, Strictness};
 use super::error::{Exhausted, PortError};
@@ -8,6 +9,7 @@ use super::port::Port;
 use super::range::PortRange;
 use super::reservation::{Claim, Holder, Names, Reservation, PREFIX};
 use super::service_ports::ServicePorts;
+use super::spares::{self, Found, Spare};
 
 /// After this many candidates failed the strict check, ports in TIME_WAIT are
 /// accepted: every port a test served sits 60 s in TIME_WAIT, and a strict
@@ -46,21 +48,14 @@ static NAMES: std::sync::LazyLock<Names> = std::sync::LazyLock::new(|| Names::ne
 pub(crate) fn reserve(label: &str, base: Option<u16>) -> Result<Port, PortError> {
     let allocator = Allocator::global()?;
     match base {
-        None => {
-            let range = allocator.range;
-            let start = fastrand::u32(..range.len());
-            allocator.scan(
-                label,
-                range,
-                (0..range.len()).map(|i| range.nth_wrapping(start + i)),
-            )
-        }
+        None => allocator.random(label),
         Some(base) => {
             let range = PortRange {
                 low: base.max(1),
                 high: u16::MAX,
             };
-            allocator.scan(label, range, range.low..=range.high)
+            let (port, claim) = allocator.scan(range, range.low..=range.high)?;
+            Ok(allocator.grant(label, port, claim))
         }
     }
 }
@@ -96,20 +91,63 @@ impl Allocator {
         Ok(GLOBAL.get_or_init(|| built))
     }
 
+    /// A random port of the dynamic range: a spare of this thread's if
+    /// it has one for `label`, else a search (which reserves spares when
+    /// the thread's calls come quickly).
+    fn random(&self, label: &str) -> Result<Port, PortError> {
+        let pid = std::process::id();
+        let found = spares::with_thread_spares(|s| s.call(pid, label, self.range, Instant::now()));
+        let batch = match found {
+            Some(Found::Spare(spare)) => {
+                return Ok(Port::new(spare.port, label.to_string(), spare.claim))
+            }
+            Some(Found::Search { spares }) => spares,
+            None => 0,
+        };
+        let (port, claim) = self.scan_random()?;
+        let granted = self.grant(label, port, claim);
+        for _ in 0..batch {
+            let Ok((port, mut claim)) = self.scan_random() else {
+                break;
+            };
+            self.names.record(&mut claim, port, &Holder::me(label));
+            let spare = Spare::new(port, claim);
+            if spares::with_thread_spares(|s| s.keep(spare)).is_none() {
+                break;
+            }
+        }
+        Ok(granted)
+    }
+
+    /// Searches the dynamic range from a random start.
+    fn scan_random(&self) -> Result<(u16, Claim), PortError> {
+        let range = self.range;
+        let start = fastrand::u32(..range.len());
+        self.scan(
+            range,
+            (0..range.len()).map(|i| range.nth_wrapping(start + i)),
+        )
+    }
+
+    /// Hands `port` out to `label`: its holder record names the caller.
+    fn grant(&self, label: &str, port: u16, mut claim: Claim) -> Port {
+        self.names.record(&mut claim, port, &Holder::me(label));
+        Port::new(port, label.to_string(), claim)
+    }
+
     /// Tries `candidates` in order; the first that we can reserve and that
-    /// the kernel says is free is ours.
+    /// the kernel says is free is ours (its holder not yet recorded).
     fn scan(
         &self,
-        label: &str,
         range: PortRange,
         candidates: impl Iterator<Item = u16>,
-    ) -> Result<Port, PortError> {
+    ) -> Result<(u16, Claim), PortError> {
         let mut busy = 0u32;
         for port in candidates {
             if port == 0 || self.fixed.contains(&port) {
                 continue;
             }
-            let Some(mut claim) = self.claim(port)? else {
+            let Some(claim) = self.claim(port)? else {
                 continue;
             };
             let strictness = if busy < STRICT_CANDIDATES {
@@ -121,8 +159,7 @@ impl Allocator {
                 busy += 1;
                 continue; // dropping `claim` releases it
             }
-            self.names.record(&mut claim, port, &Holder::me(label));
-            return Ok(Port::new(port, label.to_string(), claim));
+            return Ok((port, claim));
         }
         Err(PortError::Exhausted(Box::new(Exhausted {
             range,
@@ -233,8 +270,8 @@ mod tests {
             fixed: [n[0], n[1], n[2], n[3]],
         };
         let range = allocator.range;
-        let got = allocator.scan("fixed", range, n.iter().copied()).unwrap();
-        assert_eq!(got.get(), n[4], "the four fixed ones were skipped");
+        let (got, _claim) = allocator.scan(range, n.iter().copied()).unwrap();
+        assert_eq!(got, n[4], "the four fixed ones were skipped");
         drop((got, free));
     }
 

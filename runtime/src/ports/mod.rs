@@ -15,6 +15,7 @@ mod port;
 mod range;
 mod reservation;
 mod service_ports;
+mod spares;
 
 pub use allocator::{find_free_port, find_free_port_from, live_reservations};
 pub use bind_check::{is_free, Strictness};

@@ -159,6 +159,9 @@ pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> &'static s
         Some(run::EXIT_NO_LOG) => "it could not open its log file",
         Some(run::EXIT_NOT_STARTED) => "it could not start (its log says why)",
         Some(run::EXIT_PANIC) => "it panicked (a harness bug)",
+        Some(run::EXIT_SERVICE_EXITED) => {
+            "its service exited by itself before it was healthy (the log below says how)"
+        }
         _ => {
             "the executable ran as itself, not as a keeper: it lacks the pre-main hook that \
              the dynamo-test crate links into every program using it (a test binary has it; a \

@@ -37,6 +37,9 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// stops its service without it.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
 
+/// The pause after an accept that failed other than "none left".
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Exit code: the settings in `DYNAMO_TEST_KEEPER` were not understood.
 pub(crate) const EXIT_BAD_SPEC: i32 = 81;
 /// Exit code: the log file could not be opened.
@@ -45,6 +48,9 @@ pub(crate) const EXIT_NO_LOG: i32 = 82;
 pub(crate) const EXIT_NOT_STARTED: i32 = 83;
 /// Exit code: the keeper panicked.
 pub(crate) const EXIT_PANIC: i32 = 84;
+/// Exit code: the service exited by itself (said in the log). A keeper
+/// that stopped its service (the grace, a signal) exits 0.
+pub(crate) const EXIT_SERVICE_EXITED: i32 = 85;
 
 /// The keeper's entry point (from the pre-main hook): the exit code.
 pub(super) fn main(spec: &OsStr) -> i32 {
@@ -67,10 +73,10 @@ pub(super) fn main(spec: &OsStr) -> i32 {
         }
     };
     match Keeper::start(spec, &mut log) {
-        Ok(mut keeper) => {
-            keeper.serve();
-            0
-        }
+        Ok(mut keeper) => match keeper.serve() {
+            Ended::Stopped => 0,
+            Ended::ServiceExited => EXIT_SERVICE_EXITED,
+        },
         Err(e) => {
             let _ = writeln!(log, "keeper {}: {e}", std::process::id());
             EXIT_NOT_STARTED
@@ -116,6 +122,14 @@ impl Idle {
     }
 }
 
+/// How serving ended.
+enum Ended {
+    /// The keeper stopped the service: the grace was over, or a signal.
+    Stopped,
+    /// The service exited by itself.
+    ServiceExited,
+}
+
 enum Role {
     /// Connected, hello sent, no request yet.
     Pending,
@@ -151,6 +165,10 @@ struct Keeper {
     idle: Idle,
     /// A user or pin came or went since the last look.
     touched: bool,
+    /// Some connection ever became a user or pinned the service.
+    ever_used: bool,
+    /// The last failure noted by [`Keeper::note_once`].
+    last_failure: Option<String>,
     signalled: Arc<AtomicBool>,
 }
 
@@ -204,8 +222,18 @@ impl Keeper {
             pins: BTreeSet::new(),
             idle: Idle::default(),
             touched: false,
+            ever_used: false,
+            last_failure: None,
             signalled,
         })
+    }
+
+    /// Notes `text` unless it was the last thing noted by this call.
+    fn note_once(&mut self, text: &str) {
+        if self.last_failure.as_deref() != Some(text) {
+            self.note(text);
+            self.last_failure = Some(text.to_string());
+        }
     }
 
     fn note(&mut self, text: &str) {
@@ -249,7 +277,7 @@ impl Keeper {
     }
 
     /// Serves until the service is stopped or gone.
-    fn serve(&mut self) {
+    fn serve(&mut self) -> Ended {
         self.idle.update(false, false, Instant::now());
         loop {
             let timeout = self
@@ -259,10 +287,19 @@ impl Keeper {
                 .max(Duration::from_millis(1));
             let ready = self.wait(timeout);
             if self.signalled.load(Ordering::Relaxed) {
-                return self.finish("signalled", LOCK_WAIT);
+                self.finish("signalled", LOCK_WAIT);
+                return Ended::Stopped;
             }
             if let ChildState::Exited(status) = signal::child_state(self.service_pid) {
-                return self.finish(&format!("exited by itself ({status})"), LOCK_WAIT);
+                // Never used, the lock is our starter's, which waits for
+                // our exit to say why: no wait for a lock that stays held.
+                let wait = if self.ever_used {
+                    LOCK_WAIT
+                } else {
+                    Duration::ZERO
+                };
+                self.finish(&format!("exited by itself ({status})"), wait);
+                return Ended::ServiceExited;
             }
             self.accept();
             self.read(&ready);
@@ -276,7 +313,7 @@ impl Keeper {
                 && !self.handshaking()
                 && self.stop_if_still_idle()
             {
-                return;
+                return Ended::Stopped;
             }
         }
     }
@@ -313,7 +350,14 @@ impl Keeper {
             let stream = match listener.accept() {
                 Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return came, // WouldBlock: none left
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return came,
+                Err(e) => {
+                    // Out of descriptors, say: the knock stays queued and
+                    // the listener readable, so pause instead of spinning.
+                    self.note_once(&format!("cannot accept a connection: {e}"));
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                    return came;
+                }
             };
             came = true;
             let peer = unix_socket::peer(&stream).map_or("a peer".to_string(), |(pid, uid)| {
@@ -389,6 +433,7 @@ impl Keeper {
             "use" => {
                 self.conns[i].role = Role::User;
                 self.touched = true;
+                self.ever_used = true;
                 let who: Value = serde_json::from_str(rest).unwrap_or(Value::Null);
                 let users = self.users();
                 let peer = self.conns[i].peer.clone();
@@ -401,6 +446,7 @@ impl Keeper {
             }
             "pin" => {
                 self.touched = true;
+                self.ever_used = true;
                 let already = !self.pins.insert(rest.to_string());
                 let peer = self.conns[i].peer.clone();
                 self.note(&format!("pinned by {peer} (dynamo-test up)"));
