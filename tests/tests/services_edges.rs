@@ -301,6 +301,9 @@ fn a_shared_service_that_exits_at_once_says_so_with_its_log(
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut env = plan_env(ServiceKind::Etcd, &client, &peer);
     env.push(("ETCD_BIN", fake.display().to_string()));
+    // The keeper's log in a directory of this test's: no earlier run's lines.
+    let out_dir = ctx.output_dir().join("out");
+    env.push(("DYNAMO_TEST_OUTPUT_DIR", out_dir.display().to_string()));
     let (out, text) = need_service(&["etcd", "shared"], &env);
     assert!(!out.status.success(), "{text}");
     // Whether it died before or after this process joined its keeper, the

@@ -19,6 +19,9 @@ use super::spares::{self, Found, Spare};
 /// syscalls, and 64 strict ones put p99 at 12-15 ms (BENCHMARKS.md).
 const STRICT_CANDIDATES: u32 = 8;
 
+/// How many candidates a spare's search tries before it gives up.
+const SPARE_CANDIDATES: u32 = 16;
+
 /// Reserves a random free port from the dynamic range (see
 /// [`PortRange::dynamic_from_env`](super::PortRange::dynamic_from_env)).
 ///
@@ -107,7 +110,7 @@ impl Allocator {
         let (port, claim) = self.scan_random()?;
         let granted = self.grant(label, port, claim);
         for _ in 0..batch {
-            let Ok((port, mut claim)) = self.scan_random() else {
+            let Some((port, mut claim)) = self.spare() else {
                 break;
             };
             self.names.record(&mut claim, port, &Holder::me(label));
@@ -142,6 +145,25 @@ impl Allocator {
         range: PortRange,
         candidates: impl Iterator<Item = u16>,
     ) -> Result<(u16, Claim), PortError> {
+        let (found, busy) = self.first_free(candidates)?;
+        found.ok_or_else(|| self.exhausted(range, busy))
+    }
+
+    /// A spare: a few random candidates only, so that a nearly full range
+    /// costs a successful call little and keeps its last ports for others.
+    fn spare(&self) -> Option<(u16, Claim)> {
+        let range = self.range;
+        let start = fastrand::u32(..range.len());
+        let candidates =
+            (0..SPARE_CANDIDATES.min(range.len())).map(|i| range.nth_wrapping(start + i));
+        self.first_free(candidates).ok()?.0
+    }
+
+    /// The first of `candidates` reserved and free, and how many were busy.
+    fn first_free(
+        &self,
+        candidates: impl Iterator<Item = u16>,
+    ) -> Result<(Option<(u16, Claim)>, u32), PortError> {
         let mut busy = 0u32;
         for port in candidates {
             if port == 0 || self.fixed.contains(&port) {
@@ -159,13 +181,23 @@ impl Allocator {
                 busy += 1;
                 continue; // dropping `claim` releases it
             }
-            return Ok((port, claim));
+            return Ok((Some((port, claim)), busy));
         }
-        Err(PortError::Exhausted(Box::new(Exhausted {
+        Ok((None, busy))
+    }
+
+    /// The error for a search of `range` that found nothing.
+    fn exhausted(&self, range: PortRange, busy: u32) -> PortError {
+        let (reserved, unlisted) = match self.names.live_in(range) {
+            Ok(live) => (live, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        PortError::Exhausted(Box::new(Exhausted {
             range,
-            reserved: self.names.live_in(range),
+            reserved,
+            unlisted,
             busy,
-        })))
+        }))
     }
 
     fn claim(&self, port: u16) -> Result<Option<Claim>, PortError> {
@@ -313,6 +345,7 @@ mod tests {
                     holder: Some(Holder::me("suite::a")),
                 },
             ],
+            unlisted: None,
             busy: 0,
         };
         let msg = e.to_string();
@@ -337,6 +370,17 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("DYNAMO_TEST_PORT_RANGE"), "{msg}");
+        // Holders that could not be listed are not "0 reserved".
+        let e = Exhausted {
+            reserved: Vec::new(),
+            unlisted: Some("Permission denied".into()),
+            ..e
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("reserved by harness users: unknown (cannot list /proc/net/unix: Permission denied)"),
+            "{msg}"
+        );
     }
 
     #[test]

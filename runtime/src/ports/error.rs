@@ -50,23 +50,32 @@ pub enum PortError {
 
 /// Details of an exhausted search: the range, and who holds what.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Exhausted {
     /// The ports searched.
     pub range: PortRange,
     /// Live reservations in the range.
     pub reserved: Vec<Reservation>,
+    /// Why the reservations could not be listed, if they could not
+    /// (`reserved` is empty then, which says nothing).
+    pub unlisted: Option<String>,
     /// Ports that were not reserved but in use by some socket.
     pub busy: u32,
 }
 
 impl fmt::Display for Exhausted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reserved = match &self.unlisted {
+            None => format!("{} reserved by harness users", self.reserved.len()),
+            Some(why) => {
+                format!("reserved by harness users: unknown (cannot list /proc/net/unix: {why})")
+            }
+        };
         write!(
             f,
-            "no free port in range {} ({} ports): {} reserved by harness users, {} in use by other sockets",
+            "no free port in range {} ({} ports): {reserved}, {} in use by other sockets",
             self.range,
             self.range.len(),
-            self.reserved.len(),
             self.busy
         )?;
         let mut by_holder: Vec<(String, usize)> = Vec::new();

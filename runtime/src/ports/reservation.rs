@@ -203,11 +203,11 @@ impl Names {
         Ok(self.decode(&names, own_pid_namespace()))
     }
 
-    /// Live reservations in `range` (none if they cannot be listed).
-    pub(crate) fn live_in(&self, range: PortRange) -> Vec<Reservation> {
-        let mut live = self.live().unwrap_or_default();
+    /// Live reservations in `range`.
+    pub(crate) fn live_in(&self, range: PortRange) -> io::Result<Vec<Reservation>> {
+        let mut live = self.live()?;
         live.retain(|r| range.contains(r.port));
-        live
+        Ok(live)
     }
 
     /// Reservations from the bound names (our prefix and a `/` included).

@@ -3,18 +3,23 @@
 //!
 //! A search costs a reservation, a TCP check and a holder record, each a
 //! socket and a bind, and most of that cost is the first system calls
-//! after a thread wakes (BENCHMARKS.md, "Spare reservations"). A test
-//! that reserves its ports one after another pays it once per batch: the
-//! next calls take a spare, with no system call at all.
+//! after a thread wakes (BENCHMARKS.md, "Spare reservations (issue 10)").
+//! A test that reserves its ports one after another pays it once per
+//! batch: the next calls take a spare (one `getpid`, no socket call).
 //!
 //! Spares belong to one thread and one label (the label their holder
-//! record already names), so a spare is never handed to another test, and
-//! a thread's spares go when the thread ends (libtest runs each test on a
-//! thread of its own). A spare is a real reservation, so no one else gets
-//! it while it is kept, and it is kept only briefly ([`MAX_AGE`]): its TCP
-//! check is at most that old when it is handed out. A thread that reserves
-//! only now and then never holds spares, and neither does a small range,
-//! where a spare could be the port another process is waiting for.
+//! record already names): a spare is only handed out to a later call of
+//! the same thread with the same label, which under libtest is the same
+//! test (each test runs on a thread of its own, named after it). A spare
+//! is a real reservation, so no one else gets it while it is kept. It is
+//! never handed out once older than [`MAX_AGE`] (its TCP check is at most
+//! that old); an unused one is released at the thread's next call, when
+//! its label changes, or when the thread ends, so a test that stops
+//! reserving keeps at most [`BATCH`] spares until it ends. A thread that
+//! reserves only now and then gets none, and neither does a small range,
+//! where a spare could be the port another process is waiting for. A
+//! child forked without exec inherits the copies and closes them at its
+//! first call, never handing one out.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -25,7 +30,7 @@ use super::reservation::Claim;
 /// How many spares one search reserves after the port it was for.
 pub(super) const BATCH: usize = 3;
 
-/// Spares older than this are given back, not handed out; and calls
+/// Spares older than this are released, not handed out; and calls
 /// further apart than this reserve no spares.
 pub(super) const MAX_AGE: Duration = Duration::from_millis(500);
 
@@ -122,7 +127,8 @@ thread_local! {
 }
 
 /// Runs `f` with this thread's spares; `None` while the thread is being
-/// torn down (its spares are gone then).
+/// torn down (its spares are gone then) or, should it ever happen, when
+/// they are already borrowed.
 pub(super) fn with_thread_spares<T>(f: impl FnOnce(&mut Spares) -> T) -> Option<T> {
     THREAD_SPARES
         .try_with(|spares| spares.try_borrow_mut().ok().map(|mut s| f(&mut s)))
@@ -179,13 +185,16 @@ mod tests {
     fn hands_out_fresh_spares_of_its_label_and_releases_the_rest() {
         let names = private_names();
         let now = Instant::now();
+        let reserved = |port: u16, checked: Instant| Spare {
+            port,
+            claim: names.try_reserve(port).unwrap().unwrap(),
+            checked,
+        };
         let mut spares = Spares::default();
         spares.call(PID, "a", RANGE, now);
-        let mut old = Spare::new(1, names.try_reserve(1).unwrap().unwrap());
-        old.checked = now - MAX_AGE;
-        spares.keep(old);
-        spares.keep(Spare::new(2, names.try_reserve(2).unwrap().unwrap()));
-        let Found::Spare(got) = spares.call(PID, "a", RANGE, Instant::now()) else {
+        spares.keep(reserved(1, now - MAX_AGE));
+        spares.keep(reserved(2, now));
+        let Found::Spare(got) = spares.call(PID, "a", RANGE, now) else {
             panic!("the fresh spare")
         };
         assert_eq!(got.port, 2);
@@ -195,16 +204,16 @@ mod tests {
         );
 
         // Another label never gets a spare recorded under this one.
-        spares.keep(Spare::new(3, names.try_reserve(3).unwrap().unwrap()));
-        assert!(searched(spares.call(PID, "b", RANGE, Instant::now())).is_some());
+        spares.keep(reserved(3, now));
+        assert!(searched(spares.call(PID, "b", RANGE, now)).is_some());
         assert!(
             names.try_reserve(3).unwrap().is_some(),
             "released on the change"
         );
 
         // A forked child never hands out what its parent holds.
-        spares.keep(Spare::new(4, names.try_reserve(4).unwrap().unwrap()));
-        assert!(searched(spares.call(PID + 1, "b", RANGE, Instant::now())).is_some());
+        spares.keep(reserved(4, now));
+        assert!(searched(spares.call(PID + 1, "b", RANGE, now)).is_some());
         assert!(
             names.try_reserve(4).unwrap().is_some(),
             "dropped by the child"

@@ -53,16 +53,22 @@ pub(crate) fn forward(
 
 /// The last `n` lines of the file at `path` (reads at most its last 64 KiB).
 pub fn tail(path: &Path, n: usize) -> String {
+    match File::open(path) {
+        Ok(file) => tail_of(file, n),
+        Err(_) => String::new(),
+    }
+}
+
+/// The last `n` lines of `file` (reads at most its last 64 KiB).
+pub(crate) fn tail_of(mut file: File, n: usize) -> String {
     const WINDOW: u64 = 64 * 1024;
-    let Ok(mut file) = File::open(path) else {
-        return String::new();
-    };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     if len > WINDOW {
         let _ = file.seek(SeekFrom::Start(len - WINDOW));
     }
     let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
+    // At most the window, even from a file that grows while we read.
+    let _ = file.take(WINDOW).read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);

@@ -37,7 +37,7 @@ mod watchdog;
 
 pub use builder::{ProcessBuilder, DEFAULT_GRACE, DEFAULT_STARTUP_TIMEOUT};
 pub(crate) use command::check_executable;
-pub(crate) use logs::tail;
+pub(crate) use logs::{tail, tail_of};
 pub(crate) use managed::TAIL_LINES;
 pub use managed::{ManagedProcess, ProcessError};
 

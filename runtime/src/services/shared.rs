@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::unix::net::UnixStream;
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -235,6 +236,8 @@ async fn register(
     let answer = blocking(move || protocol::request(&stream, &request).map(|a| (a, stream))).await;
     match answer {
         Ok((Ok(_), stream)) => Ok(Some(Joined { info, stream })),
+        // Its goodbye came instead of an answer: stopping after all.
+        Ok((Err(said), _)) if said.starts_with("bye ") => Ok(None),
         Ok((Err(refused), _)) => Err(Error::Service(format!(
             "the keeper of the shared {} on port {} (pid {}) refused this process as a user: {refused}",
             kind.name(),
@@ -254,6 +257,8 @@ async fn wait_healthy(
     joined: Joined,
 ) -> Result<Option<UnixStream>, Error> {
     let Joined { info, stream } = joined;
+    // The uid the kernel saw listen, not the one the hello claims.
+    let keeper_uid = unix_socket::peer(&stream).map(|(_, uid)| uid);
     let watch = stream
         .set_nonblocking(true)
         .and_then(|()| tokio::net::UnixStream::from_std(stream))
@@ -261,6 +266,7 @@ async fn wait_healthy(
             stream,
             said: Mutex::new(Vec::new()),
             info: info.clone(),
+            keeper_uid,
         })
         .map_err(|e| Error::io("watching the service keeper", e))?;
     let probe = kind.probe(ports);
@@ -286,6 +292,8 @@ struct KeeperWatch {
     stream: tokio::net::UnixStream,
     said: Mutex<Vec<u8>>,
     info: KeeperInfo,
+    /// The keeper's uid from `SO_PEERCRED`.
+    keeper_uid: Option<u32>,
 }
 
 impl Watch for KeeperWatch {
@@ -328,8 +336,32 @@ impl Watch for KeeperWatch {
             self.info.service_pid,
             self.info.keeper_pid,
             log.display(),
-            crate::process::tail(log, crate::process::TAIL_LINES)
+            keeper_log_tail(log, self.keeper_uid)
         )
+    }
+}
+
+/// The tail of a joined keeper's log, whose path the keeper itself named:
+/// shown only if it is a regular file (not a symlink) of the keeper's
+/// uid, so that another user's keeper cannot make us print a file of ours.
+fn keeper_log_tail(log: &std::path::Path, keeper_uid: Option<u32>) -> String {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // Not a symlink; and a FIFO must not block the open.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(log);
+    let Ok(file) = file else {
+        return "(cannot open it, or it is a symlink)".to_string();
+    };
+    match (file.metadata(), keeper_uid) {
+        (Ok(meta), Some(uid)) if meta.is_file() && meta.uid() == uid => {
+            crate::process::tail_of(file, crate::process::TAIL_LINES)
+        }
+        _ => format!(
+            "(not shown: not a regular file of the keeper's uid {})",
+            keeper_uid.map_or("(unknown)".to_string(), |u| u.to_string())
+        ),
     }
 }
 
@@ -430,33 +462,55 @@ async fn start(kind: ServiceKind, ports: ServicePortPair) -> Result<Joined, Erro
     let started = Instant::now();
     loop {
         if let Contact::Answered(hello, stream) = contact(kind, ports.client).await? {
-            // The keeper outlives us when others still use the service; reap it if it ends first.
-            crate::process::reap_in_background(child);
-            return match register(kind, ports, hello, stream).await? {
-                Some(joined) => Ok(joined),
-                None => Err(keeper_failed(kind, &spec, "closed at once")),
-            };
+            if let Some(joined) = register(kind, ports, hello, stream).await? {
+                // The keeper outlives us when others still use the service; reap it if it ends first.
+                crate::process::reap_in_background(child);
+                return Ok(joined);
+            }
+            // It is stopping before serving (its service exited, say):
+            // still holding the start lock, wait for its exit, after which
+            // its log is complete and its names are gone.
+            return Err(keeper_ended_early(kind, &spec, child).await);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let meaning = keeper::early_exit_meaning(status);
-            return Err(keeper_failed(
-                kind,
-                &spec,
-                &format!("exited ({status}): {meaning},"),
-            ));
+            return Err(keeper_exited(kind, &spec, status));
         }
         if started.elapsed() > KEEPER_UP_TIMEOUT {
-            // Unreaped, so the pid is still this child's.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(keeper_failed(
-                kind,
-                &spec,
-                &format!("did not listen within {KEEPER_UP_TIMEOUT:?} (killed)"),
-            ));
+            let what = format!("did not listen within {KEEPER_UP_TIMEOUT:?} (killed)");
+            return Err(keeper_killed(kind, &spec, child, &what));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// Waits (bounded) for a keeper that closed before serving to exit, and
+/// says why it ended.
+async fn keeper_ended_early(kind: ServiceKind, spec: &Spec, mut child: Child) -> Error {
+    let started = Instant::now();
+    while started.elapsed() < KEEPER_UP_TIMEOUT {
+        if let Ok(Some(status)) = child.try_wait() {
+            return keeper_exited(kind, spec, status);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    keeper_killed(
+        kind,
+        spec,
+        child,
+        "closed at once and did not exit (killed)",
+    )
+}
+
+fn keeper_exited(kind: ServiceKind, spec: &Spec, status: std::process::ExitStatus) -> Error {
+    let meaning = keeper::early_exit_meaning(status);
+    keeper_failed(kind, spec, &format!("exited ({status}): {meaning},"))
+}
+
+fn keeper_killed(kind: ServiceKind, spec: &Spec, mut child: Child, what: &str) -> Error {
+    // Unreaped, so the pid is still this child's.
+    let _ = child.kill();
+    let _ = child.wait();
+    keeper_failed(kind, spec, what)
 }
 
 fn keeper_failed(kind: ServiceKind, spec: &Spec, what: &str) -> Error {
@@ -813,5 +867,31 @@ fn ask(kind: ServiceKind, port: u16, line: &str) -> Result<Option<Result<Value, 
             protocol::request(&stream, line).map(Some).map_err(failed)
         }
         Contact::Answered(other, _) => Err(cannot_join(kind, port, &other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keeper_log_is_shown_only_if_it_is_a_file_of_the_keeper_s_uid() {
+        let dir = std::env::temp_dir().join(format!("dt-keeper-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("etcd.log");
+        std::fs::write(&log, "one\ntwo\n").unwrap();
+        let me = crate::sys::signal::current_uid();
+        assert!(keeper_log_tail(&log, Some(me)).ends_with("two"));
+        // Another uid's keeper naming a file of ours: not printed.
+        let other = keeper_log_tail(&log, Some(me.wrapping_add(1)));
+        assert!(other.starts_with("(not shown"), "{other}");
+        assert!(!other.contains("two"), "{other}");
+        assert!(keeper_log_tail(&log, None).starts_with("(not shown"));
+        // A symlink to it: not followed.
+        let link = dir.join("link.log");
+        std::os::unix::fs::symlink(&log, &link).unwrap();
+        let linked = keeper_log_tail(&link, Some(me));
+        assert!(!linked.contains("two"), "{linked}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

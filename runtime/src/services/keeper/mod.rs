@@ -153,8 +153,9 @@ pub(crate) fn spawn(spec: &Spec) -> std::io::Result<Child> {
 }
 
 /// What a keeper's early exit means (its code), for the starter's error.
-pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> &'static str {
-    match status.code() {
+pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let meaning = match status.code() {
         Some(run::EXIT_BAD_SPEC) => "it did not understand its settings (a harness bug)",
         Some(run::EXIT_NO_LOG) => "it could not open its log file",
         Some(run::EXIT_NOT_STARTED) => "it could not start (its log says why)",
@@ -162,12 +163,20 @@ pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> &'static s
         Some(run::EXIT_SERVICE_EXITED) => {
             "its service exited by itself before it was healthy (the log below says how)"
         }
-        _ => {
+        Some(run::EXIT_SIGNALLED) => {
+            "a signal stopped it (someone ran kill or `dynamo-test down`?)"
+        }
+        Some(_) => {
             "the executable ran as itself, not as a keeper: it lacks the pre-main hook that \
              the dynamo-test crate links into every program using it (a test binary has it; a \
              program that loads the crate in a way that drops its constructors does not)"
         }
-    }
+        None => {
+            let signal = status.signal().map_or("?".to_string(), |s| s.to_string());
+            return format!("it was killed by signal {signal}");
+        }
+    };
+    meaning.to_string()
 }
 
 /// The executable a keeper is re-run from, for messages.

@@ -48,9 +48,11 @@ pub(crate) const EXIT_NO_LOG: i32 = 82;
 pub(crate) const EXIT_NOT_STARTED: i32 = 83;
 /// Exit code: the keeper panicked.
 pub(crate) const EXIT_PANIC: i32 = 84;
-/// Exit code: the service exited by itself (said in the log). A keeper
-/// that stopped its service (the grace, a signal) exits 0.
+/// Exit code: the service exited by itself (said in the log).
 pub(crate) const EXIT_SERVICE_EXITED: i32 = 85;
+/// Exit code: a signal (SIGTERM, SIGINT, SIGHUP) stopped the keeper. A
+/// keeper that stopped its service after the grace exits 0.
+pub(crate) const EXIT_SIGNALLED: i32 = 86;
 
 /// The keeper's entry point (from the pre-main hook): the exit code.
 pub(super) fn main(spec: &OsStr) -> i32 {
@@ -74,7 +76,8 @@ pub(super) fn main(spec: &OsStr) -> i32 {
     };
     match Keeper::start(spec, &mut log) {
         Ok(mut keeper) => match keeper.serve() {
-            Ended::Stopped => 0,
+            Ended::Idle => 0,
+            Ended::Signalled => EXIT_SIGNALLED,
             Ended::ServiceExited => EXIT_SERVICE_EXITED,
         },
         Err(e) => {
@@ -124,8 +127,10 @@ impl Idle {
 
 /// How serving ended.
 enum Ended {
-    /// The keeper stopped the service: the grace was over, or a signal.
-    Stopped,
+    /// The grace was over: the keeper stopped the service.
+    Idle,
+    /// A signal: the keeper stopped the service.
+    Signalled,
     /// The service exited by itself.
     ServiceExited,
 }
@@ -228,7 +233,8 @@ impl Keeper {
         })
     }
 
-    /// Notes `text` unless it was the last thing noted by this call.
+    /// Notes `text` unless it is the failure noted last (until an accept
+    /// succeeds again).
     fn note_once(&mut self, text: &str) {
         if self.last_failure.as_deref() != Some(text) {
             self.note(text);
@@ -288,9 +294,14 @@ impl Keeper {
             let ready = self.wait(timeout);
             if self.signalled.load(Ordering::Relaxed) {
                 self.finish("signalled", LOCK_WAIT);
-                return Ended::Stopped;
+                return Ended::Signalled;
             }
             if let ChildState::Exited(status) = signal::child_state(self.service_pid) {
+                // Said at once: a starter reads the log as soon as we close.
+                let (program, pid) = (self.spec.program.clone(), self.service_pid);
+                self.note(&format!(
+                    "{program} (pid {pid}) exited by itself ({status})"
+                ));
                 // Never used, the lock is our starter's, which waits for
                 // our exit to say why: no wait for a lock that stays held.
                 let wait = if self.ever_used {
@@ -313,7 +324,7 @@ impl Keeper {
                 && !self.handshaking()
                 && self.stop_if_still_idle()
             {
-                return Ended::Stopped;
+                return Ended::Idle;
             }
         }
     }
@@ -348,8 +359,13 @@ impl Keeper {
                 return came;
             };
             let stream = match listener.accept() {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    self.last_failure = None;
+                    stream
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // That one knock gave up; others may wait behind it.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return came,
                 Err(e) => {
                     // Out of descriptors, say: the knock stays queued and
