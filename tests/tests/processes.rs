@@ -129,7 +129,7 @@ async fn a_child_that_ignores_sigterm_is_killed_after_the_grace(ctx: &TestContex
     // It says "ready" once its SIGTERM trap is set; a stop before that is not the case tested.
     wait_for_line(&stubborn, "ready").await;
     let started = Instant::now();
-    let status = stubborn.stop().await;
+    let status = stubborn.stop().await.unwrap();
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(300) && took < Duration::from_secs(2),
@@ -154,7 +154,7 @@ async fn a_graceful_stop_reaches_grandchildren(ctx: &TestContext) {
         .unwrap();
     let grandchild = wait_for_line(&family, "grandchild ").await;
     let grandchild: u32 = grandchild.trim().parse().unwrap();
-    family.stop().await;
+    family.stop().await.unwrap();
     // SIGKILL is delivered asynchronously: allow the kernel a moment.
     let left = dynamo_test_suite::orphans::survivors_after(&[grandchild], Duration::from_secs(1));
     assert_eq!(left, Vec::<u32>::new());
@@ -176,7 +176,7 @@ async fn grandchildren_get_the_grace_after_the_leader_exits(ctx: &TestContext) {
         .unwrap();
     wait_for_line(&family, "ready").await;
     let started = Instant::now();
-    family.stop().await;
+    family.stop().await.unwrap();
     let took = started.elapsed();
     wait_for_line(&family, "cleaned").await;
     assert!(
@@ -295,5 +295,5 @@ async fn an_unbounded_grace_waits_for_the_exit_without_overflow(ctx: &TestContex
         .await
         .unwrap();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(sleeper.stop().await.signal(), Some(libc::SIGTERM));
+    assert_eq!(sleeper.stop().await.unwrap().signal(), Some(libc::SIGTERM));
 }

@@ -20,11 +20,23 @@ impl Owner for TestContext {
         TestContext::new_log_path(self, name)
     }
 
-    /// Stopped at teardown (in reverse order of start, with the rest).
+    /// Stopped at teardown (in reverse order of start, with the rest):
+    /// what it stopped outside the process group is noted, and a process
+    /// that would not exit fails the test.
     fn adopt(&self, process: &ManagedProcess) {
-        let handle = process.clone();
+        let (handle, ctx) = (process.clone(), self.clone());
         self.defer(format!("stop process `{}`", process.name()), async move {
-            handle.stop().await;
+            let report = handle.stop_reporting().await;
+            if !report.outside_group.is_empty() {
+                ctx.note(&format!(
+                    "teardown: process `{}`: stopped outside its process group: {}",
+                    handle.name(),
+                    report.outside_group.join(", ")
+                ));
+            }
+            if let Err(stuck) = report.result {
+                ctx.teardown_failed(stuck.to_string());
+            }
         });
     }
 

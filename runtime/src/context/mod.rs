@@ -66,6 +66,9 @@ struct Inner {
     slots: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
     /// Fixed ports of the plan replaced for this test (private instances).
     plan_overrides: Mutex<Vec<(PlanPort, u16)>>,
+    /// What went wrong during teardown (a process that would not exit):
+    /// it fails a test that otherwise passed.
+    teardown_problems: Mutex<Vec<String>>,
 }
 
 impl TestContext {
@@ -84,6 +87,7 @@ impl TestContext {
                 logs: Mutex::new(Vec::new()),
                 slots: Mutex::new(Vec::new()),
                 plan_overrides: Mutex::new(Vec::new()),
+                teardown_problems: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -285,6 +289,17 @@ impl TestContext {
             label: label.into(),
             action: Box::pin(action),
         });
+    }
+
+    /// Records a teardown step that went wrong; teardown goes on.
+    pub(crate) fn teardown_failed(&self, problem: String) {
+        log(&self.inner.name, &format!("teardown: {problem}"));
+        lock(&self.inner.teardown_problems).push(problem);
+    }
+
+    /// What went wrong during teardown so far.
+    pub(crate) fn teardown_problems(&self) -> Vec<String> {
+        lock(&self.inner.teardown_problems).clone()
     }
 
     /// Releases everything the test acquired, newest first. Idempotent.

@@ -374,9 +374,9 @@ impl Client {
             return Err(Error::Fatal(HTTPS_NEEDS_FEATURE.into()));
         }
         let exchange = self.connect_and_exchange(request, timeout, max_body);
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout(timeout)),
+        match crate::sys::real_time::timeout(timeout, exchange).await {
+            Some(result) => result,
+            None => Err(Error::Timeout(timeout)),
         }
     }
 

@@ -58,13 +58,13 @@ async fn greeting(mut stream: tokio::net::TcpStream, budget: Duration) -> Check 
         }
         Ok(())
     };
-    let outcome = tokio::time::timeout(budget * 9 / 10, read).await;
+    let outcome = crate::sys::real_time::timeout(budget * 9 / 10, read).await;
     match outcome {
-        Err(_) if line.is_empty() => {
+        None if line.is_empty() => {
             Check::not_ready("connected, but no greeting (not a NATS server?)")
         }
-        Ok(Err(e)) => Check::not_ready(format!("reading the greeting: {e}")),
-        Ok(Ok(())) if line.is_empty() => {
+        Some(Err(e)) => Check::not_ready(format!("reading the greeting: {e}")),
+        Some(Ok(())) if line.is_empty() => {
             Check::not_ready("connected, but it closed without a greeting (not a NATS server?)")
         }
         _ if line.starts_with(b"INFO {") => Check::Ready,

@@ -58,13 +58,14 @@ pub(crate) async fn connect_any(
 ) -> Result<tokio::net::TcpStream, String> {
     let mut last = String::from("no address to connect to");
     for addr in targets {
-        match tokio::time::timeout(budget, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match crate::sys::real_time::timeout(budget, connect).await {
+            Some(Ok(stream)) => return Ok(stream),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 last = REFUSED.into()
             }
-            Ok(Err(e)) => last = format!("connect to {addr}: {e}"),
-            Err(_) => last = format!("connect to {addr} timed out after {budget:?}"),
+            Some(Err(e)) => last = format!("connect to {addr}: {e}"),
+            None => last = format!("connect to {addr} timed out after {budget:?}"),
         }
     }
     Err(last)

@@ -4,6 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use crate::sys::real_time;
+
 use super::history::History;
 use super::{Check, Probe};
 
@@ -198,7 +200,7 @@ impl<'a> Wait<'a> {
                 biased;
                 reason = gone(self.watch) => return Err(self.error(started, state, Some(reason))),
                 () = changed(self.watch) => state.backoff.reset(),
-                () = tokio::time::sleep(pause) => {}
+                () = real_time::sleep(pause) => {}
             }
         }
     }
@@ -227,9 +229,9 @@ struct State {
 
 /// One attempt, bounded from outside too (a probe may ignore its budget).
 async fn attempt(probe: &dyn Probe, budget: Duration) -> Check {
-    match tokio::time::timeout(budget, probe.check(budget)).await {
-        Ok(check) => check,
-        Err(_) => Check::not_ready(format!("attempt timed out after {budget:?}")),
+    match real_time::timeout(budget, probe.check(budget)).await {
+        Some(check) => check,
+        None => Check::not_ready(format!("attempt timed out after {budget:?}")),
     }
 }
 

@@ -69,11 +69,13 @@ impl Spec {
         }))
     }
 
-    /// The command: own process group, parent-death signal, owner tag, piped output.
-    pub(crate) fn command(&self, program: &Path, owner_tag: &str) -> Command {
+    /// The command: own process group, parent-death signal, owner and
+    /// child tags, piped output.
+    pub(crate) fn command(&self, program: &Path, owner_tag: &str, child_tag: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.args(&self.args)
             .env(super::sweep::ENV_OWNER, owner_tag)
+            .env(super::descendants::ENV_CHILD, child_tag)
             .env(super::sweep::ENV_OWNER_NAME, &self.name)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -3,22 +3,30 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use super::command::Spec;
+use super::descendants;
 use super::group::{self, Reaper};
 use super::logs;
 use super::spawner::on_spawner_thread;
 use super::sweep::owner_tag;
 use super::watchdog::Watchdog;
 use crate::health::{Probe, Wait, WaitError, Watch, WatchFuture};
+use crate::sys::procfs::{self, ProcStat};
+use crate::sys::real_time;
 use crate::sys::signal::Signal;
 use crate::sys::sync::lock;
 
 /// How long an exit waits for the child's last output to reach the log.
 const FORWARD_GRACE: Duration = Duration::from_millis(100);
+
+/// How long a stop waits for the exit after SIGKILL before it reports the
+/// process as stuck (the kernel delivers SIGKILL only once a process leaves
+/// uninterruptible sleep).
+pub(crate) const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Lines of log shown in errors and failure reports.
 pub(crate) const TAIL_LINES: usize = 20;
@@ -45,6 +53,24 @@ pub enum ProcessError {
         pid: u32,
         /// The failed wait, with the process's state and log tail.
         source: Box<WaitError>,
+    },
+    /// It was still there [`KILL_WAIT`] after SIGKILL: stuck in the
+    /// kernel. Teardown goes on without it.
+    #[error(
+        "process `{name}` (pid {pid}) did not exit within {waited:?} of SIGKILL: state {state}; \
+         running {command}; left behind (check `ps -o pid,stat,wchan -p {pid}`)"
+    )]
+    WouldNotExit {
+        /// Its name in the test.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// Its state letter from /proc, with what it means.
+        state: String,
+        /// Its command line.
+        command: String,
+        /// How long it was given after SIGKILL.
+        waited: Duration,
     },
     /// Setting up around the process failed (its log, a helper thread).
     #[error("{context}: {source}")]
@@ -81,6 +107,8 @@ pub(crate) struct Shared {
     pub(crate) probes: Vec<Arc<dyn Probe>>,
     pub(crate) startup_timeout: Duration,
     pub(crate) grace: Duration,
+    /// How long a stop waits for the exit after SIGKILL ([`KILL_WAIT`]).
+    kill_wait: Duration,
     pub(crate) log_path: PathBuf,
     log: Arc<Mutex<std::fs::File>>,
     lines: watch::Sender<u64>,
@@ -91,7 +119,17 @@ pub(crate) struct Shared {
 /// One incarnation of the process.
 struct Running {
     pid: u32,
+    /// Its [`descendants::ENV_CHILD`] tag, which its descendants inherit.
+    tag: String,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// Shared with the reaper thread, which lets the group go as soon as
+    /// the leader exits with nothing left behind.
+    group: Arc<Mutex<Group>>,
+}
+
+/// The child's process group while it is ours to signal.
+struct Group {
+    pgid: u32,
     /// `None` once the group is taken care of: from then on the leader may
     /// be reaped and its pid reused, so the group is never signalled again.
     reaper: Option<Reaper>,
@@ -101,17 +139,29 @@ struct Running {
     watchdog: Option<Watchdog>,
 }
 
-impl Running {
+impl Group {
+    fn is_armed(&self) -> bool {
+        self.reaper.is_some()
+    }
+
+    fn watchdog_pid(&self) -> Option<u32> {
+        self.watchdog.as_ref().map(Watchdog::pid)
+    }
+
     /// Signals the group, unless it is already taken care of.
     fn signal(&self, signal: Signal) {
-        if self.reaper.is_some() {
-            group::signal(self.pid, signal);
+        if self.is_armed() {
+            group::signal(self.pgid, signal);
         }
     }
 
-    /// The group is gone (SIGKILLed, its watchdog with it): reap the
-    /// watchdog, let the reaper reap.
-    fn release(&mut self) {
+    /// SIGKILL to the group (its watchdog with it), then lets the reaper
+    /// reap; nothing if already taken care of.
+    fn kill_and_release(&mut self) {
+        if !self.is_armed() {
+            return;
+        }
+        self.signal(Signal::KILL);
         if let Some(watchdog) = self.watchdog.take() {
             watchdog.dismiss();
         }
@@ -123,13 +173,24 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Dropped without a stop (teardown skipped): the group goes now,
-        // while its id is still ours.
-        if self.reaper.is_some() {
-            self.signal(Signal::KILL);
-            self.release();
+        // Dropped without a stop (teardown skipped): the group and the
+        // descendants that left it go now, while the group's id is ours.
+        let mut group = lock(&self.group);
+        if group.is_armed() {
+            for escapee in descendants::find(&self.tag, Some(group.pgid)) {
+                let _ = escapee.process.kill();
+            }
         }
+        group.kill_and_release();
     }
+}
+
+/// What a stop did, for the teardown report.
+pub(crate) struct StopReport {
+    /// The exit status, or why there is none.
+    pub(crate) result: Result<ExitStatus, ProcessError>,
+    /// The descendants it stopped outside the process group (pid, command).
+    pub(crate) outside_group: Vec<String>,
 }
 
 impl ManagedProcess {
@@ -151,6 +212,7 @@ impl ManagedProcess {
                 probes,
                 startup_timeout,
                 grace,
+                kill_wait: KILL_WAIT,
                 log_path,
                 log,
                 lines,
@@ -205,7 +267,7 @@ impl ManagedProcess {
         let watch = ProcessWatch {
             process: self.clone(),
         };
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         for probe in &self.shared.probes {
             let left = self
                 .shared
@@ -223,72 +285,121 @@ impl ManagedProcess {
         Ok(())
     }
 
-    /// Stops it gracefully: SIGTERM to its group, up to the grace period
-    /// for the whole group (grandchildren included) to exit, then SIGKILL
-    /// to the group; reaps it. Returns its exit status.
-    pub async fn stop(&self) -> ExitStatus {
-        let (pgid, armed, watchdog) = {
+    /// Stops it gracefully: SIGTERM to its group and to its descendants
+    /// that left the group, up to the grace period for all of them to exit
+    /// (on the real clock, whatever tokio's clock does), then SIGKILL to
+    /// what is left; reaps it. Returns its exit status, or an error naming
+    /// its pid, state and command if it has not exited a few seconds after
+    /// SIGKILL (a process in uninterruptible sleep: a driver, NFS, FUSE),
+    /// instead of waiting for ever.
+    pub async fn stop(&self) -> Result<ExitStatus, ProcessError> {
+        self.stop_reporting().await.result
+    }
+
+    /// [`ManagedProcess::stop`], also saying what it stopped outside the group.
+    pub(crate) async fn stop_reporting(&self) -> StopReport {
+        let (pgid, tag, group) = {
             let running = self.running();
-            running.signal(Signal::TERM);
-            let watchdog = running.watchdog.as_ref().map(Watchdog::pid);
-            (running.pid, running.reaper.is_some(), watchdog)
+            (running.pid, running.tag.clone(), running.group.clone())
         };
-        if armed {
-            if !self
-                .group_exits_within(pgid, watchdog, self.shared.grace)
-                .await
-            {
-                logs::note(
-                    &self.shared.log,
-                    &format!(
-                        "still running {:?} after SIGTERM: SIGKILL",
-                        self.shared.grace
-                    ),
-                );
-            }
-            let mut running = self.running();
-            running.signal(Signal::KILL);
-            running.release();
+        let (armed, watchdog) = {
+            let group = lock(&group);
+            group.signal(Signal::TERM);
+            (group.is_armed(), group.watchdog_pid())
+        };
+        let escapees = descendants::find(&tag, Some(pgid));
+        for escapee in &escapees {
+            let _ = escapee.process.terminate();
         }
-        self.wait().await
+        let deadline = crate::health::deadline_after(Instant::now(), self.shared.grace);
+        let members = armed.then_some((pgid, watchdog));
+        if !self.all_exit_by(members, &escapees, deadline).await {
+            logs::note(
+                &self.shared.log,
+                &format!(
+                    "still running {:?} after SIGTERM: SIGKILL",
+                    self.shared.grace
+                ),
+            );
+        }
+        lock(&group).kill_and_release();
+        for escapee in &escapees {
+            let _ = escapee.process.kill();
+        }
+        let outside_group: Vec<String> = escapees.iter().map(ToString::to_string).collect();
+        if !outside_group.is_empty() {
+            let list = outside_group.join(", ");
+            logs::note(
+                &self.shared.log,
+                &format!("stopped outside its process group: {list}"),
+            );
+        }
+        let result = match real_time::timeout(self.shared.kill_wait, self.wait()).await {
+            Some(status) => Ok(status),
+            None => Err(self.would_not_exit(pgid)),
+        };
+        StopReport {
+            result,
+            outside_group,
+        }
     }
 
-    /// Kills it at once: SIGKILL to its group. It is reaped in the background.
+    /// Kills it at once: SIGKILL to its group and to its descendants that
+    /// left the group. It is reaped in the background.
     pub fn kill(&self) {
-        let mut running = self.running();
-        running.signal(Signal::KILL);
-        running.release();
+        let running = self.running();
+        let mut group = lock(&running.group);
+        if group.is_armed() {
+            for escapee in descendants::find(&running.tag, Some(group.pgid)) {
+                let _ = escapee.process.kill();
+            }
+        }
+        group.kill_and_release();
     }
 
-    /// Whether the leader and then every other member of group `pgid` but
-    /// its `watchdog` exit within `grace`.
-    async fn group_exits_within(&self, pgid: u32, watchdog: Option<u32>, grace: Duration) -> bool {
-        // `.grace(Duration::MAX)` means "wait as long as it takes".
-        let deadline = tokio::time::Instant::from_std(crate::health::deadline_after(
-            std::time::Instant::now(),
-            grace,
-        ));
-        if tokio::time::timeout_at(deadline, self.wait())
-            .await
-            .is_err()
-        {
+    /// Whether, by `deadline`, the leader exits, then every other live
+    /// member of its group (`members`: the group and its watchdog, if the
+    /// group is still ours) and every one of `escapees`.
+    async fn all_exit_by(
+        &self,
+        members: Option<(u32, Option<u32>)>,
+        escapees: &[descendants::Escapee],
+        deadline: Instant,
+    ) -> bool {
+        if real_time::timeout_at(deadline, self.wait()).await.is_none() {
             return false;
         }
+        let left = || {
+            members.is_some_and(|(pgid, watchdog)| group::has_live_members(pgid, watchdog))
+                || descendants::any_running(escapees)
+        };
         let mut pause = Duration::from_millis(1);
-        while group::has_live_members(pgid, watchdog) {
-            if tokio::time::Instant::now() + pause > deadline {
+        while left() {
+            if Instant::now() + pause > deadline {
                 return false;
             }
-            tokio::time::sleep(pause).await;
+            real_time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(50));
         }
         true
     }
 
+    /// The error for a process still there [`KILL_WAIT`] after SIGKILL.
+    fn would_not_exit(&self, pid: u32) -> ProcessError {
+        let state = ProcStat::read(pid).map_or('?', |stat| stat.state);
+        ProcessError::WouldNotExit {
+            name: self.name().to_string(),
+            pid,
+            state: describe_state(state),
+            command: procfs::command_line(pid).unwrap_or_else(|| "?".to_string()),
+            waited: self.shared.kill_wait,
+        }
+    }
+
     /// Stops it and starts it again with the same program, arguments,
     /// environment and log, then waits for readiness: for fault tests.
     pub async fn restart(&self) -> Result<(), ProcessError> {
-        self.stop().await;
+        self.stop().await?;
         logs::note(&self.shared.log, "restart");
         let running = start(&self.shared.spec, &self.shared.log, &self.shared.lines)?;
         *self.running() = running;
@@ -338,13 +449,14 @@ fn start(
         reason,
     };
     let program = spec.resolve().map_err(spawn_error)?;
-    let mut command = spec.command(&program, &owner_tag());
+    let tag = descendants::new_child_tag();
+    let mut command = spec.command(&program, &owner_tag(), &tag);
     let spawned = on_spawner_thread(move || command.spawn()).and_then(|r| r);
     let mut child = spawned.map_err(|e| spawn_error(format!("{}: {e}", program.display())))?;
     let pid = child.id();
     // Best effort: without /bin/sh, PDEATHSIG still covers the direct child.
     // The child is not reaped yet, so its group exists for the watchdog to join.
-    let watchdog = Watchdog::arm(pid).ok();
+    let watchdog = Watchdog::arm(pid, &tag).ok();
     let (forwarded, forwarders_done) = std::sync::mpsc::channel();
     if let Some(out) = child.stdout.take() {
         logs::forward(out, log.clone(), lines.clone(), forwarded.clone());
@@ -353,25 +465,66 @@ fn start(
         logs::forward(err, log.clone(), lines.clone(), forwarded);
     }
     let (exit_tx, exit) = watch::channel(None);
-    let reaper = Reaper::watch(child, move |status| {
-        // Let the last lines reach the log, so an exit report shows them; a
-        // grandchild holding the pipes must not delay it long.
-        let _ = forwarders_done.recv_timeout(FORWARD_GRACE);
-        let _ = exit_tx.send(Some(status));
-    });
-    let reaper = match reaper {
-        Ok(reaper) => reaper,
+    let group = Arc::new(Mutex::new(Group {
+        pgid: pid,
+        reaper: None,
+        watchdog,
+    }));
+    // Held until the reaper is in place: its exit callback locks it first.
+    let mut held = lock(&group);
+    let on_exit = {
+        let (group, tag) = (group.clone(), tag.clone());
+        move |status| {
+            // Let the last lines reach the log, so an exit report shows
+            // them; a grandchild holding the pipes must not delay it long.
+            let _ = forwarders_done.recv_timeout(FORWARD_GRACE);
+            let _ = exit_tx.send(Some(status));
+            release_if_nothing_left(&group, &tag);
+        }
+    };
+    match Reaper::watch(child, on_exit) {
+        Ok(reaper) => held.reaper = Some(reaper),
         Err(e) => {
             group::signal(pid, Signal::KILL);
             return Err(ProcessError::io("starting a reaper thread", e));
         }
-    };
+    }
+    drop(held);
     Ok(Running {
         pid,
+        tag,
         exit,
-        reaper: Some(reaper),
-        watchdog,
+        group,
     })
+}
+
+/// The leader exited: if nothing of its group but the watchdog and none of
+/// its descendants runs, the group goes now (its watchdog killed, the
+/// leader reaped), so that a child that exits by itself leaves no zombie,
+/// reaper thread or watchdog behind until the test ends. Should a
+/// descendant run on, the group stays armed for the stop to find it.
+fn release_if_nothing_left(group: &Mutex<Group>, tag: &str) {
+    let mut group = lock(group);
+    if group.is_armed()
+        && !group::has_live_members(group.pgid, group.watchdog_pid())
+        && descendants::find(tag, Some(group.pgid)).is_empty()
+    {
+        group.kill_and_release();
+    }
+}
+
+/// `D (uninterruptible sleep: a driver, NFS or FUSE call)` and the like.
+fn describe_state(state: char) -> String {
+    let meaning = match state {
+        'D' => "uninterruptible sleep: a driver, NFS or FUSE call",
+        'Z' => "zombie: exited, not reaped",
+        'T' | 't' => "stopped",
+        'R' => "running",
+        'S' => "sleeping",
+        '?' => "gone from /proc",
+        _ => "see proc(5)",
+    };
+    format!("{state} ({meaning})")
 }
 
 fn indent(text: &str) -> String {

@@ -25,6 +25,7 @@
 
 mod builder;
 mod command;
+mod descendants;
 mod group;
 pub(crate) mod logs;
 mod managed;

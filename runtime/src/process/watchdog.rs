@@ -3,8 +3,9 @@
 //! `PR_SET_PDEATHSIG` covers the direct child only; grandchildren survive a
 //! SIGKILLed test. The watchdog is a `/bin/sh` that reads from a pipe whose
 //! write end only the test process holds. When the pipe closes (the test
-//! process died, or its teardown is done with the group) it sends SIGKILL
-//! to the group.
+//! process died, or its teardown is done with the group) it first runs this
+//! executable as a sweeper for the child's descendants that left the group
+//! (`descendants.rs`), then sends SIGKILL to the group.
 //!
 //! **It is a member of the group it guards**, and signals only its own
 //! group (`kill -s KILL 0`). That is what makes the signal safe. A signal
@@ -39,12 +40,14 @@
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
+use super::descendants::{ENV_SWEEP, SWEEP_ARG};
 use super::reaper::reap_in_background;
 
 /// `$0` of the watchdog shell: how it shows in `ps`.
 const NAME: &str = "dynamo-test-watchdog";
 
-const SCRIPT: &str = r#"trap '' TERM INT HUP QUIT USR1 USR2 ALRM; read -r line; kill -s KILL 0"#;
+/// `$1`: the executable to run as the sweeper; `$2`: its argument.
+const SCRIPT: &str = r#"trap '' TERM INT HUP QUIT USR1 USR2 ALRM; read -r line; "$1" "$2" </dev/null >/dev/null 2>&1; kill -s KILL 0"#;
 
 /// An armed watchdog in one process group. Dropped, it fires: the group
 /// is killed.
@@ -56,13 +59,19 @@ pub(crate) struct Watchdog {
 
 impl Watchdog {
     /// Arms a watchdog in process group `pgid`, which must be the group of
-    /// an unreaped child of ours (so that it exists and is ours).
-    pub(crate) fn arm(pgid: u32) -> std::io::Result<Watchdog> {
+    /// an unreaped child of ours (so that it exists and is ours); should it
+    /// fire, it sweeps the processes tagged `child_tag` first.
+    pub(crate) fn arm(pgid: u32, child_tag: &str) -> std::io::Result<Watchdog> {
         let pgid = i32::try_from(pgid).map_err(std::io::Error::other)?;
+        // Without our own path there is no sweeper: `true` stands in.
+        let sweeper = std::env::current_exe().unwrap_or_else(|_| "true".into());
         let child = Command::new("/bin/sh")
             .arg("-c")
             .arg(SCRIPT)
             .arg(NAME)
+            .arg(sweeper)
+            .arg(SWEEP_ARG)
+            .env(ENV_SWEEP, child_tag)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -115,7 +124,7 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = leader.id();
-        let watchdog = Watchdog::arm(pgid).unwrap();
+        let watchdog = Watchdog::arm(pgid, "no-such-tag").unwrap();
         // Wait until its traps are set (SIGTERM in its ignored mask).
         let ignores_term = |pid: u32| {
             let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -3,7 +3,6 @@
 //! This is what `#[dynamo_test]` expands into (through `__private`); the
 //! macro only parses and forwards.
 
-mod deadline;
 mod supervise;
 
 use std::any::Any;
@@ -19,7 +18,7 @@ use crate::error::Error;
 use crate::inject::require_services;
 use crate::process::TAIL_LINES;
 use crate::services::ServiceRequest;
-use deadline::RealTimeDeadline;
+use crate::sys::real_time;
 use supervise::supervise;
 
 /// The tokio runtime flavor of an async test.
@@ -84,6 +83,8 @@ enum Ending {
     Setup(Error),
     Panicked(Box<dyn Any + Send>),
     TimedOut(Duration),
+    /// The body passed; its teardown did not (a process would not exit).
+    Teardown(String),
 }
 
 impl From<Run> for Ending {
@@ -159,13 +160,11 @@ where
         .catch_unwind();
         let ending = match config.timeout {
             None => Ending::from(body.await),
-            Some(limit) => {
-                let deadline = RealTimeDeadline::start(limit);
-                tokio::select! {
-                    result = body => Ending::from(result),
-                    () = deadline.elapsed() => Ending::TimedOut(limit),
-                }
-            }
+            // On the real clock: `start_paused` must not end a test early.
+            Some(limit) => match real_time::timeout(limit, body).await {
+                Some(result) => Ending::from(result),
+                None => Ending::TimedOut(limit),
+            },
         };
         body_ended();
         ctx.teardown().await;
@@ -282,9 +281,15 @@ fn build_runtime(config: &TestConfig) -> std::io::Result<tokio::runtime::Runtime
     builder.build()
 }
 
-/// Turns the ending into libtest's verdict: return for a pass, panic otherwise.
+/// Turns the ending into libtest's verdict: return for a pass, panic
+/// otherwise. A teardown that went wrong fails a test that passed.
 fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
     let name = config.name;
+    let problems = ctx.teardown_problems();
+    let ending = match ending {
+        Ending::Passed if !problems.is_empty() => Ending::Teardown(problems.join("\n")),
+        other => other,
+    };
     if !matches!(ending, Ending::Passed) {
         let tails = ctx.log_tails(TAIL_LINES);
         if !tails.is_empty() {
@@ -307,6 +312,10 @@ fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
         Ending::Setup(error) => {
             panic!("[dynamo-test] {name}: setup failed: {error}\nports: {}", ctx.port_table())
         }
+        Ending::Teardown(problems) => panic!(
+            "[dynamo-test] {name} passed, but its teardown failed:\n{problems}\nports: {}",
+            ctx.port_table()
+        ),
         Ending::TimedOut(limit) => panic!(
             "[dynamo-test] {name} timed out after {limit:?} (the `timeout` of its #[dynamo_test] attribute); \
              teardown ran; ports: {}",

@@ -74,7 +74,7 @@ pub struct ServiceRequest {
 impl Instance {
     /// Stops the private instance gracefully (isolated mode only).
     pub(crate) async fn stop(&self) -> Result<(), Error> {
-        self.isolated("stop")?.stop().await;
+        self.isolated("stop")?.stop().await?;
         Ok(())
     }
 

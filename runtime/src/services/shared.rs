@@ -31,6 +31,7 @@ use crate::error::Error;
 use crate::health::{self, Probe, Watch, WatchFuture};
 use crate::ports::holders;
 use crate::state_dir;
+use crate::sys::real_time;
 use crate::sys::sync::lock;
 use crate::sys::unix_socket;
 
@@ -145,7 +146,7 @@ async fn first_use(kind: ServiceKind, ports: ServicePortPair) -> Result<Found, E
         if started.elapsed() > START_LOCK_WAIT {
             return Err(start_lock_timeout(kind, ports.client));
         }
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(2..8))).await;
+        real_time::sleep(Duration::from_millis(fastrand::u64(2..8))).await;
     }
 }
 
@@ -479,7 +480,7 @@ async fn start(kind: ServiceKind, ports: ServicePortPair) -> Result<Joined, Erro
             let what = format!("did not listen within {KEEPER_UP_TIMEOUT:?} (killed)");
             return Err(keeper_killed(kind, &spec, child, &what));
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        real_time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -491,7 +492,7 @@ async fn keeper_ended_early(kind: ServiceKind, spec: &Spec, mut child: Child) ->
         if let Ok(Some(status)) = child.try_wait() {
             return keeper_exited(kind, spec, status);
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        real_time::sleep(Duration::from_millis(10)).await;
     }
     keeper_killed(
         kind,

@@ -1,5 +1,5 @@
 //! The thin OS layer: what /proc says, signals and waits, process file
-//! descriptors, the current user, locks that survive a panic, abstract
+//! descriptors, the current user, timers on the real clock, locks that survive a panic, abstract
 //! Unix socket names (reservations) and sockets (keepers), and what a child
 //! does before exec. Everything above it speaks in pids and ports; only
 //! this module speaks to the kernel.
@@ -7,6 +7,7 @@
 pub(crate) mod abstract_socket;
 pub(crate) mod pidfd;
 pub mod procfs;
+pub(crate) mod real_time;
 pub(crate) mod signal;
 pub(crate) mod spawn;
 pub(crate) mod sync;
