@@ -45,8 +45,14 @@ impl Scenario {
 /// Starts `scenario MODE` (see its docs) and waits until it prints its
 /// family's pids.
 pub fn start(binary: &Path, mode: &str) -> std::io::Result<Scenario> {
+    start_with_args(binary, &[mode])
+}
+
+/// Starts `binary ARGS...`, a test process that prints `pids <child>
+/// <descendant>` like `scenario`, and waits for the pids.
+pub fn start_with_args(binary: &Path, args: &[&str]) -> std::io::Result<Scenario> {
     let mut command = Command::new(binary);
-    command.arg(mode);
+    command.args(args);
     start_command(command)
 }
 

@@ -1,0 +1,67 @@
+//! Descendants that leave their child's process group (a new session, a
+//! double-forked daemon, a process group of their own) are still stopped:
+//! at the teardown of a passing test, of a panicking one, and when the
+//! test process is SIGKILLed (the `escapee` binary is that test process).
+
+use std::path::Path;
+use std::time::Duration;
+
+use dynamo_test::admin::ProcStat;
+use dynamo_test_suite::orphans::{self, survivors_after, Scenario};
+
+/// Long enough for a loaded machine; the sweep itself takes milliseconds.
+const LIMIT: Duration = Duration::from_secs(10);
+
+const KINDS: [&str; 3] = ["setsid", "daemon", "pgroup"];
+
+fn scenario(ending: &str, kind: &str) -> Scenario {
+    let binary = Path::new(env!("CARGO_BIN_EXE_escapee"));
+    orphans::start_with_args(binary, &[ending, kind]).unwrap()
+}
+
+/// Whether the descendant runs, in another process group than the
+/// child's. (The scenario prints the pids only once it has left.)
+fn escaped(s: &Scenario) -> bool {
+    let (child, descendant) = (s.family[0], s.family[1]);
+    let group = |pid| ProcStat::read(pid).map(|st| st.pgrp);
+    orphans::alive(descendant) && group(child).is_some() && group(child) != group(descendant)
+}
+
+fn ends_by_itself(ending: &str, expected_code: i32) {
+    for kind in KINDS {
+        let mut s = scenario(ending, kind);
+        let (code, output) = s.finish();
+        assert_eq!(code, Some(expected_code), "{kind}: {output}");
+        // Teardown ran before the test process ended: gone already.
+        assert_eq!(
+            survivors_after(&s.family, Duration::ZERO),
+            Vec::<u32>::new(),
+            "{kind}: {output}"
+        );
+        let named = format!("stopped outside its process group: pid {}", s.family[1]);
+        assert!(output.contains(&named), "{kind}: {output}");
+    }
+}
+
+#[test]
+fn a_passing_test_stops_descendants_that_left_the_group() {
+    ends_by_itself("pass", 0);
+}
+
+#[test]
+fn a_panicking_test_stops_descendants_that_left_the_group() {
+    ends_by_itself("panic", 101);
+}
+
+#[test]
+fn a_sigkilled_test_process_takes_descendants_that_left_the_group_along() {
+    for kind in KINDS {
+        let mut s = scenario("hang", kind);
+        let was_out = escaped(&s);
+        s.process.kill().unwrap();
+        s.process.wait().unwrap();
+        let survivors = survivors_after(&s.family, LIMIT);
+        assert!(was_out, "{kind}: the descendant had left the group");
+        assert_eq!(survivors, Vec::<u32>::new(), "{kind}");
+    }
+}
