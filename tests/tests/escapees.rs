@@ -65,3 +65,67 @@ fn a_sigkilled_test_process_takes_descendants_that_left_the_group_along() {
         assert_eq!(survivors, Vec::<u32>::new(), "{kind}");
     }
 }
+
+/// `sh` whose descendant leaves the group with `setsid`; its log's first
+/// line names the descendant's pid.
+async fn with_escapee(
+    ctx: &dynamo_test::TestContext,
+    name: &str,
+) -> (dynamo_test::ManagedProcess, u32) {
+    let process = ctx
+        .process(name, "sh")
+        .args([
+            "-c",
+            "setsid sleep 1000 & echo \"escapee $!\"; exec sleep 600",
+        ])
+        .start()
+        .await
+        .unwrap();
+    let descendant = || -> Option<u32> {
+        process
+            .log_tail(5)
+            .lines()
+            .find_map(|l| l.strip_prefix("escapee ")?.parse().ok())
+    };
+    let group = |pid| ProcStat::read(pid).map(|st| st.pgrp);
+    let found = dynamo_test_suite::eventually(LIMIT, || {
+        descendant().is_some_and(|d| group(d).is_some() && group(d) != group(process.pid()))
+    });
+    assert!(found, "no escapee in {}", process.log_tail(5));
+    let pid = descendant().unwrap();
+    (process, pid)
+}
+
+#[dynamo_test::dynamo_test(timeout = "60s")]
+async fn each_stop_stops_only_its_own_descendants(ctx: &dynamo_test::TestContext) {
+    let (first, first_escapee) = with_escapee(ctx, "first").await;
+    let (second, second_escapee) = with_escapee(ctx, "second").await;
+    first.stop().await.unwrap();
+    assert_eq!(survivors_after(&[first_escapee], LIMIT), Vec::<u32>::new());
+    assert!(
+        orphans::alive(second_escapee),
+        "the other child's descendant is left alone"
+    );
+    second.stop().await.unwrap();
+    assert_eq!(survivors_after(&[second_escapee], LIMIT), Vec::<u32>::new());
+}
+
+#[dynamo_test::dynamo_test(timeout = "60s")]
+async fn a_child_that_exits_by_itself_keeps_its_escapee_in_reach(ctx: &dynamo_test::TestContext) {
+    // The leader exits at once; its descendant runs on outside the group.
+    let process = ctx
+        .process("shortlived", "sh")
+        .args(["-c", "setsid sleep 1000 & echo \"escapee $!\""])
+        .start()
+        .await
+        .unwrap();
+    assert!(process.wait().await.success());
+    let escapee: u32 = process
+        .log_tail(5)
+        .lines()
+        .find_map(|l| l.strip_prefix("escapee ")?.parse().ok())
+        .unwrap();
+    assert!(orphans::alive(escapee));
+    process.stop().await.unwrap();
+    assert_eq!(survivors_after(&[escapee], LIMIT), Vec::<u32>::new());
+}

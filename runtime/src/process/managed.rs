@@ -563,3 +563,54 @@ impl Watch for ProcessWatch {
         self.process.report()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::command::Spec;
+
+    /// A process whose reaper is "stuck": its exit is never published,
+    /// as for a leader in uninterruptible sleep that SIGKILL cannot end
+    /// yet. (The real process is killed and reaped behind the seam.)
+    fn stuck() -> ManagedProcess {
+        let dir = std::env::temp_dir().join(format!("dt-stuck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = Spec {
+            name: "stuck".into(),
+            program: "sleep".into(),
+            args: vec!["30".into()],
+            env: Vec::new(),
+            cwd: None,
+        };
+        let log = dir.join("stuck.log");
+        let mut process = ManagedProcess::spawn(
+            spec,
+            Vec::new(),
+            Duration::from_secs(5),
+            Duration::ZERO,
+            log,
+        )
+        .unwrap();
+        let (never, exit) = watch::channel(None);
+        std::mem::forget(never); // the seam: no status, ever
+        process.running().exit = exit;
+        Arc::get_mut(&mut process.shared).unwrap().kill_wait = Duration::from_millis(200);
+        process
+    }
+
+    #[tokio::test]
+    async fn a_process_that_will_not_die_is_reported_not_waited_for() {
+        let process = stuck();
+        let pid = process.pid();
+        let err = process.stop().await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "process `stuck` (pid {pid}) did not exit within 200ms of SIGKILL"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("state "), "{text}");
+        assert!(matches!(err, ProcessError::WouldNotExit { pid: p, .. } if p == pid));
+    }
+}

@@ -540,6 +540,24 @@ mod tests {
     }
 
     #[test]
+    fn a_teardown_that_fails_fails_a_passing_test() {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| {
+            run_async(config("unit::teardown_fails", None), |ctx| async move {
+                let c = ctx.clone();
+                ctx.defer("stuck", async move {
+                    c.teardown_failed("process `x` (pid 1) did not exit".into());
+                });
+                Ok(Ok(()))
+            })
+        }));
+        let text = panic_text(result.unwrap_err());
+        assert!(
+            text.contains("unit::teardown_fails passed, but its teardown failed:\nprocess `x` (pid 1) did not exit"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_hanging_sync_setup_is_under_the_timeout_too() {
         let seen = Arc::new(Seen::default());
         let s = seen.clone();

@@ -1,0 +1,79 @@
+//! A managed process's life on the real clock and with bounded cost: a
+//! paused tokio clock does not cut a child's grace or a probe's waits, and
+//! a thousand short processes leave no threads, zombies or watchdogs piled
+//! up.
+
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
+use dynamo_test::{dynamo_test, health, Port, TestContext};
+
+const HTTP_CHILD: &str = env!("CARGO_BIN_EXE_http_child");
+
+#[dynamo_test(start_paused = true, timeout = "120s")]
+async fn on_a_paused_clock_a_graceful_child_gets_its_grace_and_probes_wait(
+    ctx: &TestContext,
+    api: Port,
+) {
+    // A server that binds only after 300 ms: the probe's backoff and its
+    // attempts run on the real clock, and it passes.
+    let server = ctx
+        .process("api", HTTP_CHILD)
+        .args([api.to_string(), "300".to_string()])
+        .ready(health::http(api.url("/")))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(server.exit_status(), None);
+    // A child that takes 300 ms to exit after SIGTERM: within its 3 s
+    // grace, so it exits by itself, never SIGKILLed.
+    let graceful = ctx
+        .process("graceful", "sh")
+        .args([
+            "-c",
+            "trap 'sleep 0.3; exit 0' TERM; echo up; while :; do sleep 0.05; done",
+        ])
+        .grace(Duration::from_secs(3))
+        .start()
+        .await
+        .unwrap();
+    let status = graceful.stop().await.unwrap();
+    assert_eq!(status.signal(), None, "not killed: {status}");
+    assert!(status.success(), "{status}");
+}
+
+/// Threads of this process, and its children that are processes still
+/// (running or zombies).
+fn threads_and_children() -> (usize, usize) {
+    let me = std::process::id();
+    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    let children = dynamo_test::admin::procfs::pids()
+        .into_iter()
+        .filter(|&p| dynamo_test::admin::ProcStat::read(p).is_some_and(|s| s.ppid == me))
+        .count();
+    (threads, children)
+}
+
+#[dynamo_test(timeout = "600s")]
+async fn a_thousand_short_processes_leave_nothing_piled_up(ctx: &TestContext) {
+    let (threads_before, children_before) = threads_and_children();
+    let (mut most_threads, mut most_children) = (0, 0);
+    for _ in 0..1000 {
+        let process = ctx.process("short", "true").start().await.unwrap();
+        assert!(process.wait().await.success());
+        let (threads, children) = threads_and_children();
+        most_threads = most_threads.max(threads);
+        most_children = most_children.max(children);
+    }
+    // Other tests of this binary run in parallel threads and start
+    // processes of their own: the bounds leave room for them, and are
+    // far below one thread or process per short process.
+    assert!(
+        most_threads <= threads_before + 60,
+        "threads: {threads_before} before, up to {most_threads} during"
+    );
+    assert!(
+        most_children <= children_before + 40,
+        "child processes: {children_before} before, up to {most_children} during"
+    );
+}
