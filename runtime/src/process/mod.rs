@@ -18,6 +18,10 @@
 //!   processes whose owner is dead (`sweep.rs`; the `dynamo-test clean`
 //!   command), and never judges an owner of another PID namespace.
 //!
+//! - descendants that leave the group carry the child's own tag
+//!   (`DYNAMO_TEST_CHILD`), so a stop finds and stops them too, and the
+//!   watchdog sweeps them when the test process dies (`descendants.rs`).
+//!
 //! No signal reaches a number that may have been reused: a group is
 //! signalled only while its leader is our unreaped child (`group.rs`) or
 //! by a member of it (the watchdog); a process found in /proc only through
