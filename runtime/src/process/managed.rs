@@ -54,7 +54,7 @@ pub enum ProcessError {
         /// The failed wait, with the process's state and log tail.
         source: Box<WaitError>,
     },
-    /// It was still there [`KILL_WAIT`] after SIGKILL: stuck in the
+    /// It was still there a few seconds (5 s) after SIGKILL: stuck in the
     /// kernel. Teardown goes on without it.
     #[error(
         "process `{name}` (pid {pid}) did not exit within {waited:?} of SIGKILL: state {state}; \
