@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::command::Spec;
 use super::group::{self, Reaper};
+use super::log_wait::{self, LogPattern, LogSource};
 use super::logs;
 use super::spawner::on_spawner_thread;
 use super::sweep::owner_tag;
@@ -16,9 +17,6 @@ use super::watchdog::Watchdog;
 use crate::health::{Probe, Wait, WaitError, Watch, WatchFuture};
 use crate::sys::signal::Signal;
 use crate::sys::sync::lock;
-
-/// How long an exit waits for the child's last output to reach the log.
-const FORWARD_GRACE: Duration = Duration::from_millis(100);
 
 /// Lines of log shown in errors and failure reports.
 pub(crate) const TAIL_LINES: usize = 20;
@@ -79,6 +77,8 @@ pub struct ManagedProcess {
 pub(crate) struct Shared {
     pub(crate) spec: Spec,
     pub(crate) probes: Vec<Arc<dyn Probe>>,
+    /// Lines to wait for (after the probes), from each incarnation's start.
+    pub(crate) ready_logs: Vec<LogPattern>,
     pub(crate) startup_timeout: Duration,
     pub(crate) grace: Duration,
     pub(crate) log_path: PathBuf,
@@ -92,6 +92,8 @@ pub(crate) struct Shared {
 struct Running {
     pid: u32,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// Where its output begins in the log (a restart appends).
+    log_start: u64,
     /// `None` once the group is taken care of: from then on the leader may
     /// be reaped and its pid reused, so the group is never signalled again.
     reaper: Option<Reaper>,
@@ -137,6 +139,7 @@ impl ManagedProcess {
     pub(crate) fn spawn(
         spec: Spec,
         probes: Vec<Arc<dyn Probe>>,
+        ready_logs: Vec<LogPattern>,
         startup_timeout: Duration,
         grace: Duration,
         log_path: PathBuf,
@@ -149,6 +152,7 @@ impl ManagedProcess {
             shared: Arc::new(Shared {
                 spec,
                 probes,
+                ready_logs,
                 startup_timeout,
                 grace,
                 log_path,
@@ -199,8 +203,9 @@ impl ManagedProcess {
         }
     }
 
-    /// Waits until every readiness probe passes, within the startup
-    /// timeout; fails at once if the process exits first.
+    /// Waits until every readiness probe passes and every awaited log
+    /// line is written, within the startup timeout; fails at once if the
+    /// process exits first.
     pub async fn wait_ready(&self) -> Result<(), ProcessError> {
         let watch = ProcessWatch {
             process: self.clone(),
@@ -213,6 +218,19 @@ impl ManagedProcess {
                 .saturating_sub(started.elapsed());
             let waited = Wait::new(probe.as_ref(), left).watch(&watch).run().await;
             if let Err(source) = waited {
+                return Err(ProcessError::NotReady {
+                    name: self.name().to_string(),
+                    pid: self.pid(),
+                    source: Box::new(source),
+                });
+            }
+        }
+        for pattern in &self.shared.ready_logs {
+            let left = self
+                .shared
+                .startup_timeout
+                .saturating_sub(started.elapsed());
+            if let Err(source) = self.wait_for_log(pattern.clone(), left).await {
                 return Err(ProcessError::NotReady {
                     name: self.name().to_string(),
                     pid: self.pid(),
@@ -313,6 +331,59 @@ impl ManagedProcess {
             indent(&self.log_tail(TAIL_LINES))
         )
     }
+
+    /// Waits up to `timeout` for a line of its output (stdout or stderr)
+    /// that matches `pattern`, a substring or a [`LogPattern::regex`], and
+    /// returns that line.
+    ///
+    /// Like testcontainers' log waits, it matches from the start of the
+    /// current incarnation's output (since the start or the last
+    /// [`restart`](Self::restart)): a line written before the call counts,
+    /// so an action's line cannot slip by between the action and the
+    /// wait. Wait for a line only that action writes (a request id, a
+    /// counter). Each new line is matched as it is written, at once.
+    ///
+    /// Fails at once if the process exits without writing it; the error
+    /// names the awaited pattern and shows the log's tail.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use dynamo_test::process::LogPattern;
+    ///
+    /// # async fn doc(ctx: dynamo_test::TestContext) -> Result<(), Box<dyn std::error::Error>> {
+    /// let etcd = ctx
+    ///     .process("etcd", "etcd")
+    ///     .ready_log("ready to serve client requests")
+    ///     .start()
+    ///     .await?;
+    /// // ... make it elect a leader ...
+    /// let pattern = LogPattern::regex(r#""msg":"elected leader .* at term \d+""#)?;
+    /// let line = etcd.wait_for_log(pattern, Duration::from_secs(10)).await?;
+    /// println!("{line}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_log(
+        &self,
+        pattern: impl Into<LogPattern>,
+        timeout: Duration,
+    ) -> Result<String, WaitError> {
+        let pattern = pattern.into();
+        let source = {
+            let running = self.running();
+            LogSource {
+                path: &self.shared.log_path,
+                offset: running.log_start,
+                lines: self.shared.lines.subscribe(),
+                exit: running.exit.clone(),
+            }
+        };
+        log_wait::wait_for_line(&pattern, source, timeout)
+            .await
+            .map_err(|missed| {
+                let what = format!("a log line {pattern} of process `{}`", self.name());
+                missed.into_error(what, timeout, self.report())
+            })
+    }
 }
 
 impl std::fmt::Debug for ManagedProcess {
@@ -338,6 +409,7 @@ fn start(
         reason,
     };
     let program = spec.resolve().map_err(spawn_error)?;
+    let log_start = lock(log).metadata().map_or(0, |m| m.len());
     let mut command = spec.command(&program, &owner_tag());
     let spawned = on_spawner_thread(move || command.spawn()).and_then(|r| r);
     let mut child = spawned.map_err(|e| spawn_error(format!("{}: {e}", program.display())))?;
@@ -345,18 +417,21 @@ fn start(
     // Best effort: without /bin/sh, PDEATHSIG still covers the direct child.
     // The child is not reaped yet, so its group exists for the watchdog to join.
     let watchdog = Watchdog::arm(pid).ok();
-    let (forwarded, forwarders_done) = std::sync::mpsc::channel();
+    let mut forwarders = Vec::new();
     if let Some(out) = child.stdout.take() {
-        logs::forward(out, log.clone(), lines.clone(), forwarded.clone());
+        forwarders.push(logs::forward(out, log.clone(), lines.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        logs::forward(err, log.clone(), lines.clone(), forwarded);
+        forwarders.push(logs::forward(err, log.clone(), lines.clone()));
     }
     let (exit_tx, exit) = watch::channel(None);
     let reaper = Reaper::watch(child, move |status| {
-        // Let the last lines reach the log, so an exit report shows them; a
-        // grandchild holding the pipes must not delay it long.
-        let _ = forwarders_done.recv_timeout(FORWARD_GRACE);
+        // All it wrote is in the pipes now: into the log before the exit is
+        // published, so an exit report shows its last lines. A drain never
+        // waits for the pipes' end (a grandchild may hold them open).
+        for forwarder in &forwarders {
+            forwarder.drain();
+        }
         let _ = exit_tx.send(Some(status));
     });
     let reaper = match reaper {
@@ -369,6 +444,7 @@ fn start(
     Ok(Running {
         pid,
         exit,
+        log_start,
         reaper: Some(reaper),
         watchdog,
     })

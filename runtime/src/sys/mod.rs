@@ -1,11 +1,12 @@
 //! The thin OS layer: what /proc says, signals and waits, process file
-//! descriptors, the current user, locks that survive a panic, abstract
-//! Unix socket names (reservations) and sockets (keepers), and what a child
-//! does before exec. Everything above it speaks in pids and ports; only
-//! this module speaks to the kernel.
+//! descriptors, waits on pipes, the current user, locks that survive a
+//! panic, abstract Unix socket names (reservations) and sockets (keepers),
+//! and what a child does before exec. Everything above it speaks in pids
+//! and ports; only this module speaks to the kernel.
 
 pub(crate) mod abstract_socket;
 pub(crate) mod pidfd;
+pub(crate) mod pipe;
 pub mod procfs;
 pub(crate) mod signal;
 pub(crate) mod spawn;
