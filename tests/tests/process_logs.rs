@@ -33,7 +33,11 @@ async fn a_10_mb_line_without_newline_lands_cut_in_bounded_lines(ctx: &TestConte
     }
     let log = std::fs::read(writer.log_path()).unwrap();
     let lines: Vec<&[u8]> = log.split(|&b| b == b'\n').collect();
-    assert_eq!(lines.last(), Some(&&b""[..]), "the log ends with a line end");
+    assert_eq!(
+        lines.last(),
+        Some(&&b""[..]),
+        "the log ends with a line end"
+    );
     let lines = &lines[..lines.len() - 1];
     let longest = lines.iter().map(|l| l.len()).max().unwrap();
     assert_eq!(longest, MAX_LINE, "cut at the bound");
@@ -46,7 +50,11 @@ async fn a_10_mb_line_without_newline_lands_cut_in_bounded_lines(ctx: &TestConte
     // got a line end: it is in the log all the same.
     assert_eq!(lines.len(), SIZE.div_ceil(MAX_LINE));
     let last = String::from_utf8_lossy(lines[lines.len() - 1]);
-    assert!(last.ends_with("xtail-without-newline"), "{:?}", &last[..100]);
+    assert!(
+        last.ends_with("xtail-without-newline"),
+        "{:?}",
+        &last[..100]
+    );
 }
 
 #[dynamo_test(timeout = "30s")]

@@ -162,8 +162,7 @@ impl ProcessBuilder {
         spec.env = env;
         let name = spec.name.clone();
         let log_path = owner.new_log_path(&name);
-        let process =
-            ManagedProcess::spawn(
+        let process = ManagedProcess::spawn(
             spec,
             probes,
             ready_logs,

@@ -283,11 +283,17 @@ mod tests {
         file.write_all(b"skipped\nfirst ready\nsecond rea").unwrap();
         let ready = LogPattern::from("ready");
         let mut cursor = LogCursor::open(&path, "skipped\n".len() as u64).unwrap();
-        assert_eq!(cursor.next_match(&ready).unwrap().as_deref(), Some("first ready"));
+        assert_eq!(
+            cursor.next_match(&ready).unwrap().as_deref(),
+            Some("first ready")
+        );
         // The unfinished line is not judged yet.
         assert_eq!(cursor.next_match(&ready).unwrap(), None);
         file.write_all(b"dy\nthird\n").unwrap();
-        assert_eq!(cursor.next_match(&ready).unwrap().as_deref(), Some("second ready"));
+        assert_eq!(
+            cursor.next_match(&ready).unwrap().as_deref(),
+            Some("second ready")
+        );
         assert_eq!(cursor.next_match(&ready).unwrap(), None);
         assert_eq!(cursor.lines, 3);
         std::fs::remove_file(&path).unwrap();
@@ -295,10 +301,19 @@ mod tests {
 
     #[test]
     fn patterns_describe_themselves() {
-        assert_eq!(LogPattern::from("a \"b\"").to_string(), r#"containing "a \"b\"""#);
-        assert_eq!(LogPattern::regex(r"^\d+$").unwrap().to_string(), r"matching /^\d+$/");
+        assert_eq!(
+            LogPattern::from("a \"b\"").to_string(),
+            r#"containing "a \"b\"""#
+        );
+        assert_eq!(
+            LogPattern::regex(r"^\d+$").unwrap().to_string(),
+            r"matching /^\d+$/"
+        );
         let err = LogPattern::regex("a(").unwrap_err();
-        assert!(err.to_string().starts_with("invalid log line regex `a(`: "), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid log line regex `a(`: "),
+            "{err}"
+        );
     }
 
     /// With tokio's clock paused, a wait that slept or timed out would move
@@ -334,18 +349,20 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         exit_tx.send(Some(ExitStatus::from_raw(0))).unwrap();
         let never = LogPattern::from("never");
-        let missed = wait_for_line(
-            &never,
-            source(lines, exit),
-            Duration::from_secs(60),
-        )
-        .await
-        .err()
-        .unwrap();
+        let missed = wait_for_line(&never, source(lines, exit), Duration::from_secs(60))
+            .await
+            .err()
+            .unwrap();
         let error = missed.into_error("a line".into(), Duration::from_secs(60), "tail".into());
         let text = error.to_string();
-        assert!(text.contains("the process exited (exit status: 0) without it"), "{text}");
-        assert!(text.contains("2 new lines read, none matched\ntail"), "{text}");
+        assert!(
+            text.contains("the process exited (exit status: 0) without it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 new lines read, none matched\ntail"),
+            "{text}"
+        );
         std::fs::remove_file(&path).unwrap();
     }
 }

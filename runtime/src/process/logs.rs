@@ -211,7 +211,9 @@ mod tests {
         // amid, sometimes after its read: the drain copies the rest, and
         // ends the line that has no end yet.
         for i in 0..200 {
-            writer.write_all(format!("line {i}\nlast words {i}").as_bytes()).unwrap();
+            writer
+                .write_all(format!("line {i}\nlast words {i}").as_bytes())
+                .unwrap();
             forwarder.drain();
             let tail = tail(&path, 2);
             assert_eq!(tail, format!("line {i}\nlast words {i}"));
