@@ -351,14 +351,15 @@ impl ManagedProcess {
     /// use dynamo_test::process::LogPattern;
     ///
     /// # async fn doc(ctx: dynamo_test::TestContext) -> Result<(), Box<dyn std::error::Error>> {
-    /// let etcd = ctx
-    ///     .process("etcd", "etcd")
-    ///     .ready_log("ready to serve client requests")
+    /// # fn submit_job(_id: u32) {}
+    /// let worker = ctx
+    ///     .process("worker", "./worker")
+    ///     .ready_log("waiting for jobs")
     ///     .start()
     ///     .await?;
-    /// // ... make it elect a leader ...
-    /// let pattern = LogPattern::regex(r#""msg":"elected leader .* at term \d+""#)?;
-    /// let line = etcd.wait_for_log(pattern, Duration::from_secs(10)).await?;
+    /// submit_job(42);
+    /// let done = LogPattern::regex(r"job 42 done in \d+ ms")?;
+    /// let line = worker.wait_for_log(done, Duration::from_secs(10)).await?;
     /// println!("{line}");
     /// # Ok(()) }
     /// ```
