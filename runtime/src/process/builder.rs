@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::Spec;
+use super::log_wait::LogPattern;
 use super::managed::{ManagedProcess, ProcessError};
 use super::owner::Owner;
 use crate::health::{self, Probe};
@@ -23,6 +24,7 @@ pub struct ProcessBuilder {
     owner: Arc<dyn Owner>,
     spec: Spec,
     probes: Vec<Arc<dyn Probe>>,
+    ready_logs: Vec<LogPattern>,
     startup_timeout: Duration,
     grace: Duration,
 }
@@ -39,6 +41,7 @@ impl ProcessBuilder {
                 cwd: None,
             },
             probes: Vec::new(),
+            ready_logs: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             grace: DEFAULT_GRACE,
         }
@@ -78,6 +81,37 @@ impl ProcessBuilder {
         self
     }
 
+    /// Ready once a line of its output (stdout or stderr) matches
+    /// `pattern`: a substring (`&str`, `String`) or a [`LogPattern::regex`],
+    /// like testcontainers' `WaitFor::message_on_stdout`.
+    ///
+    /// Combines with the other probes and awaited lines: `start` returns
+    /// once all of them pass, within the startup timeout. Lines count from
+    /// the start of the process (also those written while another probe
+    /// was waited for), each matched as it is written; an exit before the
+    /// line fails at once, with the pattern and the log's tail. See also
+    /// [`ManagedProcess::wait_for_log`] for lines after the start.
+    ///
+    /// ```no_run
+    /// use dynamo_test::{find_free_port, health, process::LogPattern};
+    ///
+    /// # async fn doc(ctx: dynamo_test::TestContext) -> Result<(), Box<dyn std::error::Error>> {
+    /// let port = find_free_port()?;
+    /// let api = ctx
+    ///     .process("api", "./api-server")
+    ///     .arg(format!("--port={port}"))
+    ///     .ready_log(LogPattern::regex(r"listening on 127\.0\.0\.1:\d+")?)
+    ///     .ready_log("migrations done")
+    ///     .ready(health::http(&format!("http://127.0.0.1:{port}/health")))
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ready_log(mut self, pattern: impl Into<LogPattern>) -> Self {
+        self.ready_logs.push(pattern.into());
+        self
+    }
+
     /// Ready when an OpenAI-compatible server at `base_url` (e.g. a Dynamo
     /// frontend) says `/health` is healthy and lists every one of `models`
     /// in `/v1/models`.
@@ -102,7 +136,8 @@ impl ProcessBuilder {
         self
     }
 
-    /// Starts the process and waits until every readiness probe passes.
+    /// Starts the process and waits until every readiness probe passes
+    /// and every [`ready_log`](Self::ready_log) line is written.
     ///
     /// Fails at once (not at the timeout) if the process exits while
     /// waiting, with its exit status and log tail. The process is stopped
@@ -112,6 +147,7 @@ impl ProcessBuilder {
             owner,
             mut spec,
             probes,
+            ready_logs,
             startup_timeout,
             grace,
         } = self;
@@ -126,8 +162,14 @@ impl ProcessBuilder {
         spec.env = env;
         let name = spec.name.clone();
         let log_path = owner.new_log_path(&name);
-        let process =
-            ManagedProcess::spawn(spec, probes, startup_timeout, grace, log_path.clone())?;
+        let process = ManagedProcess::spawn(
+            spec,
+            probes,
+            ready_logs,
+            startup_timeout,
+            grace,
+            log_path.clone(),
+        )?;
         owner.adopt(&process);
         let started = std::time::Instant::now();
         process.wait_ready().await?;

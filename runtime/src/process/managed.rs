@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use super::command::Spec;
 use super::descendants;
 use super::group::{self, Reaper};
+use super::log_wait::{self, LogPattern, LogSource};
 use super::logs;
 use super::spawner::on_spawner_thread;
 use super::sweep::owner_tag;
@@ -19,9 +20,6 @@ use crate::sys::procfs::{self, ProcStat};
 use crate::sys::real_time;
 use crate::sys::signal::Signal;
 use crate::sys::sync::lock;
-
-/// How long an exit waits for the child's last output to reach the log.
-const FORWARD_GRACE: Duration = Duration::from_millis(100);
 
 /// How long a stop waits for the exit after SIGKILL before it reports the
 /// process as stuck (the kernel delivers SIGKILL only once a process leaves
@@ -105,6 +103,8 @@ pub struct ManagedProcess {
 pub(crate) struct Shared {
     pub(crate) spec: Spec,
     pub(crate) probes: Vec<Arc<dyn Probe>>,
+    /// Lines to wait for (after the probes), from each incarnation's start.
+    pub(crate) ready_logs: Vec<LogPattern>,
     pub(crate) startup_timeout: Duration,
     pub(crate) grace: Duration,
     /// How long a stop waits for the exit after SIGKILL ([`KILL_WAIT`]).
@@ -122,6 +122,8 @@ struct Running {
     /// Its [`descendants::ENV_CHILD`] tag, which its descendants inherit.
     tag: String,
     exit: watch::Receiver<Option<ExitStatus>>,
+    /// Where its output begins in the log (a restart appends).
+    log_start: u64,
     /// Shared with the reaper thread, which lets the group go as soon as
     /// the leader exits with nothing left behind.
     group: Arc<Mutex<Group>>,
@@ -198,6 +200,7 @@ impl ManagedProcess {
     pub(crate) fn spawn(
         spec: Spec,
         probes: Vec<Arc<dyn Probe>>,
+        ready_logs: Vec<LogPattern>,
         startup_timeout: Duration,
         grace: Duration,
         log_path: PathBuf,
@@ -210,6 +213,7 @@ impl ManagedProcess {
             shared: Arc::new(Shared {
                 spec,
                 probes,
+                ready_logs,
                 startup_timeout,
                 grace,
                 kill_wait: KILL_WAIT,
@@ -261,8 +265,9 @@ impl ManagedProcess {
         }
     }
 
-    /// Waits until every readiness probe passes, within the startup
-    /// timeout; fails at once if the process exits first.
+    /// Waits until every readiness probe passes and every awaited log
+    /// line is written, within the startup timeout; fails at once if the
+    /// process exits first.
     pub async fn wait_ready(&self) -> Result<(), ProcessError> {
         let watch = ProcessWatch {
             process: self.clone(),
@@ -275,6 +280,19 @@ impl ManagedProcess {
                 .saturating_sub(started.elapsed());
             let waited = Wait::new(probe.as_ref(), left).watch(&watch).run().await;
             if let Err(source) = waited {
+                return Err(ProcessError::NotReady {
+                    name: self.name().to_string(),
+                    pid: self.pid(),
+                    source: Box::new(source),
+                });
+            }
+        }
+        for pattern in &self.shared.ready_logs {
+            let left = self
+                .shared
+                .startup_timeout
+                .saturating_sub(started.elapsed());
+            if let Err(source) = self.wait_for_log(pattern.clone(), left).await {
                 return Err(ProcessError::NotReady {
                     name: self.name().to_string(),
                     pid: self.pid(),
@@ -424,6 +442,60 @@ impl ManagedProcess {
             indent(&self.log_tail(TAIL_LINES))
         )
     }
+
+    /// Waits up to `timeout` for a line of its output (stdout or stderr)
+    /// that matches `pattern`, a substring or a [`LogPattern::regex`], and
+    /// returns that line.
+    ///
+    /// Like testcontainers' log waits, it matches from the start of the
+    /// current incarnation's output (since the start or the last
+    /// [`restart`](Self::restart)): a line written before the call counts,
+    /// so an action's line cannot slip by between the action and the
+    /// wait. Wait for a line only that action writes (a request id, a
+    /// counter). Each new line is matched as it is written, at once.
+    ///
+    /// Fails at once if the process exits without writing it; the error
+    /// names the awaited pattern and shows the log's tail.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use dynamo_test::process::LogPattern;
+    ///
+    /// # async fn doc(ctx: dynamo_test::TestContext) -> Result<(), Box<dyn std::error::Error>> {
+    /// # fn submit_job(_id: u32) {}
+    /// let worker = ctx
+    ///     .process("worker", "./worker")
+    ///     .ready_log("waiting for jobs")
+    ///     .start()
+    ///     .await?;
+    /// submit_job(42);
+    /// let done = LogPattern::regex(r"job 42 done in \d+ ms")?;
+    /// let line = worker.wait_for_log(done, Duration::from_secs(10)).await?;
+    /// println!("{line}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_log(
+        &self,
+        pattern: impl Into<LogPattern>,
+        timeout: Duration,
+    ) -> Result<String, WaitError> {
+        let pattern = pattern.into();
+        let source = {
+            let running = self.running();
+            LogSource {
+                path: &self.shared.log_path,
+                offset: running.log_start,
+                lines: self.shared.lines.subscribe(),
+                exit: running.exit.clone(),
+            }
+        };
+        log_wait::wait_for_line(&pattern, source, timeout)
+            .await
+            .map_err(|missed| {
+                let what = format!("a log line {pattern} of process `{}`", self.name());
+                missed.into_error(what, timeout, self.report())
+            })
+    }
 }
 
 impl std::fmt::Debug for ManagedProcess {
@@ -450,6 +522,7 @@ fn start(
     };
     let program = spec.resolve().map_err(spawn_error)?;
     let tag = descendants::new_child_tag();
+    let log_start = lock(log).metadata().map_or(0, |m| m.len());
     let mut command = spec.command(&program, &owner_tag(), &tag);
     let spawned = on_spawner_thread(move || command.spawn()).and_then(|r| r);
     let mut child = spawned.map_err(|e| spawn_error(format!("{}: {e}", program.display())))?;
@@ -457,12 +530,12 @@ fn start(
     // Best effort: without /bin/sh, PDEATHSIG still covers the direct child.
     // The child is not reaped yet, so its group exists for the watchdog to join.
     let watchdog = Watchdog::arm(pid, &tag).ok();
-    let (forwarded, forwarders_done) = std::sync::mpsc::channel();
+    let mut forwarders = Vec::new();
     if let Some(out) = child.stdout.take() {
-        logs::forward(out, log.clone(), lines.clone(), forwarded.clone());
+        forwarders.push(logs::forward(out, log.clone(), lines.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        logs::forward(err, log.clone(), lines.clone(), forwarded);
+        forwarders.push(logs::forward(err, log.clone(), lines.clone()));
     }
     let (exit_tx, exit) = watch::channel(None);
     let group = Arc::new(Mutex::new(Group {
@@ -475,9 +548,13 @@ fn start(
     let on_exit = {
         let (group, tag) = (group.clone(), tag.clone());
         move |status| {
-            // Let the last lines reach the log, so an exit report shows
-            // them; a grandchild holding the pipes must not delay it long.
-            let _ = forwarders_done.recv_timeout(FORWARD_GRACE);
+            // All it wrote is in the pipes now: into the log before the
+            // exit is published, so an exit report shows its last lines.
+            // A drain never waits for the pipes' end (a grandchild may
+            // hold them open).
+            for forwarder in &forwarders {
+                forwarder.drain();
+            }
             let _ = exit_tx.send(Some(status));
             release_if_nothing_left(&group, &tag);
         }
@@ -494,6 +571,7 @@ fn start(
         pid,
         tag,
         exit,
+        log_start,
         group,
     })
 }
@@ -585,6 +663,7 @@ mod tests {
         let log = dir.join("stuck.log");
         let mut process = ManagedProcess::spawn(
             spec,
+            Vec::new(),
             Vec::new(),
             Duration::from_secs(5),
             Duration::ZERO,

@@ -31,6 +31,8 @@ mod builder;
 mod command;
 mod descendants;
 mod group;
+mod line_splitter;
+mod log_wait;
 pub(crate) mod logs;
 mod managed;
 mod owner;
@@ -42,6 +44,7 @@ mod watchdog;
 
 pub use builder::{ProcessBuilder, DEFAULT_GRACE, DEFAULT_STARTUP_TIMEOUT};
 pub(crate) use command::check_executable;
+pub use log_wait::{LogPattern, LogPatternError};
 pub(crate) use logs::{tail, tail_of};
 pub(crate) use managed::TAIL_LINES;
 pub use managed::{ManagedProcess, ProcessError};

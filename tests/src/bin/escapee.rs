@@ -15,7 +15,6 @@
 use std::time::Duration;
 
 use dynamo_test::__private::{run_async, Flavor, TestConfig};
-use dynamo_test::health::{self, Check};
 use dynamo_test::TestContext;
 
 fn family(kind: &str) -> Option<&'static str> {
@@ -89,24 +88,11 @@ async fn start_family(
     ctx: &TestContext,
     script: &'static str,
 ) -> Result<dynamo_test::ManagedProcess, dynamo_test::Error> {
-    let log_has_pids = {
-        let log = ctx.output_dir().join("family.log");
-        health::from_fn("family printed its pids", move || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            async move {
-                if text.contains("pids ") {
-                    Check::Ready
-                } else {
-                    Check::not_ready("no pids yet")
-                }
-            }
-        })
-    };
     Ok(ctx
         .process("family", "sh")
         .args(["-c", script])
         .grace(Duration::from_millis(500))
-        .ready(log_has_pids)
+        .ready_log("pids ")
         .start()
         .await?)
 }
