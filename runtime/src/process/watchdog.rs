@@ -59,15 +59,17 @@ impl Watchdog {
     /// an unreaped child of ours (so that it exists and is ours).
     pub(crate) fn arm(pgid: u32) -> std::io::Result<Watchdog> {
         let pgid = i32::try_from(pgid).map_err(std::io::Error::other)?;
-        let child = Command::new("/bin/sh")
-            .arg("-c")
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
             .arg(SCRIPT)
             .arg(NAME)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(pgid)
-            .spawn()?;
+            .process_group(pgid);
+        // A test process may itself run under another test (tagged by it):
+        // our helper is not that test's, and a sweep must not take it.
+        let child = super::sweep::strip_owner_tag(&mut cmd).spawn()?;
         let pid = child.id();
         Ok(Watchdog {
             child: Some(child),
