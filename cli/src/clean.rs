@@ -201,9 +201,10 @@ fn remove_if_empty(test_dir: &Path) {
 
 /// Locks the directory's `.in-use` file exclusively for the removal;
 /// `Err` while a running test holds it (what `output_dir_in_use` checks,
-/// without a gap between check and removal). A test starting meanwhile
-/// waits for the lock, then finds its lock file unlinked and starts afresh.
-/// `Ok(None)`: no lock file (older runs).
+/// without a gap between check and removal). No test starts in a run
+/// directory that exists, and a run takes its lock before it writes the
+/// marker: a marked directory without a held lock has no test.
+/// `Ok(None)`: no lock file.
 fn claim(dir: &Path) -> Result<Option<File>, ()> {
     let Ok(file) = File::open(dir.join(admin::IN_USE_FILE)) else {
         return Ok(None);
