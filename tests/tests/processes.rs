@@ -339,10 +339,12 @@ fn two_runs_of_one_test_at_once_keep_their_own_logs_and_data() {
     };
     let dir_of = |run: &mut std::process::Child| {
         let stdout = std::io::BufReader::new(run.stdout.take().unwrap());
-        let dir = stdout
-            .lines()
-            .map_while(Result::ok)
+        let mut lines = stdout.lines().map_while(Result::ok);
+        let dir = lines
+            .by_ref()
             .find_map(|l| l.strip_prefix("dir ").map(std::path::PathBuf::from));
+        // Read to the end: libtest fails on a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
         dir.expect("the run printed its output dir")
     };
     let mut first = start("first");
