@@ -35,16 +35,17 @@ pub(super) fn dir_name(test_name: &str) -> String {
 }
 
 /// A run's name: `<UTC date>-<time with ms>-<pid>-<n>`, e.g.
-/// `20261201-223158.123-4242-1`. The time first, so `ls` shows the newest
+/// `20261201-223158.123-4242-001`. The time first, so `ls` shows the newest
 /// last; the pid and a per-process counter make it unique among runs
-/// started in the same millisecond.
+/// started in the same millisecond (three digits at least, so that a
+/// process's runs of one millisecond sort too).
 pub(super) fn run_id(now: SystemTime, pid: u32, n: u64) -> String {
     let stamp = humantime::format_rfc3339_millis(now).to_string();
     let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
     match (digits.get(..8), digits.get(8..14), digits.get(14..17)) {
-        (Some(date), Some(time), Some(ms)) => format!("{date}-{time}.{ms}-{pid}-{n}"),
+        (Some(date), Some(time), Some(ms)) => format!("{date}-{time}.{ms}-{pid}-{n:03}"),
         // A year past 9999: still unique, if not as readable.
-        _ => format!("{digits}-{pid}-{n}"),
+        _ => format!("{digits}-{pid}-{n:03}"),
     }
 }
 
@@ -137,9 +138,10 @@ mod tests {
     #[test]
     fn run_ids_are_short_and_sort_by_time() {
         let t = UNIX_EPOCH + Duration::from_millis(1_796_164_318_123);
-        assert_eq!(run_id(t, 4242, 1), "20261201-223158.123-4242-1");
+        assert_eq!(run_id(t, 4242, 1), "20261201-223158.123-4242-001");
+        assert!(run_id(t, 4242, 9) < run_id(t, 4242, 10));
         let later = run_id(t + Duration::from_millis(1), 7, 1);
-        assert!(run_id(t, 4242, 9) < later);
+        assert!(run_id(t, 4242, 999) < later);
         let next_day = run_id(t + Duration::from_secs(86_400), 1, 1);
         assert!(later < next_day);
     }
