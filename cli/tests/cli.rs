@@ -341,7 +341,7 @@ fn the_output_root_is_found_from_the_current_directory() {
     std::fs::create_dir_all(ws.join("crates/a")).unwrap();
     std::fs::write(ws.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
     let project = tmp.0.join("project");
-    std::fs::create_dir_all(project.join("target/dynamo-test/an-old-test")).unwrap();
+    run_dir(&project.join("target/dynamo-test"), "an-old-test", 0);
     std::fs::create_dir_all(project.join("src")).unwrap();
     std::fs::create_dir_all(tmp.0.join("nowhere")).unwrap();
 
