@@ -1,8 +1,11 @@
 //! `dynamo-test clean`: remove what the harness left that no live process owns.
 //!
-//! Never touched: output directories a running test holds (its lock on
-//! `.in-use`), `<output root>/services/` (the logs of the running shared
-//! services), services a keeper runs (it stops them itself), services
+//! Never touched: anything under the output root without the harness's
+//! marker (`.dynamo-test`: the root may be a directory of the user's), run
+//! directories a running test holds (its lock on `.in-use`), `<output
+//! root>/services/` (the logs of the running shared services), services a
+//! keeper runs (it stops them itself, and the orphan sweep never takes a
+//! shared service for an orphan, whatever tag it inherited), services
 //! whose keeper died while tests of an earlier harness version still use
 //! them, anything untagged, and any process of another user or of another
 //! PID namespace (a container's test: its owner's pid means nothing in our
@@ -92,43 +95,116 @@ pub fn run(out: &Out, dry_run: bool, days: u64) -> i32 {
     i32::from(!report.failed.is_empty())
 }
 
-/// Output directories not modified for `days` days that no running test holds.
+/// Run directories (`<root>/<test>/<run id>/`) not modified for `days`
+/// days that no running test holds, then test directories left empty.
+/// Only what carries the harness's marker: anything else under the root
+/// (the root may be a directory of the user's, `DYNAMO_TEST_OUTPUT_DIR=$HOME/logs`)
+/// is left alone and, once as old, listed as kept.
 fn old_output_dirs(report: &mut Report, root: &Path, days: u64) {
     let limit = Duration::from_secs(days.saturating_mul(86_400));
-    let Ok(entries) = std::fs::read_dir(root) else {
+    for test_dir in real_subdirs(root) {
+        // The shared services' logs: a running service writes there.
+        if test_dir.file_name().is_some_and(|n| n == "services") {
+            continue;
+        }
+        if !admin::is_harness_dir(&test_dir) {
+            keep_unmarked(report, test_dir, limit, days);
+            continue;
+        }
+        for run in real_subdirs(&test_dir) {
+            if !admin::is_harness_dir(&run) {
+                keep_unmarked(report, run, limit, days);
+            } else if older_than(&run, limit) {
+                old_run(report, run, days);
+            }
+        }
+        if !report.dry_run {
+            remove_if_empty(&test_dir);
+        }
+    }
+}
+
+fn old_run(report: &mut Report, run: PathBuf, days: u64) {
+    let what = format!(
+        "output directory {} (older than {days} days)",
+        run.display()
+    );
+    let Ok(claim) = claim(&run) else {
+        report.keep(Entry::path(what, run), "a running test holds it");
         return;
     };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
-    dirs.sort();
-    for dir in dirs {
-        // The shared services' logs: a running service writes there.
-        if dir.file_name().is_some_and(|n| n == "services") || !dir.is_dir() {
-            continue;
-        }
-        if !older_than(&dir, limit) {
-            continue;
-        }
-        let what = format!(
-            "output directory {} (older than {days} days)",
-            dir.display()
+    let target = run.clone();
+    report.act(Entry::path(what, run), move || {
+        let _held = claim;
+        std::fs::remove_dir_all(&target).map_err(|e| e.to_string())
+    });
+}
+
+fn keep_unmarked(report: &mut Report, dir: PathBuf, limit: Duration, days: u64) {
+    if older_than(&dir, limit) {
+        let what = format!("directory {} (older than {days} days)", dir.display());
+        let why = format!(
+            "no {} marker: not made by the harness (or by a version before it marked its \
+             directories); remove it yourself if it is yours to remove",
+            admin::MARKER_FILE
         );
-        let Ok(claim) = claim(&dir) else {
-            report.keep(Entry::path(what, dir), "a running test holds it");
-            continue;
-        };
-        let target = dir.clone();
-        report.act(Entry::path(what, dir), move || {
-            let _held = claim;
-            std::fs::remove_dir_all(&target).map_err(|e| e.to_string())
-        });
+        report.keep(Entry::path(what, dir), &why);
+    }
+}
+
+/// The directories in `dir`, sorted; symlinks are not followed.
+fn real_subdirs(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Removes a test's directory that holds no run any more: only its
+/// marker and `latest` links (dangling by now). A test starting a run
+/// meanwhile makes its run directory first: then `remove_dir` fails and
+/// the marker is put back; or it finds the directory gone and makes it
+/// again.
+fn remove_if_empty(test_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(test_dir) else {
+        return;
+    };
+    let mut links = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        let is_latest = name
+            .to_str()
+            .is_some_and(|n| n.contains(admin::LATEST_LINK));
+        if is_link && is_latest && !entry.path().exists() {
+            links.push(entry.path());
+        } else if name != admin::MARKER_FILE {
+            return;
+        }
+    }
+    for link in links {
+        let _ = std::fs::remove_file(link);
+    }
+    let marker = test_dir.join(admin::MARKER_FILE);
+    let text = std::fs::read(&marker).unwrap_or_default();
+    let _ = std::fs::remove_file(&marker);
+    if std::fs::remove_dir(test_dir).is_err() {
+        let _ = std::fs::write(&marker, text);
     }
 }
 
 /// Locks the directory's `.in-use` file exclusively for the removal;
 /// `Err` while a running test holds it (what `output_dir_in_use` checks,
-/// without a gap between check and removal). A test starting meanwhile
-/// waits for the lock, then finds its lock file unlinked and starts afresh.
-/// `Ok(None)`: no lock file (older runs).
+/// without a gap between check and removal). No test starts in a run
+/// directory that exists, and a run takes its lock before it writes the
+/// marker: a marked directory without a held lock has no test.
+/// `Ok(None)`: no lock file.
 fn claim(dir: &Path) -> Result<Option<File>, ()> {
     let Ok(file) = File::open(dir.join(admin::IN_USE_FILE)) else {
         return Ok(None);

@@ -198,7 +198,8 @@ const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first line of `<path> --version`, and all it printed (stdout and stderr).
 fn version(path: &Path) -> Result<(String, String), String> {
     let shown = path.display();
-    let child = Command::new(path)
+    // The command's own child: no test's tag, should the command have one.
+    let child = admin::strip_owner_tag(&mut Command::new(path))
         .arg("--version")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

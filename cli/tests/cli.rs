@@ -341,7 +341,7 @@ fn the_output_root_is_found_from_the_current_directory() {
     std::fs::create_dir_all(ws.join("crates/a")).unwrap();
     std::fs::write(ws.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
     let project = tmp.0.join("project");
-    std::fs::create_dir_all(project.join("target/dynamo-test/an-old-test")).unwrap();
+    run_dir(&project.join("target/dynamo-test"), "an-old-test", 0);
     std::fs::create_dir_all(project.join("src")).unwrap();
     std::fs::create_dir_all(tmp.0.join("nowhere")).unwrap();
 
@@ -620,17 +620,37 @@ fn a_failed_up_leaves_no_holder_and_no_marker(client: Port, peer: Port, other: P
     );
 }
 
-/// An output directory last modified `days` ago.
-fn output_dir(root: &Path, name: &str, days: u64) -> PathBuf {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("test.log"), "log").unwrap();
+/// Sets `dir`'s modification time to `days` ago.
+fn age(dir: &Path, days: u64) {
     let when = SystemTime::now() - Duration::from_secs(days * 86_400);
-    std::fs::File::open(&dir)
+    std::fs::File::open(dir)
         .unwrap()
         .set_modified(when)
         .unwrap();
+}
+
+/// A directory with a log in it, last modified `days` ago, without the
+/// harness's marker.
+fn plain_dir(dir: PathBuf, days: u64) -> PathBuf {
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("test.log"), "log").unwrap();
+    age(&dir, days);
     dir
+}
+
+/// A run directory of test `test` as the harness makes it
+/// (`<root>/<test>/<run>/`, both marked), last modified `days` ago.
+fn run_dir(root: &Path, test: &str, days: u64) -> PathBuf {
+    let test_dir = root.join(test);
+    let run = test_dir.join(format!("20200101-000000.000-1-{days}"));
+    std::fs::create_dir_all(&run).unwrap();
+    for dir in [&test_dir, &run] {
+        std::fs::write(dir.join(admin::MARKER_FILE), "").unwrap();
+    }
+    let _ = std::fs::remove_file(test_dir.join(admin::LATEST_LINK));
+    std::os::unix::fs::symlink(run.file_name().unwrap(), test_dir.join(admin::LATEST_LINK))
+        .unwrap();
+    plain_dir(run, days)
 }
 
 #[test]
@@ -639,10 +659,10 @@ fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
     let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
     let tmp = TempDir::new("clean-dirs");
     let env = tmp.env();
-    let old = output_dir(&tmp.output(), "suite.old_test", 10);
-    let fresh = output_dir(&tmp.output(), "suite.fresh_test", 0);
-    let held = output_dir(&tmp.output(), "suite.running_test", 10);
-    let services = output_dir(&tmp.output(), "services", 10);
+    let old = run_dir(&tmp.output(), "suite.old_test", 10);
+    let fresh = run_dir(&tmp.output(), "suite.fresh_test", 0);
+    let held = run_dir(&tmp.output(), "suite.running_test", 10);
+    let services = plain_dir(tmp.output().join("services"), 10);
     // As a running test does: a shared lock on `.in-use` for its whole life.
     let lock = std::fs::File::create(held.join(admin::IN_USE_FILE)).unwrap();
     lock.lock_shared().unwrap();
@@ -655,6 +675,10 @@ fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
     assert!(removed.contains("suite.old_test"), "{v:#}");
     assert!(!removed.contains("suite.fresh_test"), "{v:#}");
     assert!(!old.exists());
+    assert!(
+        !tmp.output().join("suite.old_test").exists(),
+        "a test's directory goes with its last run"
+    );
     assert!(fresh.exists(), "younger than 7 days");
 
     let out = cli(&["--json", "clean", "--days", "0"], &env);
@@ -671,6 +695,132 @@ fn clean_removes_old_output_dirs_but_not_held_ones_or_the_services_logs() {
     assert!(!fresh.exists(), "--days 0 takes every unheld directory");
     assert!(!v.to_string().contains("services\""), "{v:#}");
     drop(lock);
+}
+
+#[test]
+fn clean_leaves_directories_without_the_harness_marker_alone() {
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
+    let tmp = TempDir::new("clean-unmarked");
+    let env = tmp.env();
+    // The output root is a directory of the user's: `DYNAMO_TEST_OUTPUT_DIR=$HOME/logs`.
+    let theirs = plain_dir(tmp.output().join("holiday-photos"), 30);
+    let old = run_dir(&tmp.output(), "suite.old_test", 30);
+    let beside = plain_dir(tmp.output().join("suite.old_test").join("notes"), 30);
+    let reason = |v: &Value, dir: &Path| {
+        let kept = find(&v["kept"], "path", &dir.display().to_string())
+            .unwrap_or_else(|| panic!("{} not listed as kept: {v:#}", dir.display()));
+        kept["reason"].as_str().unwrap().to_string()
+    };
+
+    let out = cli(&["--json", "clean", "--dry-run"], &env);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    for dir in [&theirs, &beside] {
+        let why = reason(&v, dir);
+        assert!(why.contains("no .dynamo-test marker"), "{why}");
+    }
+    assert!(v["removed"].to_string().contains("suite.old_test"), "{v:#}");
+    let text = stdout(&cli(&["clean", "--dry-run"], &env));
+    assert!(
+        text.contains(&format!("kept: directory {}", theirs.display())),
+        "{text}"
+    );
+    assert!(text.contains("no .dynamo-test marker"), "{text}");
+
+    let out = cli(&["--json", "clean", "--days", "0"], &env);
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(
+        theirs.join("test.log").exists(),
+        "an unmarked directory was removed"
+    );
+    assert!(
+        beside.join("test.log").exists(),
+        "an unmarked directory was removed"
+    );
+    assert!(!old.exists(), "the harness's run stayed");
+    assert!(reason(&v, &theirs).contains("not made by the harness"));
+}
+
+/// A process as an earlier harness version left a shared etcd whose
+/// keeper died: tagged `DYNAMO_TEST_SERVICE=etcd` and with the tag of the
+/// test that started it (now gone), its data dir in the state dir's
+/// `services/`. `sh` stays the process (no exec: `; :`).
+fn keeperless_legacy_etcd(services: &Path, port: u16) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let dead_test = format!(
+        "{}:1:{}",
+        std::process::id(),
+        procfs::own_pid_namespace().unwrap()
+    );
+    let data_dir = services.join(format!("etcd-{port}-data-1"));
+    let child = Command::new("sh")
+        .args(["-c", "sleep 100; :", "etcd"])
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("DYNAMO_TEST_SERVICE", "etcd")
+        .env(admin::ENV_OWNER, dead_test)
+        .env(admin::ENV_OWNER_NAME, "etcd")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let settled = eventually(Duration::from_secs(5), || {
+        procfs::environ_var(child.id(), "DYNAMO_TEST_SERVICE").is_some()
+    });
+    assert!(settled, "the fake service never showed its environment");
+    child
+}
+
+#[test]
+fn clean_never_stops_a_shared_service_that_tests_still_use() {
+    let _one_clean_at_a_time = dynamo_test_suite::exclusive("cli-clean");
+    let tmp = TempDir::new("clean-shared-users");
+    let services = tmp.state().join("services");
+    std::fs::create_dir_all(&services).unwrap();
+    std::fs::set_permissions(tmp.state(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let port = 1;
+    let service = KillGroup(keeperless_legacy_etcd(&services, port));
+    // A test of that version still uses it: a shared lock on the users file.
+    let users = std::fs::File::create(services.join(format!("etcd-{port}.users"))).unwrap();
+    users.lock_shared().unwrap();
+
+    let out = cli(&["--json", "clean"], &tmp.env());
+    let v = json(&out);
+    std::thread::sleep(Duration::from_millis(100));
+    let alive = dynamo_test_suite::orphans::alive(service.0.id());
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(
+        alive,
+        "clean stopped a shared service that tests use: {v:#}"
+    );
+    let kept = v["kept"]
+        .as_array()
+        .and_then(|kept| kept.iter().find(|k| k["pid"] == service.0.id()))
+        .unwrap_or_else(|| panic!("the service is listed as kept: {v:#}"));
+    assert!(
+        kept["reason"]
+            .as_str()
+            .unwrap()
+            .contains("tests still use it"),
+        "{kept}"
+    );
+    assert!(!v["removed"].to_string().contains("orphan"), "{v:#}");
+
+    // Once its last user is gone, clean stops it (as a stale service).
+    drop(users);
+    let out = cli(&["--json", "clean"], &tmp.env());
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            !dynamo_test_suite::orphans::alive(service.0.id())
+        }),
+        "{v:#}"
+    );
+    assert!(
+        v["removed"].to_string().contains("its keeper is gone"),
+        "{v:#}"
+    );
 }
 
 #[test]

@@ -13,20 +13,24 @@
 //! - **Orphans**: processes tagged with [`ENV_OWNER`] whose owner is dead
 //!   ([`find_orphans`], [`stop_orphan`]); tags ([`OwnerTag`]) name the
 //!   owner's PID namespace, and an owner of another namespace is never
-//!   judged.
+//!   judged; a shared service ([`ENV_SERVICE`]) is never an orphan, and
+//!   helpers carry no tag ([`strip_owner_tag`]).
 //! - **Signalling a process found in /proc**: [`PinnedProcess`] (a pidfd,
 //!   then the identity checked again: a reused pid is never hit),
 //!   [`check_reach`] (another user's process, or one of a nested PID
 //!   namespace, is left alone), [`Unreachable`] (why not).
 //! - **Processes in /proc**: [`ProcStat`], [`ProcStatus`], [`procfs`].
 //! - **Output and state directories**: where logs go ([`output_root`],
-//!   [`project_output_root`]), which output dirs a running test holds
+//!   [`project_output_root`]; one directory per run,
+//!   `<root>/<test>/<run id>/`, and a [`LATEST_LINK`] beside the runs),
+//!   which ones the harness made ([`is_harness_dir`]: they hold
+//!   [`MARKER_FILE`]) and which a running test holds
 //!   ([`output_dir_in_use`]), the per-user state directory (shared
 //!   services' files; reservations do not live there).
 
 pub use crate::output_dir::{
-    output_dir_in_use, output_dir_override, output_root, project_output_root, OutputRoot,
-    ENV_OUTPUT_DIR, IN_USE_FILE,
+    is_harness_dir, output_dir_in_use, output_dir_override, output_root, project_output_root,
+    OutputRoot, ENV_OUTPUT_DIR, IN_USE_FILE, LATEST_LINK, MARKER_FILE,
 };
 pub use crate::ports::holders::{is_listening, listeners, Listener};
 pub use crate::ports::{
@@ -37,8 +41,8 @@ pub use crate::ports::{
 pub use crate::process::logs::tail as log_tail;
 pub use crate::process::pinned::{check_proc, check_reach, PinnedProcess, Unreachable};
 pub use crate::process::sweep::{
-    find_orphans, orphan, owner_status, start_time, stop_orphan, Orphan, OwnerStatus, OwnerTag,
-    Stopped, Sweep, ENV_OWNER, ENV_OWNER_NAME,
+    find_orphans, orphan, owner_status, start_time, stop_orphan, strip_owner_tag, Orphan,
+    OwnerStatus, OwnerTag, Stopped, Sweep, ENV_OWNER, ENV_OWNER_NAME,
 };
 pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
 pub use crate::services::keeper::{data_lock_path, is_keeper, ENV_KEEPER, ENV_SERVICE};

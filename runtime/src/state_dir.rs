@@ -62,8 +62,13 @@ fn state_dir_path_from(vars: Lookup) -> Result<PathBuf, EnvError> {
 
 /// Creates (if needed) and checks the state directory and its subdirectory `sub`.
 pub fn ensure_state_subdir(sub: &str) -> Result<PathBuf, StateDirError> {
-    let root = state_dir_path()?;
-    ensure_private_dir(&root)?;
+    ensure_private_subdir(&state_dir_path()?, sub)
+}
+
+/// Creates (if needed) and checks `root` and its subdirectory `sub`, as
+/// [`ensure_state_subdir`] does for the state directory.
+pub(crate) fn ensure_private_subdir(root: &Path, sub: &str) -> Result<PathBuf, StateDirError> {
+    ensure_private_dir(root)?;
     let dir = root.join(sub);
     ensure_private_dir(&dir)?;
     Ok(dir)

@@ -258,16 +258,17 @@ fn logs_go_to_target_dynamo_test_by_default(ctx: &TestContext) {
     if std::env::var_os("DYNAMO_TEST_OUTPUT_DIR").is_some() {
         return; // moved on purpose: the case below covers the override
     }
-    let dir = ctx.output_dir();
+    // This run's directory, in the test's: `<root>/<test>/<run id>/`.
+    let test_dir = ctx.output_dir().parent().unwrap();
     assert!(
-        dir.ends_with("dynamo-test/processes.logs_go_to_target_dynamo_test_by_default"),
+        test_dir.ends_with("dynamo-test/processes.logs_go_to_target_dynamo_test_by_default"),
         "{}",
-        dir.display()
+        test_dir.display()
     );
     // target/dynamo-test, next to target/debug where this binary lives.
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap();
-    assert_eq!(dir.parent().unwrap(), target.join("dynamo-test"));
+    assert_eq!(test_dir.parent().unwrap(), target.join("dynamo-test"));
 }
 
 #[test]
@@ -279,10 +280,95 @@ fn the_output_dir_can_be_moved_by_env_var() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(101));
-    let log = root.join("scenario.family").join("family.log");
+    let log = root
+        .join("scenario.family")
+        .join(dynamo_test::admin::LATEST_LINK)
+        .join("family.log");
     let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     assert!(text.contains("pids "), "{text}");
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Env vars of `holds_its_run_until_told`: what it writes, and the file
+/// whose appearance ends it.
+const ENV_TOKEN: &str = "DYNAMO_TEST_SUITE_TOKEN";
+const ENV_GO: &str = "DYNAMO_TEST_SUITE_GO";
+
+/// One run for `two_runs_of_one_test_at_once_keep_their_own_logs_and_data`:
+/// a process log and a data dir (as an isolated etcd's: emptied first)
+/// holding `$DYNAMO_TEST_SUITE_TOKEN`; prints `dir <output dir>`, then
+/// holds its run until `$DYNAMO_TEST_SUITE_GO` exists.
+#[dynamo_test(timeout = "60s")]
+#[ignore = "a child process of two_runs_of_one_test_at_once_keep_their_own_logs_and_data"]
+async fn holds_its_run_until_told(ctx: &TestContext) {
+    let token = std::env::var(ENV_TOKEN).unwrap();
+    let go = std::path::PathBuf::from(std::env::var(ENV_GO).unwrap());
+    let data = ctx.output_dir().join("etcd-data");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("member"), &token).unwrap();
+    let echo = ctx
+        .process("echo", "sh")
+        .args(["-c", "echo \"token $0\"; sleep 1000", &token])
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(wait_for_line(&echo, "token ").await, token);
+    println!("dir {}", ctx.output_dir().display());
+    while !go.exists() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[test]
+fn two_runs_of_one_test_at_once_keep_their_own_logs_and_data() {
+    use std::io::BufRead;
+    let scratch = std::env::temp_dir().join(format!("dt-two-runs-{}", std::process::id()));
+    let root = scratch.join("output");
+    let go = scratch.join("go");
+    let start = |token: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["holds_its_run_until_told", "--exact", "--ignored"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env("DYNAMO_TEST_OUTPUT_DIR", &root)
+            .env(ENV_TOKEN, token)
+            .env(ENV_GO, &go)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let dir_of = |run: &mut std::process::Child| {
+        let stdout = std::io::BufReader::new(run.stdout.take().unwrap());
+        let mut lines = stdout.lines().map_while(Result::ok);
+        let dir = lines
+            .by_ref()
+            .find_map(|l| l.strip_prefix("dir ").map(std::path::PathBuf::from));
+        // Read to the end: libtest fails on a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        dir.expect("the run printed its output dir")
+    };
+    let mut first = start("first");
+    let mut second = start("second");
+    // Both print only once they have written: both runs are live now.
+    let dirs = [dir_of(&mut first), dir_of(&mut second)];
+    std::fs::write(&go, "").unwrap();
+    assert!(first.wait().unwrap().success());
+    assert!(second.wait().unwrap().success());
+
+    assert_ne!(dirs[0], dirs[1], "two runs at once shared a directory");
+    let test_dir = root.join("processes.holds_its_run_until_told");
+    for (dir, token) in dirs.iter().zip(["first", "second"]) {
+        assert_eq!(dir.parent(), Some(test_dir.as_path()));
+        let log = std::fs::read_to_string(dir.join("echo.log")).unwrap();
+        assert!(log.contains(&format!("token {token}")), "{token}: {log}");
+        let data = std::fs::read_to_string(dir.join("etcd-data/member")).unwrap();
+        assert_eq!(data, token, "the other run replaced this one's data dir");
+    }
+    let latest = std::fs::read_link(test_dir.join(dynamo_test::admin::LATEST_LINK)).unwrap();
+    assert!(dirs
+        .iter()
+        .any(|d| d.file_name() == Some(latest.as_os_str())));
+    std::fs::remove_dir_all(&scratch).unwrap();
 }
 
 #[dynamo_test(timeout = "30s")]

@@ -200,7 +200,10 @@ impl TestContext {
         Ok(plan)
     }
 
-    /// The test's output directory (process logs and the like); it exists.
+    /// This run's output directory, `<output root>/<test>/<run id>/`
+    /// (process logs, isolated services' data dirs and the like): one for
+    /// the whole test, never shared with another run of the same test; it
+    /// exists.
     pub fn output_dir(&self) -> &Path {
         self.inner.output_dir.path()
     }

@@ -15,7 +15,16 @@
 //! - a process beyond reach ([`check_reach`]): another user's, or one
 //!   living in a PID namespace below ours, even when its tag looks orphaned
 //!   (it is then listed as left alone, with the reason);
-//! - a tag that cannot be parsed.
+//! - a tag that cannot be parsed;
+//! - a process shared by tests ([`ENV_SERVICE`]: keepers, the services they
+//!   run, and `up`'s holders of earlier versions), whatever tag it
+//!   inherited: it lives as long as its users, and a test that started it
+//!   may be long gone while others still use it. Its keeper stops it;
+//!   a keeper-less one `dynamo-test clean` stops only once no test uses it.
+//!
+//! Helpers the harness starts for itself (keepers, watchdogs, the
+//! command's own children) carry no test's tag at all
+//! ([`strip_owner_tag`]).
 //!
 //! Tags of older harness versions (`<pid>:<start time>`) are read as naming
 //! our own namespace, as they always were.
@@ -34,6 +43,18 @@ use crate::sys::signal;
 pub const ENV_OWNER: &str = "DYNAMO_TEST_OWNER";
 /// Env var carrying the child's name in its test (for listings).
 pub const ENV_OWNER_NAME: &str = "DYNAMO_TEST_PROCESS";
+/// Env var naming the service a keeper runs (`etcd` / `nats`): it tags
+/// keepers and their services (and `up`'s holders of earlier versions, as
+/// `up-<service>`). A process carrying it is shared by tests and never
+/// taken for an orphan.
+pub const ENV_SERVICE: &str = "DYNAMO_TEST_SERVICE";
+
+/// Removes any owner tag `cmd` would inherit: for helpers that belong to
+/// no test (a keeper, a watchdog, a command's own child), so that no sweep
+/// judges them by the life of a test that happened to start them.
+pub fn strip_owner_tag(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env_remove(ENV_OWNER).env_remove(ENV_OWNER_NAME)
+}
 
 /// The owner named by a tag ([`ENV_OWNER`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +231,9 @@ pub fn orphan(pid: u32) -> Option<Orphan> {
 /// the orphan, or the orphan and why it is left alone.
 fn classify(pid: u32) -> Option<Result<Orphan, (Orphan, Unreachable)>> {
     let tag = procfs::environ_var(pid, ENV_OWNER)?;
+    if procfs::environ_var(pid, ENV_SERVICE).is_some() {
+        return None; // shared: its users, not its tag, decide
+    }
     let owner = OwnerTag::parse(&tag)?;
     if owner.status() != OwnerStatus::Dead {
         return None;
@@ -326,6 +350,43 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         child
+    }
+
+    #[test]
+    fn a_shared_service_is_never_an_orphan_whatever_its_tag() {
+        let me = OwnerTag::of_this_process();
+        let dead = format!("{}:1:{}", me.pid, me.pid_namespace.unwrap());
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .env(ENV_OWNER, &dead)
+            .env(ENV_SERVICE, "etcd")
+            .spawn()
+            .unwrap();
+        let settled = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            procfs::environ_var(child.id(), ENV_SERVICE).is_some()
+        });
+        assert!(settled, "the child never showed its environment");
+        let found = orphan(child.id());
+        let swept = find_orphans().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            found, None,
+            "a tagged shared service was taken for an orphan"
+        );
+        assert!(!swept.orphans.iter().any(|o| o.pid == child.id()));
+        assert!(!swept.left_alone.iter().any(|(o, _)| o.pid == child.id()));
+    }
+
+    #[test]
+    fn a_stripped_command_inherits_no_tag() {
+        let mut cmd = Command::new("env");
+        cmd.env(ENV_OWNER, "1:2:3").env(ENV_OWNER_NAME, "x");
+        let out = strip_owner_tag(&mut cmd).output().unwrap();
+        let env = String::from_utf8(out.stdout).unwrap();
+        assert!(!env.contains(ENV_OWNER), "{env}");
+        assert!(!env.contains(ENV_OWNER_NAME), "{env}");
     }
 
     /// A real `dynamo-test clean` stops every orphan of the user, this

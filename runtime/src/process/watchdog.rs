@@ -65,8 +65,8 @@ impl Watchdog {
         let pgid = i32::try_from(pgid).map_err(std::io::Error::other)?;
         // Without our own path there is no sweeper: `true` stands in.
         let sweeper = std::env::current_exe().unwrap_or_else(|_| "true".into());
-        let child = Command::new("/bin/sh")
-            .arg("-c")
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
             .arg(SCRIPT)
             .arg(NAME)
             .arg(sweeper)
@@ -75,8 +75,10 @@ impl Watchdog {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(pgid)
-            .spawn()?;
+            .process_group(pgid);
+        // A test process may itself run under another test (tagged by it):
+        // our helper is not that test's, and a sweep must not take it.
+        let child = super::sweep::strip_owner_tag(&mut cmd).spawn()?;
         let pid = child.id();
         Ok(Watchdog {
             child: Some(child),

@@ -49,8 +49,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 /// Env var naming the service a keeper runs (`etcd` / `nats`): it tags
-/// keepers and their services, for listings and leftover checks.
-pub const ENV_SERVICE: &str = "DYNAMO_TEST_SERVICE";
+/// keepers and their services, for listings and leftover checks (and
+/// keeps the orphan sweep off them).
+pub use crate::process::sweep::ENV_SERVICE;
 
 /// Env var that turns a process into a keeper before `main`: the
 /// keeper's settings as JSON. Set only by the harness on the keeper it
@@ -143,11 +144,10 @@ pub(crate) fn spawn(spec: &Spec) -> std::io::Result<Child> {
         .args(INERT_ARGS)
         .env(ENV_KEEPER, spec.to_json())
         .env(ENV_SERVICE, &spec.service)
-        .env_remove(crate::process::sweep::ENV_OWNER)
-        .env_remove(crate::process::sweep::ENV_OWNER_NAME)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    crate::process::sweep::strip_owner_tag(&mut cmd);
     crate::sys::spawn::in_new_session(&mut cmd);
     cmd.spawn()
 }

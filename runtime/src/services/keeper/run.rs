@@ -592,6 +592,9 @@ fn spawn_service(spec: &Spec, log: &File, marker: BorrowedFd<'_>) -> io::Result<
         .stdout(log.try_clone()?)
         .stderr(log.try_clone()?)
         .process_group(0);
+    // The keeper has no tag to pass on; should one reach it anyway, the
+    // service (shared by tests) must not inherit it.
+    crate::process::sweep::strip_owner_tag(&mut cmd);
     crate::sys::spawn::dies_with_parent(&mut cmd, std::process::id());
     unix_socket::inheritable(marker, || cmd.spawn())?
 }

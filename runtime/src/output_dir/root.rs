@@ -1,20 +1,19 @@
-//! Per-test output directories: where they live, how they are named, and
-//! the lock that tells `dynamo-test clean` a running test still owns one.
+//! Where the output directories live: the root, found once per process.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use crate::env;
 use crate::error::Error;
+use crate::state_dir;
 
 /// Env var naming the root of the per-test output directories (default
 /// `<cargo target dir>/dynamo-test`).
 pub const ENV_OUTPUT_DIR: &str = "DYNAMO_TEST_OUTPUT_DIR";
 
-/// The file in each output directory that a running test holds a shared
-/// lock on (see [`output_dir_in_use`]).
-pub const IN_USE_FILE: &str = ".in-use";
+/// The subdirectory of the state directory that is the output root when
+/// nothing better is found.
+const FALLBACK_SUBDIR: &str = "output";
 
 /// The root of the per-test output directories:
 /// `DYNAMO_TEST_OUTPUT_DIR` (an absolute path; a relative one is an error,
@@ -22,7 +21,10 @@ pub const IN_USE_FILE: &str = ".in-use";
 /// binary lives in a cargo target directory (`<target>/<profile>/deps/<bin>`,
 /// recognised by cargo's `CACHEDIR.TAG`); else `$CARGO_TARGET_DIR/dynamo-test`;
 /// else the project above the current directory (see
-/// [`project_output_root`]); else the system temp dir.
+/// [`project_output_root`]); else `output/` in the per-user state
+/// directory (`/tmp/dynamo-test-<uid>/output`), created private (0700) and
+/// checked like the state directory: a directory in a shared place that
+/// someone else made, or a symlink planted there, is refused.
 pub fn output_root() -> Result<PathBuf, Error> {
     // Every test of a process asks; the answer cannot change meanwhile.
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
@@ -61,10 +63,16 @@ fn find_output_root() -> Result<PathBuf, Error> {
     let project = std::env::current_dir()
         .ok()
         .and_then(|cwd| project_output_root(&cwd));
-    Ok(match project {
-        Some(root) => root.path,
-        None => std::env::temp_dir().join("dynamo-test"),
-    })
+    match project {
+        Some(root) => Ok(root.path),
+        None => Ok(fallback_root(&state_dir::state_dir_path()?)?),
+    }
+}
+
+/// `<state dir>/output`, created and checked as the state directory is
+/// (0700, ours, no symlink): unlike a cargo target dir, `/tmp` is shared.
+fn fallback_root(state_dir: &Path) -> Result<PathBuf, state_dir::StateDirError> {
+    state_dir::ensure_private_subdir(state_dir, FALLBACK_SUBDIR)
 }
 
 /// The cargo target directory holding `exe` (`<target>/<profile>/<exe>`,
@@ -122,91 +130,16 @@ fn is_workspace(manifest: &Path) -> bool {
     })
 }
 
-/// Whether a running test holds output directory `dir` (its lock file is
-/// locked). A directory without the file (older runs, the services' logs)
-/// is not held.
-pub fn output_dir_in_use(dir: &Path) -> bool {
-    let Ok(file) = File::open(dir.join(IN_USE_FILE)) else {
-        return false;
-    };
-    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-}
-
-/// One test's output directory, held (shared lock on [`IN_USE_FILE`]) for
-/// as long as this value lives.
-pub(crate) struct OutputDir {
-    path: PathBuf,
-    _in_use: File,
-}
-
-impl OutputDir {
-    /// Creates (or reuses) the directory of test `test_name` and holds it.
-    pub(crate) fn create(test_name: &str) -> Result<OutputDir, Error> {
-        let path = output_root()?.join(dir_name(test_name));
-        let io = |what: &str, e| Error::io(format!("{what} {}", path.display()), e);
-        // `clean` may remove the directory between our create and our lock:
-        // a lock on an unlinked file holds nothing, so try again.
-        for _ in 0..3 {
-            std::fs::create_dir_all(&path).map_err(|e| io("creating output directory", e))?;
-            let in_use = File::create(path.join(IN_USE_FILE))
-                .map_err(|e| io("creating the lock file in", e))?;
-            in_use
-                .lock_shared()
-                .map_err(|e| io("locking the output directory", e))?;
-            let linked = in_use.metadata().map(|m| {
-                use std::os::unix::fs::MetadataExt;
-                m.nlink() > 0
-            });
-            if linked.unwrap_or(true) {
-                return Ok(OutputDir {
-                    path,
-                    _in_use: in_use,
-                });
-            }
-        }
-        Err(io(
-            "keeping the output directory (something keeps removing it)",
-            std::io::Error::other("removed while being created"),
-        ))
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// `<dir>/<name>.log` for `n == 1`, `<dir>/<name>-<n>.log` after.
-    pub(crate) fn log_file(&self, name: &str, n: usize) -> PathBuf {
-        match n {
-            1 => self.path.join(format!("{}.log", dir_name(name))),
-            n => self.path.join(format!("{}-{n}.log", dir_name(name))),
-        }
-    }
-}
-
-/// `a::b::c` -> `a.b.c`: one directory per test, readable in `ls`.
-fn dir_name(test_name: &str) -> String {
-    test_name
-        .replace("::", ".")
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn dir_names_are_flat_and_safe() {
-        assert_eq!(dir_name("suite::mod_a::t1"), "suite.mod_a.t1");
-        assert_eq!(dir_name("a b/c"), "a_b_c");
+    fn scratch(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "dt-output-root-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ))
     }
 
     #[test]
@@ -226,16 +159,6 @@ mod tests {
     }
 
     #[test]
-    fn a_held_directory_is_in_use_until_dropped() {
-        let dir = OutputDir::create("output_dir::tests::held").unwrap();
-        let path = dir.path().to_path_buf();
-        assert!(output_dir_in_use(&path));
-        drop(dir);
-        assert!(!output_dir_in_use(&path));
-        assert!(!output_dir_in_use(&path.join("no-such-dir")));
-    }
-
-    #[test]
     fn a_test_binary_finds_its_cargo_target_dir() {
         let exe = std::env::current_exe().unwrap();
         let target = cargo_target_of(&exe).expect("tests run from target/<profile>/deps");
@@ -249,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_workspace_manifest_is_recognised() {
-        let dir = std::env::temp_dir().join(format!("dt-project-{}", std::process::id()));
+        let dir = scratch("project");
         std::fs::create_dir_all(dir.join("a/b")).unwrap();
         std::fs::write(dir.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
         let root = project_output_root(&dir.join("a/b")).unwrap();
@@ -259,9 +182,51 @@ mod tests {
     }
 
     #[test]
-    fn log_files_are_numbered_after_the_first() {
-        let dir = OutputDir::create("output_dir::tests::logs").unwrap();
-        assert!(dir.log_file("api", 1).ends_with("api.log"));
-        assert!(dir.log_file("api", 2).ends_with("api-2.log"));
+    fn the_fallback_root_is_private_to_the_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let state = scratch("fallback");
+        let root = fallback_root(&state).unwrap();
+        assert_eq!(root, state.join("output"));
+        for dir in [&state, &root] {
+            let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+        }
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_planted_as_the_fallback_root_is_refused() {
+        let state = scratch("planted");
+        std::fs::create_dir(&state).unwrap();
+        let elsewhere = scratch("planted-target");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, state.join("output")).unwrap();
+        let err = fallback_root(&state).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(
+            err.contains(&state.join("output").display().to_string()),
+            "{err}"
+        );
+        assert!(err.contains("remove it or set"), "{err}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        std::fs::remove_dir_all(&state).unwrap();
+        std::fs::remove_dir_all(&elsewhere).unwrap();
+    }
+
+    #[test]
+    fn a_fallback_root_of_another_user_is_refused() {
+        // SAFETY: getuid has no preconditions.
+        if unsafe { libc::getuid() } != 0 {
+            eprintln!("skipped: giving a directory to another uid needs root (CI runs as root)");
+            return;
+        }
+        let state = scratch("foreign");
+        std::fs::create_dir(&state).unwrap();
+        let theirs = state.join("output");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let err = fallback_root(&state).unwrap_err().to_string();
+        assert!(err.contains("owned by uid 65534"), "{err}");
+        std::fs::remove_dir_all(&state).unwrap();
     }
 }
