@@ -15,7 +15,7 @@ trap 'rm -rf "$out"' EXIT
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 total=0
 printf '%-8s %-6s %5s %9s\n' kind ending runs survivors
-for kind in setsid daemon pgroup; do
+for kind in setsid daemon pgroup leader-exits; do
   for ending in pass panic hang; do
     survivors=0
     for _ in $(seq "$runs"); do

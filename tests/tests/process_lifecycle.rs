@@ -34,6 +34,7 @@ async fn on_a_paused_clock_a_graceful_child_gets_its_grace_and_probes_wait(
             "trap 'sleep 0.3; exit 0' TERM; echo up; while :; do sleep 0.05; done",
         ])
         .grace(Duration::from_secs(3))
+        .ready_log("up") // the trap is set
         .start()
         .await
         .unwrap();
@@ -42,28 +43,29 @@ async fn on_a_paused_clock_a_graceful_child_gets_its_grace_and_probes_wait(
     assert!(status.success(), "{status}");
 }
 
-/// Threads of this process, and its children that are processes still
-/// (running or zombies).
-fn threads_and_children() -> (usize, usize) {
+/// Threads of this process, its children that are processes still
+/// (running or zombies), and its open file descriptors.
+fn threads_children_files() -> (usize, usize, usize) {
     let me = std::process::id();
-    let threads = std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count());
+    let count = |dir: &str| std::fs::read_dir(dir).map_or(0, |d| d.count());
     let children = dynamo_test::admin::procfs::pids()
         .into_iter()
         .filter(|&p| dynamo_test::admin::ProcStat::read(p).is_some_and(|s| s.ppid == me))
         .count();
-    (threads, children)
+    (count("/proc/self/task"), children, count("/proc/self/fd"))
 }
 
 #[dynamo_test(timeout = "600s")]
 async fn a_thousand_short_processes_leave_nothing_piled_up(ctx: &TestContext) {
-    let (threads_before, children_before) = threads_and_children();
-    let (mut most_threads, mut most_children) = (0, 0);
+    let (threads_before, children_before, files_before) = threads_children_files();
+    let (mut most_threads, mut most_children, mut most_files) = (0, 0, 0);
     for _ in 0..1000 {
         let process = ctx.process("short", "true").start().await.unwrap();
         assert!(process.wait().await.success());
-        let (threads, children) = threads_and_children();
+        let (threads, children, files) = threads_children_files();
         most_threads = most_threads.max(threads);
         most_children = most_children.max(children);
+        most_files = most_files.max(files);
     }
     // Other tests of this binary run in parallel threads and start
     // processes of their own: the bounds leave room for them, and are
@@ -75,5 +77,9 @@ async fn a_thousand_short_processes_leave_nothing_piled_up(ctx: &TestContext) {
     assert!(
         most_children <= children_before + 40,
         "child processes: {children_before} before, up to {most_children} during"
+    );
+    assert!(
+        most_files <= files_before + 200,
+        "open files: {files_before} before, up to {most_files} during"
     );
 }

@@ -24,9 +24,11 @@ impl Owner for TestContext {
     /// what it stopped outside the process group is noted, and a process
     /// that would not exit fails the test.
     fn adopt(&self, process: &ManagedProcess) {
-        let (handle, ctx) = (process.clone(), self.clone());
+        // Weak: the context owns this step, and must not be kept alive by it.
+        let (handle, ctx) = (process.clone(), self.downgrade());
         self.defer(format!("stop process `{}`", process.name()), async move {
             let report = handle.stop_reporting().await;
+            let Some(ctx) = ctx.upgrade() else { return };
             if !report.outside_group.is_empty() {
                 ctx.note(&format!(
                     "teardown: process `{}`: stopped outside its process group: {}",

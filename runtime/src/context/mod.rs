@@ -294,6 +294,11 @@ impl TestContext {
         });
     }
 
+    /// A handle that does not keep the context alive (for its own steps).
+    pub(crate) fn downgrade(&self) -> WeakContext {
+        WeakContext(Arc::downgrade(&self.inner))
+    }
+
     /// Records a teardown step that went wrong; teardown goes on.
     pub(crate) fn teardown_failed(&self, problem: String) {
         log(&self.inner.name, &format!("teardown: {problem}"));
@@ -331,6 +336,16 @@ impl TestContext {
 
     fn port_label(&self, name: &str) -> String {
         format!("{} ({name})", self.inner.name)
+    }
+}
+
+/// A [`TestContext`] that does not keep it alive.
+pub(crate) struct WeakContext(std::sync::Weak<Inner>);
+
+impl WeakContext {
+    /// The context, if it is still alive.
+    pub(crate) fn upgrade(&self) -> Option<TestContext> {
+        self.0.upgrade().map(|inner| TestContext { inner })
     }
 }
 

@@ -73,11 +73,13 @@ impl Spec {
     /// child tags, piped output.
     pub(crate) fn command(&self, program: &Path, owner_tag: &str, child_tag: &str) -> Command {
         let mut cmd = Command::new(program);
+        // The tags last: an env passed through from the test's own (which
+        // may carry an outer test's tags) must not replace them.
         cmd.args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(super::sweep::ENV_OWNER, owner_tag)
             .env(super::descendants::ENV_CHILD, child_tag)
             .env(super::sweep::ENV_OWNER_NAME, &self.name)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

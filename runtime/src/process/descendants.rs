@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::pinned::{check_proc, PinnedProcess};
 use super::sweep::owner_tag;
 use crate::sys::procfs::{self, ProcStat};
+use crate::sys::signal::current_uid;
 
 /// Env var naming the managed child a process descends from:
 /// `<owner tag>/<serial>`.
@@ -61,19 +62,23 @@ impl std::fmt::Display for Escapee {
 }
 
 /// Every process of ours carrying `tag` outside group `pgid` (`None`:
-/// whatever its group), pinned. Processes we cannot reach (another uid,
-/// another PID namespace) are left alone; nothing if /proc shows another
-/// namespace than ours.
-pub(crate) fn find(tag: &str, pgid: Option<u32>) -> Vec<Escapee> {
+/// whatever its group) that started at or after `since` (clock ticks since
+/// boot: the child's start, which every descendant follows), pinned.
+/// Processes we cannot reach (another uid, another PID namespace) are left
+/// alone, and their environment is never read (a read can block on a
+/// process stuck in the kernel); nothing if /proc shows another namespace
+/// than ours.
+pub(crate) fn find(tag: &str, pgid: Option<u32>, since: u64) -> Vec<Escapee> {
     if check_proc().is_err() {
         return Vec::new();
     }
-    let me = std::process::id();
+    let (me, uid) = (std::process::id(), current_uid());
     procfs::pids()
         .into_iter()
-        .filter(|&pid| pid != me)
+        .filter(|&pid| pid != me && procfs::owner_uid(pid) == Some(uid))
         .filter_map(|pid| ProcStat::read(pid).map(|stat| (pid, stat)))
-        .filter(|(_, stat)| stat.is_live() && Some(stat.pgrp) != pgid)
+        .filter(|(_, stat)| stat.is_live() && stat.start_time >= since)
+        .filter(|(_, stat)| Some(stat.pgrp) != pgid)
         .filter(|(pid, _)| procfs::environ_var(*pid, ENV_CHILD).as_deref() == Some(tag))
         .filter_map(|(pid, stat)| pin_tagged(pid, stat.start_time, tag))
         .collect()
@@ -103,7 +108,7 @@ fn sweep_from_env() {
     };
     // Two rounds: a process may fork while the first round kills.
     for _ in 0..2 {
-        for escapee in find(&tag, None) {
+        for escapee in find(&tag, None, 0) {
             let _ = escapee.process.kill();
         }
     }
@@ -118,7 +123,9 @@ fn sweep_from_env() {
 // parts of std that work without the runtime's setup (env, files, exit).
 #[ctor::ctor(unsafe)]
 fn sweeper_hook() {
-    let asked = std::env::args_os().nth(1).is_some_and(|a| a == SWEEP_ARG);
+    // From /proc: `args_os` is empty in a constructor on some libcs (musl).
+    let args = procfs::arguments(std::process::id()).unwrap_or_default();
+    let asked = args.get(1).is_some_and(|a| a == SWEEP_ARG);
     if asked && std::env::var_os(ENV_SWEEP).is_some() {
         let _ = std::panic::catch_unwind(sweep_from_env);
         std::process::exit(0);
@@ -151,14 +158,18 @@ mod tests {
         let tag = new_child_tag();
         let mut mine = tagged_sleeper(&tag, true);
         let mut other = tagged_sleeper(&new_child_tag(), true);
-        let found = find(&tag, None);
+        let found = find(&tag, None, 0);
         assert_eq!(
             found.iter().map(|e| e.process.pid()).collect::<Vec<_>>(),
             [mine.id()]
         );
         assert!(found[0].command.contains("sleep 30"), "{}", found[0]);
         // Inside the group that is being stopped anyway: not an escapee.
-        assert!(find(&tag, Some(mine.id())).is_empty());
+        assert!(find(&tag, Some(mine.id()), 0).is_empty());
+        // Started before `since`: not a descendant of a child started then.
+        let later = found[0].process.pid();
+        let its_start = ProcStat::read(later).unwrap().start_time;
+        assert!(find(&tag, None, its_start + 1).is_empty());
         assert!(found[0].process.kill().unwrap());
         mine.wait().unwrap();
         assert!(!any_running(&found));

@@ -203,7 +203,8 @@ pub(crate) async fn wait_for_line(
     timeout: Duration,
 ) -> Result<String, Missed> {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::from_std(deadline_after(started, timeout));
+    // The real clock: a paused tokio clock must not end the wait at once.
+    let deadline = deadline_after(started, timeout);
     let mut reads = 0;
     let missed = |why, reads, lines| Missed {
         why,
@@ -231,7 +232,9 @@ pub(crate) async fn wait_for_line(
         tokio::select! {
             () = changed(&mut source.lines) => {}
             () = changed(&mut source.exit) => {}
-            () = tokio::time::sleep_until(deadline) => return Err(missed(Why::TimedOut, reads, cursor.lines)),
+            () = crate::sys::real_time::sleep(deadline.saturating_duration_since(Instant::now())) => {
+                return Err(missed(Why::TimedOut, reads, cursor.lines))
+            }
         }
     }
 }

@@ -35,10 +35,12 @@ pub(crate) fn open(path: &Path) -> std::io::Result<Arc<Mutex<File>>> {
     Ok(Arc::new(Mutex::new(file)))
 }
 
-/// Writes one harness line (e.g. a restart marker) into the log.
-pub(crate) fn note(log: &Mutex<File>, line: &str) {
-    let mut file = lock(log);
-    let _ = writeln!(file, "[dynamo-test] {line}");
+/// Writes one harness line (e.g. a restart marker) into the log at `path`
+/// (opened for the line: a finished process keeps no log open).
+pub(crate) fn note(path: &Path, line: &str) {
+    if let Ok(mut file) = OpenOptions::new().append(true).open(path) {
+        let _ = writeln!(file, "[dynamo-test] {line}");
+    }
 }
 
 /// Copies one pipe of a child into its log.

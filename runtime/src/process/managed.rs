@@ -29,8 +29,10 @@ pub(crate) const KILL_WAIT: Duration = Duration::from_secs(5);
 /// Lines of log shown in errors and failure reports.
 pub(crate) const TAIL_LINES: usize = 20;
 
-/// A child process could not be started or did not become ready.
+/// A child process could not be started, did not become ready, or would
+/// not exit.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProcessError {
     /// The program could not be started.
     #[error("cannot start process `{name}` ({program}): {reason}")]
@@ -93,8 +95,8 @@ impl ProcessError {
 /// A child process owned by a test (a cheap handle; clones share it).
 ///
 /// Stopped at the test's teardown, in reverse order of start, whatever the
-/// outcome: SIGTERM to its process group, [`grace`](super::ProcessBuilder::grace),
-/// SIGKILL to the group, reap.
+/// outcome: SIGTERM to its process group and to its descendants that left
+/// the group, [`grace`](super::ProcessBuilder::grace), SIGKILL, reap.
 #[derive(Clone)]
 pub struct ManagedProcess {
     shared: Arc<Shared>,
@@ -110,7 +112,6 @@ pub(crate) struct Shared {
     /// How long a stop waits for the exit after SIGKILL ([`KILL_WAIT`]).
     kill_wait: Duration,
     pub(crate) log_path: PathBuf,
-    log: Arc<Mutex<std::fs::File>>,
     lines: watch::Sender<u64>,
     /// The current incarnation (a restart replaces it).
     running: Mutex<Running>,
@@ -119,6 +120,8 @@ pub(crate) struct Shared {
 /// One incarnation of the process.
 struct Running {
     pid: u32,
+    /// Its start time (clock ticks since boot): its descendants start later.
+    start_time: u64,
     /// Its [`descendants::ENV_CHILD`] tag, which its descendants inherit.
     tag: String,
     exit: watch::Receiver<Option<ExitStatus>>,
@@ -179,7 +182,7 @@ impl Drop for Running {
         // descendants that left it go now, while the group's id is ours.
         let mut group = lock(&self.group);
         if group.is_armed() {
-            for escapee in descendants::find(&self.tag, Some(group.pgid)) {
+            for escapee in descendants::find(&self.tag, Some(group.pgid), self.start_time) {
                 let _ = escapee.process.kill();
             }
         }
@@ -205,10 +208,8 @@ impl ManagedProcess {
         grace: Duration,
         log_path: PathBuf,
     ) -> Result<ManagedProcess, ProcessError> {
-        let log = logs::open(&log_path)
-            .map_err(|e| ProcessError::io(format!("opening log {}", log_path.display()), e))?;
         let (lines, _) = watch::channel(0);
-        let running = start(&spec, &log, &lines)?;
+        let running = start(&spec, &log_path, &lines)?;
         Ok(ManagedProcess {
             shared: Arc::new(Shared {
                 spec,
@@ -218,7 +219,6 @@ impl ManagedProcess {
                 grace,
                 kill_wait: KILL_WAIT,
                 log_path,
-                log,
                 lines,
                 running: Mutex::new(running),
             }),
@@ -316,16 +316,17 @@ impl ManagedProcess {
 
     /// [`ManagedProcess::stop`], also saying what it stopped outside the group.
     pub(crate) async fn stop_reporting(&self) -> StopReport {
-        let (pgid, tag, group) = {
+        let (pgid, start_time, tag, group) = {
             let running = self.running();
-            (running.pid, running.tag.clone(), running.group.clone())
+            let group = running.group.clone();
+            (running.pid, running.start_time, running.tag.clone(), group)
         };
         let (armed, watchdog) = {
             let group = lock(&group);
             group.signal(Signal::TERM);
             (group.is_armed(), group.watchdog_pid())
         };
-        let escapees = descendants::find(&tag, Some(pgid));
+        let escapees = descendants::find(&tag, Some(pgid), start_time);
         for escapee in &escapees {
             let _ = escapee.process.terminate();
         }
@@ -333,28 +334,27 @@ impl ManagedProcess {
         let members = armed.then_some((pgid, watchdog));
         if !self.all_exit_by(members, &escapees, deadline).await {
             logs::note(
-                &self.shared.log,
+                &self.shared.log_path,
                 &format!(
                     "still running {:?} after SIGTERM: SIGKILL",
                     self.shared.grace
                 ),
             );
         }
+        // Escapees first, while the watchdog still guards the group.
+        let escapees = self.kill_escapees(&tag, pgid, start_time, escapees);
         lock(&group).kill_and_release();
-        for escapee in &escapees {
-            let _ = escapee.process.kill();
-        }
         let outside_group: Vec<String> = escapees.iter().map(ToString::to_string).collect();
         if !outside_group.is_empty() {
             let list = outside_group.join(", ");
             logs::note(
-                &self.shared.log,
+                &self.shared.log_path,
                 &format!("stopped outside its process group: {list}"),
             );
         }
         let result = match real_time::timeout(self.shared.kill_wait, self.wait()).await {
-            Some(status) => Ok(status),
-            None => Err(self.would_not_exit(pgid)),
+            Some(status) => self.escapees_gone(&escapees).await.map(|()| status),
+            None => Err(self.would_not_exit(pgid, self.name().to_string())),
         };
         StopReport {
             result,
@@ -362,17 +362,55 @@ impl ManagedProcess {
         }
     }
 
-    /// Kills it at once: SIGKILL to its group and to its descendants that
-    /// left the group. It is reaped in the background.
+    /// Kills it at once: SIGKILL to its descendants that left the group
+    /// and to its group. It is reaped in the background.
     pub fn kill(&self) {
         let running = self.running();
-        let mut group = lock(&running.group);
-        if group.is_armed() {
-            for escapee in descendants::find(&running.tag, Some(group.pgid)) {
+        let (tag, pgid, since) = (&running.tag, running.pid, running.start_time);
+        self.kill_escapees(tag, pgid, since, Vec::new());
+        lock(&running.group).kill_and_release();
+    }
+
+    /// SIGKILL to `known` escapees, then to any found later (forked since:
+    /// a supervisor restarting a worker), until a look finds none new or
+    /// the kill wait is over. Returns every one it killed.
+    fn kill_escapees(
+        &self,
+        tag: &str,
+        pgid: u32,
+        since: u64,
+        known: Vec<descendants::Escapee>,
+    ) -> Vec<descendants::Escapee> {
+        let deadline = Instant::now() + self.shared.kill_wait;
+        let mut killed: Vec<descendants::Escapee> = Vec::new();
+        let mut batch = known;
+        loop {
+            for escapee in &batch {
                 let _ = escapee.process.kill();
             }
+            killed.extend(batch);
+            batch = descendants::find(tag, Some(pgid), since)
+                .into_iter()
+                .filter(|e| !killed.iter().any(|k| k.process.pid() == e.process.pid()))
+                .collect();
+            if batch.is_empty() || Instant::now() > deadline {
+                return killed;
+            }
         }
-        group.kill_and_release();
+    }
+
+    /// Waits (bounded) until the killed escapees are gone; the first one
+    /// still there is reported like a leader that would not exit.
+    async fn escapees_gone(&self, escapees: &[descendants::Escapee]) -> Result<(), ProcessError> {
+        let deadline = Instant::now() + self.shared.kill_wait;
+        while let Some(stuck) = escapees.iter().find(|e| e.process.is_running()) {
+            if Instant::now() > deadline {
+                let name = format!("{}`'s descendant `{}", self.name(), stuck.command);
+                return Err(self.would_not_exit(stuck.process.pid(), name));
+            }
+            real_time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     /// Whether, by `deadline`, the leader exits, then every other live
@@ -402,11 +440,12 @@ impl ManagedProcess {
         true
     }
 
-    /// The error for a process still there [`KILL_WAIT`] after SIGKILL.
-    fn would_not_exit(&self, pid: u32) -> ProcessError {
+    /// The error for process `pid` (called `name`) still there
+    /// [`KILL_WAIT`] after SIGKILL.
+    fn would_not_exit(&self, pid: u32, name: String) -> ProcessError {
         let state = ProcStat::read(pid).map_or('?', |stat| stat.state);
         ProcessError::WouldNotExit {
-            name: self.name().to_string(),
+            name,
             pid,
             state: describe_state(state),
             command: procfs::command_line(pid).unwrap_or_else(|| "?".to_string()),
@@ -415,11 +454,13 @@ impl ManagedProcess {
     }
 
     /// Stops it and starts it again with the same program, arguments,
-    /// environment and log, then waits for readiness: for fault tests.
+    /// environment and log, then waits for readiness: for fault tests. If
+    /// the old incarnation will not exit ([`ProcessError::WouldNotExit`]),
+    /// nothing new is started.
     pub async fn restart(&self) -> Result<(), ProcessError> {
         self.stop().await?;
-        logs::note(&self.shared.log, "restart");
-        let running = start(&self.shared.spec, &self.shared.log, &self.shared.lines)?;
+        logs::note(&self.shared.log_path, "restart");
+        let running = start(&self.shared.spec, &self.shared.log_path, &self.shared.lines)?;
         *self.running() = running;
         self.wait_ready().await
     }
@@ -512,9 +553,13 @@ impl std::fmt::Debug for ManagedProcess {
 /// output forwarded to the log, and a reaper thread publishing its exit.
 fn start(
     spec: &Spec,
-    log: &Arc<Mutex<std::fs::File>>,
+    log_path: &Path,
     lines: &watch::Sender<u64>,
 ) -> Result<Running, ProcessError> {
+    // Open for this incarnation only: its forwarders close it when its
+    // output ends, so a test running many processes holds no file each.
+    let log = &logs::open(log_path)
+        .map_err(|e| ProcessError::io(format!("opening log {}", log_path.display()), e))?;
     let spawn_error = |reason: String| ProcessError::Spawn {
         name: spec.name.clone(),
         program: spec.program.to_string_lossy().into_owned(),
@@ -527,6 +572,8 @@ fn start(
     let spawned = on_spawner_thread(move || command.spawn()).and_then(|r| r);
     let mut child = spawned.map_err(|e| spawn_error(format!("{}: {e}", program.display())))?;
     let pid = child.id();
+    // Unreaped, so the pid is still this child's.
+    let start_time = ProcStat::read(pid).map_or(0, |stat| stat.start_time);
     // Best effort: without /bin/sh, PDEATHSIG still covers the direct child.
     // The child is not reaped yet, so its group exists for the watchdog to join.
     let watchdog = Watchdog::arm(pid, &tag).ok();
@@ -556,7 +603,7 @@ fn start(
                 forwarder.drain();
             }
             let _ = exit_tx.send(Some(status));
-            release_if_nothing_left(&group, &tag);
+            release_if_nothing_left(&group, &tag, start_time);
         }
     };
     match Reaper::watch(child, on_exit) {
@@ -569,6 +616,7 @@ fn start(
     drop(held);
     Ok(Running {
         pid,
+        start_time,
         tag,
         exit,
         log_start,
@@ -581,11 +629,11 @@ fn start(
 /// leader reaped), so that a child that exits by itself leaves no zombie,
 /// reaper thread or watchdog behind until the test ends. Should a
 /// descendant run on, the group stays armed for the stop to find it.
-fn release_if_nothing_left(group: &Mutex<Group>, tag: &str) {
+fn release_if_nothing_left(group: &Mutex<Group>, tag: &str, since: u64) {
     let mut group = lock(group);
     if group.is_armed()
         && !group::has_live_members(group.pgid, group.watchdog_pid())
-        && descendants::find(tag, Some(group.pgid)).is_empty()
+        && descendants::find(tag, Some(group.pgid), since).is_empty()
     {
         group.kill_and_release();
     }
@@ -660,7 +708,7 @@ mod tests {
             env: Vec::new(),
             cwd: None,
         };
-        let log = dir.join("stuck.log");
+        let log = dir.join(format!("stuck-{:?}.log", std::thread::current().id()));
         let mut process = ManagedProcess::spawn(
             spec,
             Vec::new(),
@@ -691,5 +739,8 @@ mod tests {
         );
         assert!(text.contains("state "), "{text}");
         assert!(matches!(err, ProcessError::WouldNotExit { pid: p, .. } if p == pid));
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("dt-stuck-{}", std::process::id())),
+        );
     }
 }

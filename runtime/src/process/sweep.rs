@@ -53,7 +53,9 @@ pub const ENV_SERVICE: &str = "DYNAMO_TEST_SERVICE";
 /// no test (a keeper, a watchdog, a command's own child), so that no sweep
 /// judges them by the life of a test that happened to start them.
 pub fn strip_owner_tag(cmd: &mut std::process::Command) -> &mut std::process::Command {
-    cmd.env_remove(ENV_OWNER).env_remove(ENV_OWNER_NAME)
+    cmd.env_remove(ENV_OWNER)
+        .env_remove(ENV_OWNER_NAME)
+        .env_remove(super::descendants::ENV_CHILD)
 }
 
 /// The owner named by a tag ([`ENV_OWNER`]).

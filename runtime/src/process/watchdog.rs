@@ -3,9 +3,10 @@
 //! `PR_SET_PDEATHSIG` covers the direct child only; grandchildren survive a
 //! SIGKILLed test. The watchdog is a `/bin/sh` that reads from a pipe whose
 //! write end only the test process holds. When the pipe closes (the test
-//! process died, or its teardown is done with the group) it first runs this
-//! executable as a sweeper for the child's descendants that left the group
-//! (`descendants.rs`), then sends SIGKILL to the group.
+//! process died) it first runs this executable as a sweeper for the child's
+//! descendants that left the group (`descendants.rs`, at most 10 s), then
+//! sends SIGKILL to the group. (Teardown does not close the pipe: it kills
+//! the group, the watchdog with it, after stopping the descendants itself.)
 //!
 //! **It is a member of the group it guards**, and signals only its own
 //! group (`kill -s KILL 0`). That is what makes the signal safe. A signal
@@ -46,8 +47,10 @@ use super::reaper::reap_in_background;
 /// `$0` of the watchdog shell: how it shows in `ps`.
 const NAME: &str = "dynamo-test-watchdog";
 
-/// `$1`: the executable to run as the sweeper; `$2`: its argument.
-const SCRIPT: &str = r#"trap '' TERM INT HUP QUIT USR1 USR2 ALRM; read -r line; "$1" "$2" </dev/null >/dev/null 2>&1; kill -s KILL 0"#;
+/// `$1`: the executable to run as the sweeper; `$2`: its argument. The
+/// sweeper gets 10 s: should it hang (a process stuck in the kernel), the
+/// group is killed all the same.
+const SCRIPT: &str = r#"trap '' TERM INT HUP QUIT USR1 USR2 ALRM; read -r line; "$1" "$2" </dev/null >/dev/null 2>&1 & s=$!; (sleep 10; kill -s KILL 0) & wait "$s"; kill -s KILL 0"#;
 
 /// An armed watchdog in one process group. Dropped, it fires: the group
 /// is killed.

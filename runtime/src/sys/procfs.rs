@@ -48,6 +48,12 @@ pub fn arguments(pid: u32) -> Option<Vec<String>> {
     )
 }
 
+/// The uid owning `/proc/<pid>` (the process's effective uid, for a
+/// dumpable process): a cheap look before reading anything of it.
+pub fn owner_uid(pid: u32) -> Option<u32> {
+    fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+}
+
 /// The value of env var `name` in a process's environment (as it was
 /// started), if this user may read it and it is set.
 pub fn environ_var(pid: u32, name: &str) -> Option<String> {

@@ -10,7 +10,8 @@
 //! The second argument says how the descendant leaves: `setsid` (a new
 //! session), `daemon` (a double fork into a new session: its parent exits
 //! at once, so it is reparented), `pgroup` (a process group of its own in
-//! the same session).
+//! the same session), `leader-exits` (a new session, and the child itself
+//! exits at once).
 
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ fn family(kind: &str) -> Option<&'static str> {
     Some(match kind {
         "setsid" => "setsid sleep 1000 & echo \"pids $$ $!\"; exec sleep 600",
         "daemon" => "( setsid sleep 1000 & echo \"pids $$ $!\" ); exec sleep 600",
+        // The child exits at once; only its descendant is left.
+        "leader-exits" => "setsid sleep 1000 & echo \"pids $$ $!\"",
         "pgroup" => {
             "perl -e 'setpgrp(0, 0); exec \"sleep\", \"1000\"' & echo \"pids $$ $!\"; exec sleep 600"
         }
@@ -66,12 +69,12 @@ fn main() {
     });
 }
 
-/// Waits (up to 10 s) until `descendant` is in another group than `child`.
+/// Waits (up to 10 s) until `descendant` is in another group than
+/// `child`'s (whose id is the child's pid: it leads its group).
 fn left_the_group(child: u32, descendant: u32) -> bool {
     let group = |pid| dynamo_test::admin::ProcStat::read(pid).map(|s| s.pgrp);
     (0..1000).any(|_| {
-        let (c, d) = (group(child), group(descendant));
-        if c.is_some() && d.is_some() && c != d {
+        if group(descendant).is_some_and(|d| d != child) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -80,7 +83,7 @@ fn left_the_group(child: u32, descendant: u32) -> bool {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: escapee pass|panic|hang setsid|daemon|pgroup");
+    eprintln!("usage: escapee pass|panic|hang setsid|daemon|pgroup|leader-exits");
     std::process::exit(2);
 }
 

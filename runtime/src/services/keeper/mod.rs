@@ -197,7 +197,9 @@ pub(crate) fn executable() -> PathBuf {
 fn keeper_hook() {
     // Both marks the harness sets: the env var alone (copied into a shell,
     // say) must not turn every program of the user into a keeper.
-    let named = std::env::args_os().next().is_some_and(|a| a == KEEPER_NAME);
+    // From /proc: `args_os` is empty in a constructor on some libcs (musl).
+    let args = crate::sys::procfs::arguments(std::process::id()).unwrap_or_default();
+    let named = args.first().is_some_and(|a| a == KEEPER_NAME);
     if let (true, Some(spec)) = (named, std::env::var_os(ENV_KEEPER)) {
         let code = std::panic::catch_unwind(|| run::main(&spec)).unwrap_or(run::EXIT_PANIC);
         std::process::exit(code);
