@@ -83,3 +83,40 @@ async fn a_thousand_short_processes_leave_nothing_piled_up(ctx: &TestContext) {
         "open files: {files_before} before, up to {most_files} during"
     );
 }
+
+#[dynamo_test(timeout = "120s")]
+async fn a_paused_process_is_frozen_resumed_and_stopped_by_sigterm(ctx: &TestContext) {
+    // It counts on its output; paused, the count stands still.
+    let counter = ctx
+        .process("counter", "sh")
+        .args([
+            "-c",
+            "i=0; while :; do i=$((i+1)); echo \"tick $i\"; sleep 0.02; done",
+        ])
+        .grace(Duration::from_secs(60))
+        .ready_log("tick 3")
+        .start()
+        .await
+        .unwrap();
+    counter.pause().unwrap();
+    let state = |pid| dynamo_test::admin::ProcStat::read(pid).map(|s| s.state);
+    let stopped = dynamo_test_suite::eventually(Duration::from_secs(10), || {
+        state(counter.pid()) == Some('T')
+    });
+    assert!(stopped, "state {:?}", state(counter.pid()));
+    counter.resume().unwrap();
+    assert!(
+        dynamo_test_suite::eventually(Duration::from_secs(10), || state(counter.pid())
+            != Some('T')),
+        "resumed"
+    );
+    // Paused again, a stop still ends it by SIGTERM (it is resumed to act
+    // on it), not by SIGKILL at the end of its 60 s grace.
+    counter.pause().unwrap();
+    let status = counter.stop().await.unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}");
+    assert!(
+        counter.pause().is_err(),
+        "an exited process cannot be paused"
+    );
+}

@@ -70,3 +70,59 @@ async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectErr
         .connect(url)
         .await
 }
+
+#[dynamo_test(services(etcd(isolated)), timeout = "60s")]
+async fn a_paused_etcd_hangs_and_resumes_with_its_data(etcd: Etcd) -> Result<(), Error> {
+    etcd.put("/before", "pause").await?;
+    etcd.pause()?;
+    // Hung, not dead: the port still accepts, nothing answers.
+    let probe = health::etcd(etcd.url());
+    let hung = health::Wait::new(&probe, Duration::from_millis(600))
+        .attempt_timeout(Duration::from_millis(200))
+        .run()
+        .await
+        .unwrap_err();
+    assert!(!hung.history.contains("connection refused"), "{hung}");
+    etcd.resume()?;
+    etcd.wait_healthy(Duration::from_secs(10)).await?;
+    assert_eq!(etcd.get("/before").await?.as_deref(), Some("pause"));
+    etcd.restart().await?;
+    assert_eq!(
+        etcd.get("/before").await?.as_deref(),
+        Some("pause"),
+        "same data"
+    );
+    Ok(())
+}
+
+/// A NATS client must survive its server hanging for a while: what it
+/// publishes meanwhile is delivered once the server runs again.
+#[dynamo_test(services(nats(isolated)), timeout = "60s")]
+async fn a_nats_client_survives_a_paused_server(nats: Nats) -> Result<(), Error> {
+    let client = connect(nats.url()).await.unwrap();
+    let mut sub = client.subscribe(nats.subject("p")).await.unwrap();
+    client.flush().await.unwrap();
+    nats.pause()?;
+    client
+        .publish(nats.subject("p"), "while paused".into())
+        .await
+        .unwrap();
+    // Not delivered while the server is frozen.
+    let early = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    assert!(early.is_err(), "a paused server delivered: {early:?}");
+    nats.resume()?;
+    nats.wait_healthy(Duration::from_secs(10)).await?;
+    let message = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("no message within 10 s of the resume")
+        .expect("the subscription ended");
+    assert_eq!(&message.payload[..], b"while paused");
+    Ok(())
+}
+
+#[dynamo_test(services(etcd), timeout = "60s")]
+async fn faults_need_a_private_instance(etcd: Etcd) {
+    let err = etcd.pause().unwrap_err().to_string();
+    assert!(err.contains("`pause` needs a private etcd"), "{err}");
+    assert!(err.contains("services(etcd(isolated))"), "{err}");
+}

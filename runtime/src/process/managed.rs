@@ -324,11 +324,14 @@ impl ManagedProcess {
         let (armed, watchdog) = {
             let group = lock(&group);
             group.signal(Signal::TERM);
+            // A paused process acts on SIGTERM only once it runs again.
+            group.signal(Signal::CONT);
             (group.is_armed(), group.watchdog_pid())
         };
         let escapees = descendants::find(&tag, Some(pgid), start_time);
         for escapee in &escapees {
             let _ = escapee.process.terminate();
+            let _ = escapee.process.send(Signal::CONT);
         }
         let deadline = crate::health::deadline_after(Instant::now(), self.shared.grace);
         let members = armed.then_some((pgid, watchdog));
@@ -369,6 +372,40 @@ impl ManagedProcess {
         let (tag, pgid, since) = (&running.tag, running.pid, running.start_time);
         self.kill_escapees(tag, pgid, since, Vec::new());
         lock(&running.group).kill_and_release();
+    }
+
+    /// Freezes it (SIGSTOP to its process group and to its descendants
+    /// that left the group): a hung process, not a dead one. Its sockets
+    /// stay open and its peers' requests stall until [`resume`](Self::resume).
+    /// A stop or teardown resumes it first. Fails if it has exited.
+    pub fn pause(&self) -> Result<(), ProcessError> {
+        self.signal_all(Signal::STOP, "pause")
+    }
+
+    /// Lets a [paused](Self::pause) process run again (SIGCONT).
+    pub fn resume(&self) -> Result<(), ProcessError> {
+        self.signal_all(Signal::CONT, "resume")
+    }
+
+    /// `signal` to the group (while it is ours) and to the escapees.
+    fn signal_all(&self, signal: Signal, what: &str) -> Result<(), ProcessError> {
+        let running = self.running();
+        let group = lock(&running.group);
+        if !group.is_armed() {
+            return Err(ProcessError::io(
+                format!(
+                    "cannot {what} process `{}` (pid {})",
+                    self.name(),
+                    running.pid
+                ),
+                std::io::Error::other("it has exited"),
+            ));
+        }
+        group.signal(signal);
+        for escapee in descendants::find(&running.tag, Some(running.pid), running.start_time) {
+            let _ = escapee.process.send(signal);
+        }
+        Ok(())
     }
 
     /// SIGKILL to `known` escapees, then to any found later (forked since:

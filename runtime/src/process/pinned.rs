@@ -230,7 +230,8 @@ impl PinnedProcess {
         self.send(Signal::KILL)
     }
 
-    fn send(&self, signal: Signal) -> Result<bool, Unreachable> {
+    /// Sends it `signal`. `Ok(false)`: it is already gone.
+    pub(crate) fn send(&self, signal: Signal) -> Result<bool, Unreachable> {
         match self.fd.send(signal) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),

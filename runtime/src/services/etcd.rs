@@ -131,6 +131,29 @@ impl Etcd {
         self.instance.kill()
     }
 
+    /// Freezes the isolated instance (SIGSTOP to its process group): hung,
+    /// not dead; its clients' requests stall (isolated mode only).
+    pub fn pause(&self) -> Result<(), Error> {
+        self.instance.pause()
+    }
+
+    /// Lets a paused instance run again, SIGCONT (isolated mode only).
+    pub fn resume(&self) -> Result<(), Error> {
+        self.instance.resume()
+    }
+
+    /// Stops and starts the isolated instance on the same ports and data;
+    /// healthy on return (isolated mode only).
+    pub async fn restart(&self) -> Result<(), Error> {
+        self.instance.restart().await
+    }
+
+    /// Waits up to `limit` until it answers its health check again (after a
+    /// fault; any mode).
+    pub async fn wait_healthy(&self, limit: Duration) -> Result<(), Error> {
+        self.instance.wait_healthy(limit).await
+    }
+
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
         let url = format!("{}{path}", self.url());
         let failed = |why: String| Error::Service(format!("etcd {url}: {why}"));

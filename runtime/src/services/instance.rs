@@ -90,6 +90,37 @@ impl Instance {
         Ok(())
     }
 
+    /// Freezes the private instance, SIGSTOP (isolated mode only).
+    pub(crate) fn pause(&self) -> Result<(), Error> {
+        Ok(self.isolated("pause")?.pause()?)
+    }
+
+    /// Lets a paused private instance run again, SIGCONT (isolated mode only).
+    pub(crate) fn resume(&self) -> Result<(), Error> {
+        Ok(self.isolated("resume")?.resume()?)
+    }
+
+    /// Stops and starts the private instance on the same ports and data,
+    /// healthy on return (isolated mode only).
+    pub(crate) async fn restart(&self) -> Result<(), Error> {
+        Ok(self.isolated("restart")?.restart().await?)
+    }
+
+    /// Waits up to `limit` until the instance answers its health check
+    /// (any mode: after a fault, or to see a shared one is back).
+    pub(crate) async fn wait_healthy(&self, limit: std::time::Duration) -> Result<(), Error> {
+        health::wait(self.probe().as_ref(), limit).await?;
+        Ok(())
+    }
+
+    /// The health check of this instance: on its ports, else its first endpoint.
+    fn probe(&self) -> Box<dyn Probe> {
+        match self.ports {
+            Some(ports) => self.kind.probe(ports),
+            None => endpoint_probe(self.kind, &self.endpoints[0]),
+        }
+    }
+
     /// The private process, or an error saying that `what` needs isolated mode.
     fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
         self.process.as_ref().ok_or_else(|| {
@@ -162,21 +193,24 @@ fn endpoints_from_env(kind: ServiceKind) -> Result<Option<Vec<String>>, Error> {
     Ok(Some(endpoints))
 }
 
+/// The health check of an instance known by its URL only.
+fn endpoint_probe(kind: ServiceKind, url: &str) -> Box<dyn Probe> {
+    match kind {
+        ServiceKind::Etcd => health::etcd(url).boxed(),
+        ServiceKind::Nats => health::tcp(
+            url.trim_start_matches("nats://")
+                .trim_start_matches("tls://"),
+        )
+        .boxed(),
+    }
+}
+
 async fn from_env(
     ctx: &dyn Host,
     kind: ServiceKind,
     endpoints: Vec<String>,
 ) -> Result<Instance, Error> {
-    let first = endpoints[0].clone();
-    let probe: Box<dyn Probe> = match kind {
-        ServiceKind::Etcd => health::etcd(&first).boxed(),
-        ServiceKind::Nats => health::tcp(
-            first
-                .trim_start_matches("nats://")
-                .trim_start_matches("tls://"),
-        )
-        .boxed(),
-    };
+    let probe = endpoint_probe(kind, &endpoints[0]);
     let waited = health::wait(&probe, std::time::Duration::from_secs(10)).await;
     match &waited {
         Ok(ready) => ctx.note(&format!("ready: {ready}")),

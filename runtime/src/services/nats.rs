@@ -1,6 +1,7 @@
 //! `Nats`: the handle a test gets for NATS.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::instance::{Instance, Source};
 use crate::error::Error;
@@ -83,5 +84,28 @@ impl Nats {
     /// Kills the isolated server at once, SIGKILL (isolated mode only).
     pub fn kill(&self) -> Result<(), Error> {
         self.instance.kill()
+    }
+
+    /// Freezes the isolated server (SIGSTOP to its process group): hung,
+    /// not dead; its clients' requests stall (isolated mode only).
+    pub fn pause(&self) -> Result<(), Error> {
+        self.instance.pause()
+    }
+
+    /// Lets a paused server run again, SIGCONT (isolated mode only).
+    pub fn resume(&self) -> Result<(), Error> {
+        self.instance.resume()
+    }
+
+    /// Stops and starts the isolated server on the same ports and data;
+    /// healthy on return (isolated mode only).
+    pub async fn restart(&self) -> Result<(), Error> {
+        self.instance.restart().await
+    }
+
+    /// Waits up to `limit` until it answers its health check again (after a
+    /// fault; any mode).
+    pub async fn wait_healthy(&self, limit: Duration) -> Result<(), Error> {
+        self.instance.wait_healthy(limit).await
     }
 }
