@@ -28,6 +28,19 @@ pub(crate) async fn require(ctx: &TestContext, requests: &[ServiceRequest]) -> R
     obtained.into_iter().try_for_each(|r| r.map(drop))
 }
 
+/// For a failing test: what became of the services it used, one line
+/// each where there is something to say (see [`Instance::failure_note`]).
+pub(crate) async fn failure_notes(ctx: &TestContext) -> Vec<String> {
+    let services = ctx.slot::<Services>();
+    let mut notes = Vec::new();
+    for cell in [&services.etcd, &services.nats] {
+        if let Some(instance) = cell.get() {
+            notes.extend(instance.failure_note().await);
+        }
+    }
+    notes
+}
+
 /// The test's etcd (the one it declared, else the shared one).
 impl Inject for Etcd {
     async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {

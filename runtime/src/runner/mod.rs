@@ -15,7 +15,7 @@ use futures_util::FutureExt as _;
 
 use crate::context::{log, TestContext};
 use crate::error::Error;
-use crate::inject::require_services;
+use crate::inject::{require_services, service_failure_notes};
 use crate::process::TAIL_LINES;
 use crate::services::ServiceRequest;
 use crate::sys::real_time;
@@ -167,6 +167,7 @@ where
             },
         };
         body_ended();
+        note_service_failures(ctx, &ending).await;
         ctx.teardown().await;
         ending
     });
@@ -246,8 +247,23 @@ where
         Err(payload) => Ending::Panicked(payload),
     };
     body_ended();
-    runtime.block_on(ctx.teardown());
+    runtime.block_on(async {
+        note_service_failures(ctx, &ending).await;
+        ctx.teardown().await;
+    });
     ending
+}
+
+/// A failing test says what became of the shared services it used (one
+/// that died under it, an external one that stopped answering): looked at
+/// before teardown, while the test still holds them.
+async fn note_service_failures(ctx: &TestContext, ending: &Ending) {
+    if matches!(ending, Ending::Passed) {
+        return;
+    }
+    for note in service_failure_notes(ctx).await {
+        log(ctx.name(), &note);
+    }
 }
 
 /// Marks the end of setup: logs the port table. Called by the expansion

@@ -113,6 +113,30 @@ impl Instance {
         Ok(())
     }
 
+    /// For a failing test that used it: the harness-started shared
+    /// instance died (how, its log) or was stopped; an external one (found
+    /// on the fixed port, or named by `ETCD_ENDPOINTS` / `NATS_SERVER`) no
+    /// longer answers, and the harness never restarts it.
+    pub(crate) async fn failure_note(&self) -> Option<String> {
+        let found_as = match self.source {
+            Source::SharedStarted => return shared::death_note(self.kind, self.ports?).await,
+            Source::Isolated => return None,
+            Source::SharedExternal => format!(
+                "a healthy {} was already on the plan's fixed port",
+                self.kind.name()
+            ),
+            Source::FromEnv => format!("named by {}", self.kind.endpoints_env()),
+        };
+        let answer = health::wait(self.probe().as_ref(), std::time::Duration::from_secs(1)).await;
+        let silent = answer.err()?;
+        Some(format!(
+            "the {} at {} is external (not started by the harness: {found_as}) and no longer \
+             answers: {silent}\nthe harness never restarts it",
+            self.kind.name(),
+            self.endpoints.join(",")
+        ))
+    }
+
     /// The health check of this instance: on its ports, else its first endpoint.
     fn probe(&self) -> Box<dyn Probe> {
         match self.ports {
@@ -230,7 +254,10 @@ async fn from_env(
 async fn shared(ctx: &dyn Host, kind: ServiceKind) -> Result<Instance, Error> {
     let plan = crate::ports::ServicePorts::from_env()?;
     let ports = kind.fixed_ports(&plan);
-    let origin = shared::acquire(kind, ports).await?;
+    let (origin, healed) = shared::acquire(kind, ports).await?;
+    if let Some(line) = healed {
+        ctx.note(&line);
+    }
     Ok(Instance {
         kind,
         endpoints: vec![kind.client_url(ports)],

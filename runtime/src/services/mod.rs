@@ -14,6 +14,7 @@
 pub(crate) mod binaries;
 mod etcd;
 pub(crate) mod instance;
+mod joined;
 pub(crate) mod keeper;
 pub(crate) mod kind;
 mod nats;
@@ -33,5 +34,5 @@ use shared::Origin;
 pub(crate) async fn acquire_shared(kind: ServiceKind) -> Result<(ServicePortPair, Origin), Error> {
     let plan = crate::ports::ServicePorts::from_env()?;
     let ports = kind.fixed_ports(&plan);
-    Ok((ports, shared::acquire(kind, ports).await?))
+    Ok((ports, shared::acquire(kind, ports).await?.0))
 }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::binaries;
+use super::joined::JoinedKeeper;
 use super::keeper::protocol::{self, Contact, Hello, KeeperInfo};
 use super::keeper::{self, Spec};
 use super::kind::{ServiceKind, ServicePortPair};
@@ -53,6 +54,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const LISTENING_GRACE: Duration = Duration::from_secs(3);
 /// Limit for a started keeper to listen.
 const KEEPER_UP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a failing test waits for a silent instance's keeper to say
+/// whether its service died.
+const KEEPER_VERDICT_WAIT: Duration = Duration::from_secs(3);
 /// Limit for waiting on the start lock: another process's start (up to
 /// [`KEEPER_UP_TIMEOUT`]) or a keeper's stop (a few seconds).
 const START_LOCK_WAIT: Duration = Duration::from_secs(45);
@@ -64,11 +68,26 @@ const START_LOCK_WAIT: Duration = Duration::from_secs(45);
 struct InUse {
     origin: Origin,
     probe: Box<dyn Probe>,
-    keeper: Mutex<Option<UnixStream>>,
+    keeper: Mutex<Option<JoinedKeeper>>,
+    /// Held while a test of this process replaces a keeper that ended, so
+    /// that its other tests wait for that and then use the new instance.
+    healing: tokio::sync::Mutex<()>,
 }
 
-/// What a first use found: the origin, and the keeper joined (if any).
-type Found = (Origin, Option<UnixStream>);
+/// What a use found: the origin, and the keeper joined (if any).
+struct Found {
+    origin: Origin,
+    keeper: Option<JoinedKeeper>,
+}
+
+impl Found {
+    fn external(origin: Origin) -> Found {
+        Found {
+            origin,
+            keeper: None,
+        }
+    }
+}
 
 type Slot = Arc<tokio::sync::OnceCell<InUse>>;
 
@@ -76,8 +95,12 @@ type Slot = Arc<tokio::sync::OnceCell<InUse>>;
 static IN_USE: Mutex<Option<HashMap<(ServiceKind, u16), Slot>>> = Mutex::new(None);
 
 /// The shared instance of `kind` on `ports`, started if needed; healthy.
-/// Returns whether the harness started it.
-pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result<Origin, Error> {
+/// Returns whether the harness started it, and a line for the test's log
+/// when it had died and was started again (or joined anew).
+pub(crate) async fn acquire(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+) -> Result<(Origin, Option<String>), Error> {
     let slot = {
         let mut map = lock(&IN_USE);
         map.get_or_insert_with(HashMap::new)
@@ -86,40 +109,126 @@ pub(crate) async fn acquire(kind: ServiceKind, ports: ServicePortPair) -> Result
             .clone()
     };
     if let Some(in_use) = slot.get() {
-        if in_use.origin == Origin::Harness && keeper_gone(&in_use.keeper) {
-            // Our keeper stopped (its service exited, it was told to): this
-            // process joins whoever runs the instance now, lest a newer
-            // keeper stop it under us without counting us.
-            let (origin, keeper) = first_use(kind, ports).await?;
-            *lock(&in_use.keeper) = keeper;
-            return Ok(origin);
+        if in_use.origin == Origin::Harness {
+            if let Some(healed) = heal(kind, ports, in_use).await? {
+                return Ok(healed);
+            }
         }
         // Each later test checks health before its body: the instance may have died.
-        health::wait(in_use.probe.as_ref(), LISTENING_GRACE).await?;
-        return Ok(in_use.origin);
+        health::wait(in_use.probe.as_ref(), LISTENING_GRACE)
+            .await
+            .map_err(|wait| not_answering(kind, ports, in_use.origin, &wait))?;
+        return Ok((in_use.origin, None));
     }
     // The first use checks health itself.
     let in_use = slot
         .get_or_try_init(|| async move {
-            let (origin, keeper) = first_use(kind, ports).await?;
+            let found = first_use(kind, ports).await?;
             Ok::<_, Error>(InUse {
-                origin,
+                origin: found.origin,
                 probe: kind.probe(ports),
-                keeper: Mutex::new(keeper),
+                keeper: Mutex::new(found.keeper),
+                healing: tokio::sync::Mutex::new(()),
             })
         })
         .await?;
-    Ok(in_use.origin)
+    Ok((in_use.origin, None))
 }
 
-/// Whether the keeper connection has ended (the keeper says nothing
-/// after its answer to `use` but its `bye`, so readable means gone).
-fn keeper_gone(keeper: &Mutex<Option<UnixStream>>) -> bool {
-    use std::os::fd::AsFd;
-    match &*lock(keeper) {
-        Some(stream) => unix_socket::poll_readable(&[stream.as_fd()], Duration::ZERO)
-            .map_or(true, |ready| ready.first().copied().unwrap_or(true)),
-        None => true,
+/// If our keeper has ended (its service died, it was told to stop), joins
+/// whoever runs the instance now, starting it if nobody does (the start
+/// lock makes that once per death, across processes), lest a newer keeper
+/// stop it under us without counting us. `None`: our keeper still serves.
+async fn heal(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    in_use: &InUse,
+) -> Result<Option<(Origin, Option<String>)>, Error> {
+    let _one_at_a_time = in_use.healing.lock().await;
+    let ended = {
+        let mut keeper = lock(&in_use.keeper);
+        match keeper.as_mut() {
+            Some(k) if !k.is_gone() => return Ok(None),
+            Some(k) => Some((
+                k.describe(kind),
+                k.goodbye().unwrap_or("closed").to_string(),
+            )),
+            None => None,
+        }
+    };
+    let found = first_use(kind, ports).await?;
+    let note = match (&ended, &found.keeper) {
+        (Some((what, how)), Some(new)) => {
+            let now = if new.started_here() {
+                format!("started it again: {}", new.describe(kind))
+            } else {
+                format!("joined the one running now: {}", new.describe(kind))
+            };
+            Some(format!("{what} had ended ({how}); {now}"))
+        }
+        (Some((what, how)), None) => Some(format!(
+            "{what} had ended ({how}); a healthy {} not started by the harness answers on port {} \
+             now, and is used as external",
+            kind.name(),
+            ports.client
+        )),
+        (None, _) => None,
+    };
+    *lock(&in_use.keeper) = found.keeper;
+    Ok(Some((found.origin, note)))
+}
+
+/// What a failing test should know of the shared instance of `kind` on
+/// `ports` it used: that the harness-started one died (how, its log's tail)
+/// or was stopped. `None` if it still answers or is not ours. A service
+/// killed a moment ago may not be known dead to its keeper yet (it looks
+/// every 100 ms): a silent one gets a few seconds for the keeper's word.
+pub(crate) async fn death_note(kind: ServiceKind, ports: ServicePortPair) -> Option<String> {
+    let slot = lock(&IN_USE).as_ref()?.get(&(kind, ports.client))?.clone();
+    let in_use = slot.get()?;
+    let note = || lock(&in_use.keeper).as_mut()?.death_note(kind);
+    if let Some(note) = note() {
+        return Some(note);
+    }
+    if health::wait(in_use.probe.as_ref(), Duration::from_secs(1))
+        .await
+        .is_ok()
+    {
+        return None;
+    }
+    let deadline = Instant::now() + KEEPER_VERDICT_WAIT;
+    while Instant::now() < deadline {
+        if let Some(note) = note() {
+            return Some(note);
+        }
+        real_time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// An instance that answered before and does not now: ours (its keeper
+/// still counts us, so it is hung, not dead), or external, which the
+/// harness never restarts.
+fn not_answering(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    origin: Origin,
+    wait: &health::WaitError,
+) -> Error {
+    let name = kind.name();
+    match origin {
+        Origin::External => Error::Service(format!(
+            "the {name} on port {} is external (not started by the harness: a healthy {name} \
+             was already on the plan's fixed port when this run first looked) and no longer \
+             answers: {wait}\nthe harness never restarts an instance it did not start: \
+             restart it, or stop it for good so that the next run starts its own",
+            ports.client
+        )),
+        Origin::Harness => Error::Service(format!(
+            "the shared {name} on port {}, started by the harness, runs but does not answer: \
+             {wait}",
+            ports.client
+        )),
     }
 }
 
@@ -170,17 +279,20 @@ async fn decide(
         return Err(keeperless(kind, ports.client, &marker));
     }
     if kind.healthy_now(ports).await {
-        return external(kind, ports.client).map(|o| Some((o, None)));
+        return external(kind, ports.client).map(|o| Some(Found::external(o)));
     }
     if accepts(ports.client).await || accepts(ports.second).await {
         return wait_for_stranger(kind, ports)
             .await
-            .map(|o| Some((o, None)));
+            .map(|o| Some(Found::external(o)));
     }
     let joined = start(kind, ports).await?;
     drop(start_lock);
-    let keeper = wait_healthy(kind, ports, joined).await?;
-    Ok(Some((Origin::Harness, keeper)))
+    let keeper = wait_healthy(kind, ports, joined, true).await?;
+    Ok(Some(Found {
+        origin: Origin::Harness,
+        keeper,
+    }))
 }
 
 /// The keeper's hello in hand: joins as a user and waits until healthy.
@@ -194,8 +306,11 @@ async fn join(
     let Some(joined) = register(kind, ports, hello, stream).await? else {
         return Ok(None);
     };
-    let keeper = wait_healthy(kind, ports, joined).await?;
-    Ok(Some((Origin::Harness, keeper)))
+    let keeper = wait_healthy(kind, ports, joined, false).await?;
+    Ok(Some(Found {
+        origin: Origin::Harness,
+        keeper,
+    }))
 }
 
 /// A keeper this process is a user of.
@@ -256,7 +371,8 @@ async fn wait_healthy(
     kind: ServiceKind,
     ports: ServicePortPair,
     joined: Joined,
-) -> Result<Option<UnixStream>, Error> {
+    started_here: bool,
+) -> Result<Option<JoinedKeeper>, Error> {
     let Joined { info, stream } = joined;
     // The uid the kernel saw listen, not the one the hello claims.
     let keeper_uid = unix_socket::peer(&stream).map(|(_, uid)| uid);
@@ -275,8 +391,12 @@ async fn wait_healthy(
         .watch(&watch)
         .run()
         .await;
-    let stream = watch.stream.into_std().ok();
-    waited.map(|_| stream).map_err(|wait| {
+    let keeper = watch
+        .stream
+        .into_std()
+        .ok()
+        .map(|stream| JoinedKeeper::new(stream, info.clone(), started_here));
+    waited.map(|_| keeper).map_err(|wait| {
         Error::Service(format!(
             "the shared {} on port {} (keeper pid {}, uid {}) did not become healthy: {wait}",
             kind.name(),

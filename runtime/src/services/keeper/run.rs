@@ -309,7 +309,8 @@ impl Keeper {
                 } else {
                     Duration::ZERO
                 };
-                self.finish(&format!("exited by itself ({status})"), wait);
+                // `died: ...`: what its users' failing tests show.
+                self.finish(&format!("died: {}", how_it_ended(status)), wait);
                 return Ended::ServiceExited;
             }
             self.accept();
@@ -618,6 +619,20 @@ fn lock_data_dir(data_dir: &std::path::Path) -> Result<File, String> {
         )
     })?;
     Ok(file)
+}
+
+/// `killed by signal 9 (SIGKILL)`, `exited with code 3`.
+fn how_it_ended(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        // std says `signal: 9 (SIGKILL)`.
+        (None, Some(_)) => format!(
+            "killed by {}",
+            status.to_string().replacen("signal: ", "signal ", 1)
+        ),
+        (None, None) => status.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,74 @@
+//! `heal_scenario etcd|nats`: two tests in one process, one after the
+//! other, using the shared instance on the plan's ports (moved by the
+//! caller's env). The first prints `using <service pid>`, waits for a line
+//! on stdin (meanwhile the caller SIGKILLs the service) and then needs the
+//! service, so it fails; the second needs it too and must pass, the
+//! service restarted. Prints `second: ok` and exits 0 when it does.
+
+use dynamo_test::__private::{run_async, Flavor, Mode, ServiceKind, ServiceRequest, TestConfig};
+use dynamo_test::{Error, Inject, TestContext};
+
+fn main() {
+    let kind = match std::env::args().nth(1).as_deref() {
+        Some("etcd") => ServiceKind::Etcd,
+        Some("nats") => ServiceKind::Nats,
+        _ => {
+            eprintln!("usage: heal_scenario etcd|nats");
+            std::process::exit(2);
+        }
+    };
+    let services: &'static [ServiceRequest] = Box::leak(Box::new([ServiceRequest {
+        kind,
+        mode: Mode::Shared,
+    }]));
+    let config = |name| TestConfig {
+        name,
+        timeout: Some(std::time::Duration::from_secs(60)),
+        flavor: Flavor::CurrentThread,
+        start_paused: false,
+        services,
+    };
+    let first = std::panic::catch_unwind(|| {
+        run_async(config("heal::using_it_when_it_dies"), |ctx| async move {
+            let port = use_it(&ctx, kind).await?;
+            let pid = dynamo_test::admin::listeners(port)
+                .first()
+                .and_then(|l| l.pid)
+                .unwrap_or(0);
+            println!("using {pid}");
+            let _ = tokio::task::spawn_blocking(|| std::io::stdin().lines().next()).await;
+            use_it(&ctx, kind).await.map(|_| Ok(()))
+        })
+    });
+    if first.is_ok() {
+        eprintln!("the first test passed: the service did not die under it");
+        std::process::exit(3);
+    }
+    let second = std::panic::catch_unwind(|| {
+        run_async(config("heal::the_next_test"), |ctx| async move {
+            use_it(&ctx, kind).await.map(|_| Ok(()))
+        })
+    });
+    if second.is_err() {
+        std::process::exit(1);
+    }
+    println!("second: ok");
+}
+
+/// Real traffic to the test's instance; its client port.
+async fn use_it(ctx: &TestContext, kind: ServiceKind) -> Result<u16, Error> {
+    match kind {
+        ServiceKind::Etcd => {
+            let etcd = dynamo_test::Etcd::inject(ctx, "etcd").await?;
+            etcd.put(&etcd.key("k"), "v").await?;
+            Ok(etcd.port().unwrap_or(0))
+        }
+        _ => {
+            let nats = dynamo_test::Nats::inject(ctx, "nats").await?;
+            let port = nats.port().unwrap_or(0);
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .map_err(|e| Error::io(format!("connecting to NATS on {port}"), e))?;
+            Ok(port)
+        }
+    }
+}
