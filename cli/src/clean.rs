@@ -206,8 +206,11 @@ fn remove_if_empty(test_dir: &Path) {
 /// marker: a marked directory without a held lock has no test.
 /// `Ok(None)`: no lock file.
 fn claim(dir: &Path) -> Result<Option<File>, ()> {
-    let Ok(file) = File::open(dir.join(admin::IN_USE_FILE)) else {
-        return Ok(None);
+    let file = match File::open(dir.join(admin::IN_USE_FILE)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Cannot tell (no permission, out of descriptors): keep it.
+        Err(_) => return Err(()),
     };
     // Any error but "free": better kept than removed under a test.
     file.try_lock().map_err(|_| ())?;

@@ -88,6 +88,15 @@ impl From<WaitError> for Error {
     }
 }
 
+impl From<crate::process::LogPatternError> for Error {
+    fn from(e: crate::process::LogPatternError) -> Self {
+        Error::Process(Box::new(ProcessError::io(
+            "compiling a log pattern",
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+        )))
+    }
+}
+
 impl From<ProcessError> for Error {
     fn from(e: ProcessError) -> Self {
         Error::Process(Box::new(e))

@@ -37,6 +37,12 @@ fn heals(kind: ServiceKind, client: &Port, second: &Port, out: &std::path::Path)
     // by the keeper of the scenario we started, on ports we reserved.
     // SAFETY: kill has no memory-safety preconditions.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // A signal is delivered after kill returns: the test goes on once the
+    // service is dead (its sockets closed).
+    let dead = dynamo_test_suite::eventually(std::time::Duration::from_secs(30), || {
+        !dynamo_test_suite::orphans::alive(pid as u32)
+    });
+    assert!(dead, "pid {pid} still runs after SIGKILL");
     writeln!(child.stdin.take().unwrap(), "go").unwrap();
     let mut rest = seen;
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();

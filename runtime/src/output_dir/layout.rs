@@ -21,6 +21,10 @@ const MARKER_TEXT: &str = "Made by the dynamo-test harness: `dynamo-test clean` 
 
 /// `a::b::c` -> `a.b.c`: one directory per test, readable in `ls`.
 pub(super) fn dir_name(test_name: &str) -> String {
+    // Names that would mean the root itself or its parent.
+    if matches!(test_name, "" | "." | "..") {
+        return "_".to_string();
+    }
     test_name
         .replace("::", ".")
         .chars()
@@ -133,6 +137,8 @@ mod tests {
     fn dir_names_are_flat_and_safe() {
         assert_eq!(dir_name("suite::mod_a::t1"), "suite.mod_a.t1");
         assert_eq!(dir_name("a b/c"), "a_b_c");
+        assert_eq!(dir_name(".."), "_");
+        assert_eq!(dir_name(""), "_");
     }
 
     #[test]

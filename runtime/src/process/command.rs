@@ -80,6 +80,8 @@ impl Spec {
             .env(super::sweep::ENV_OWNER, owner_tag)
             .env(super::descendants::ENV_CHILD, child_tag)
             .env(super::sweep::ENV_OWNER_NAME, &self.name)
+            // The mark of a shared service (never an orphan) is not a child's.
+            .env_remove(super::sweep::ENV_SERVICE)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -76,7 +76,7 @@ impl LineSplitter {
     fn extend(&mut self, mut bytes: &[u8], out: &mut Vec<u8>) -> u64 {
         let mut lines = 0;
         while self.partial.len() + bytes.len() > MAX_LINE {
-            let (head, rest) = bytes.split_at(MAX_LINE - self.partial.len());
+            let (head, rest) = bytes.split_at(utf8_cut(bytes, MAX_LINE - self.partial.len()));
             self.partial.extend_from_slice(head);
             lines += self.end_line(out);
             bytes = rest;
@@ -91,6 +91,18 @@ impl LineSplitter {
         self.partial.clear();
         1
     }
+}
+
+/// `at`, moved back (at most 3 bytes) off the middle of a UTF-8 character,
+/// so that a cut line shows no broken character; `at` itself for bytes
+/// that are not UTF-8 (or when backing off would leave nothing).
+fn utf8_cut(bytes: &[u8], at: usize) -> usize {
+    let is_continuation = |i: usize| bytes.get(i).is_some_and(|b| b & 0b1100_0000 == 0b1000_0000);
+    (at.saturating_sub(3)..=at)
+        .rev()
+        .find(|&i| !is_continuation(i))
+        .filter(|&i| i > 0)
+        .unwrap_or(at)
 }
 
 #[cfg(test)]

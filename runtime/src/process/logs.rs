@@ -39,7 +39,9 @@ pub(crate) fn open(path: &Path) -> std::io::Result<Arc<Mutex<File>>> {
 /// (opened for the line: a finished process keeps no log open).
 pub(crate) fn note(path: &Path, line: &str) {
     if let Ok(mut file) = OpenOptions::new().append(true).open(path) {
-        let _ = writeln!(file, "[dynamo-test] {line}");
+        // One write: an append of one write never interleaves with the
+        // child's lines, which the forwarder writes meanwhile.
+        let _ = file.write_all(format!("[dynamo-test] {line}\n").as_bytes());
     }
 }
 
