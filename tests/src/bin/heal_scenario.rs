@@ -1,9 +1,10 @@
 //! `heal_scenario etcd|nats`: two tests in one process, one after the
 //! other, using the shared instance on the plan's ports (moved by the
 //! caller's env). The first prints `using <service pid>`, waits for a line
-//! on stdin (meanwhile the caller SIGKILLs the service) and then needs the
-//! service, so it fails; the second needs it too and must pass, the
-//! service restarted. Prints `second: ok` and exits 0 when it does.
+//! on stdin (meanwhile the caller SIGKILLs or stops the service) and then
+//! needs the service, so it fails; the second needs it too. Prints
+//! `second: ok` or `second: failed`, and `second body at <unix ms>` when
+//! the second test's body begins; exits 0 unless the first test passed.
 
 use dynamo_test::__private::{run_async, Flavor, Mode, ServiceKind, ServiceRequest, TestConfig};
 use dynamo_test::{Error, Inject, TestContext};
@@ -46,13 +47,14 @@ fn main() {
     }
     let second = std::panic::catch_unwind(|| {
         run_async(config("heal::the_next_test"), |ctx| async move {
+            let body = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            println!("second body at {}", body.as_millis());
             use_it(&ctx, kind).await.map(|_| Ok(()))
         })
     });
-    if second.is_err() {
-        std::process::exit(1);
-    }
-    println!("second: ok");
+    println!("second: {}", if second.is_ok() { "ok" } else { "failed" });
 }
 
 /// Real traffic to the test's instance; its client port.
