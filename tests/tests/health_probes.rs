@@ -53,7 +53,8 @@ async fn a_server_that_starts_late_is_seen_soon_after(api: Port) {
         .await
         .unwrap();
     assert!(ready.elapsed >= Duration::from_millis(150), "{ready:?}");
-    assert!(ready.elapsed < Duration::from_millis(400), "{ready:?}");
+    // Well before the 5 s limit: the wait noticed the server, it did not time out.
+    assert!(ready.elapsed < Duration::from_secs(4), "{ready:?}");
     assert!(ready.attempts > 1);
     assert!(ready.probe.contains(&number.to_string()));
 }
