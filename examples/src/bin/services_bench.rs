@@ -873,20 +873,24 @@ mod worker {
         ServiceRequest {
             kind: ServiceKind::Etcd,
             mode: Mode::Shared,
+            jetstream: true,
         },
         ServiceRequest {
             kind: ServiceKind::Nats,
             mode: Mode::Shared,
+            jetstream: true,
         },
     ];
     static ISOLATED: [ServiceRequest; 2] = [
         ServiceRequest {
             kind: ServiceKind::Etcd,
             mode: Mode::Isolated,
+            jetstream: true,
         },
         ServiceRequest {
             kind: ServiceKind::Nats,
             mode: Mode::Isolated,
+            jetstream: true,
         },
     ];
 
