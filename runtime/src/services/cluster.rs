@@ -27,6 +27,8 @@ use crate::process::ManagedProcess;
 
 /// How long a cluster may take to become healthy, and a member to listen.
 const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+/// The longest pause between health checks while the cluster elects.
+const HEALTH_POLL_CAP: Duration = Duration::from_millis(5);
 
 /// One member of a private etcd cluster.
 #[derive(Debug, Clone)]
@@ -143,7 +145,12 @@ pub(crate) async fn start(ctx: &dyn Host, size: u8) -> Result<Vec<EtcdMember>, E
             process,
         });
     }
-    health::wait(&probe(&members), STARTUP_LIMIT).await?;
+    // Polled closely: the election takes tens of milliseconds, and etcd's
+    // `/health` is cheap (the default backoff would add up to 50 ms).
+    health::Wait::new(&probe(&members), STARTUP_LIMIT)
+        .backoff_cap(HEALTH_POLL_CAP)
+        .run()
+        .await?;
     Ok(members)
 }
 
@@ -165,14 +172,18 @@ struct Plan {
 
 impl Plan {
     fn new(ctx: &dyn Host, ports: &[ServicePortPair]) -> Plan {
+        // Reserved ports are unique among live tests, the namespace per test.
+        let first = ports.first().map_or(0, |p| p.client);
+        Plan::with_token(ports, format!("dynamo-test-{}-{first}", ctx.namespace()))
+    }
+
+    fn with_token(ports: &[ServicePortPair], token: String) -> Plan {
         let initial_cluster = ports
             .iter()
             .enumerate()
             .map(|(i, p)| format!("{}=http://127.0.0.1:{}", member_name(i), p.second))
             .collect::<Vec<_>>()
             .join(",");
-        // Reserved ports are unique among live tests, the namespace per test.
-        let token = format!("dynamo-test-{}-{}", ctx.namespace(), ports[0].client);
         Plan {
             ports: ports.to_vec(),
             initial_cluster,
@@ -223,11 +234,7 @@ mod tests {
                 second: 42000 + i,
             })
             .collect();
-        let plan = Plan {
-            initial_cluster: "etcd-0=http://127.0.0.1:42000,etcd-1=http://127.0.0.1:42001,etcd-2=http://127.0.0.1:42002".into(),
-            ports,
-            token: "t".into(),
-        };
+        let plan = Plan::with_token(&ports, "t".into());
         let args = plan.args(1, std::path::Path::new("/d"));
         let has = |pair: [&str; 2]| args.windows(2).any(|w| w == pair);
         assert!(has(["--name", "etcd-1"]));
@@ -235,5 +242,7 @@ mod tests {
         assert!(has(["--advertise-client-urls", "http://127.0.0.1:41001"]));
         assert!(has(["--initial-cluster-state", "new"]));
         assert!(has(["--initial-cluster-token", "t"]));
+        let all = "etcd-0=http://127.0.0.1:42000,etcd-1=http://127.0.0.1:42001,etcd-2=http://127.0.0.1:42002";
+        assert!(has(["--initial-cluster", all]));
     }
 }
