@@ -113,6 +113,15 @@ async fn a_paused_follower_leaves_a_quorum_that_writes(etcd: Etcd) -> Result<(),
     Ok(())
 }
 
+#[dynamo_test(services(etcd(isolated)), timeout = "60s")]
+async fn a_single_etcd_has_no_members_to_name(etcd: Etcd) {
+    assert!(etcd.members().is_empty());
+    let err = etcd.member(0).unwrap_err().to_string();
+    assert!(err.contains("services(etcd(cluster = 3))"), "{err}");
+    let err = etcd.leader().await.unwrap_err().to_string();
+    assert!(err.contains("single member"), "{err}");
+}
+
 #[dynamo_test(services(etcd(isolated, cluster = 3)), timeout = "90s")]
 async fn whole_instance_faults_name_a_member(etcd: Etcd) {
     let err = etcd.kill().unwrap_err().to_string();

@@ -80,6 +80,13 @@ impl Etcd {
     /// (an election is under way, or the quorum is lost), with what each
     /// member said.
     pub async fn leader(&self) -> Result<usize, Error> {
+        if self.members().is_empty() {
+            return Err(Error::Service(
+                "etcd.leader(): this etcd is a single member, which leads itself; \
+                 for a cluster write #[dynamo_test(services(etcd(cluster = 3)))]"
+                    .into(),
+            ));
+        }
         let mut ids = Vec::new();
         let mut said = Vec::new();
         for (i, member) in self.members().iter().enumerate() {
@@ -97,21 +104,16 @@ impl Etcd {
             .iter()
             .find(|(_, s)| named.contains(&s.member_id))
             .map(|(i, _)| *i);
-        found.ok_or_else(|| {
-            let what = match self.members().len() {
-                0 => "this etcd is not a cluster".to_string(),
-                _ => said.join("; "),
-            };
-            Error::Service(format!("etcd has no leader now: {what}"))
-        })
+        found.ok_or_else(|| Error::Service(format!("etcd has no leader now: {}", said.join("; "))))
     }
 
-    /// The client port, when the harness knows it (not for `ETCD_ENDPOINTS`).
+    /// The client port, when the harness knows it (not for `ETCD_ENDPOINTS`;
+    /// a cluster's first member's).
     pub fn port(&self) -> Option<u16> {
         self.instance.ports.map(|p| p.client)
     }
 
-    /// The peer port, when the harness knows it.
+    /// The peer port, when the harness knows it (a cluster's first member's).
     pub fn peer_port(&self) -> Option<u16> {
         self.instance.ports.map(|p| p.second)
     }
@@ -177,7 +179,8 @@ impl Etcd {
             .unwrap_or(0))
     }
 
-    /// The etcd process, in isolated mode.
+    /// The etcd process, in isolated mode (`None` for a cluster: each
+    /// member has its own, see [`Etcd::members`]).
     pub fn process(&self) -> Option<&ManagedProcess> {
         self.instance.process.as_ref()
     }
@@ -240,7 +243,8 @@ impl Etcd {
 
     /// Calls `path` on the first endpoint that can be reached: a member
     /// that refuses the connection (killed, stopped) or does not answer in
-    /// time (paused) is skipped; an answer (even an error) is final.
+    /// time (paused: after the 5 s request limit) is skipped; an answer
+    /// (even an error) is final.
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
         let mut unreachable = Vec::new();
         for base in self.urls() {
