@@ -190,3 +190,12 @@ async fn wait_for_no_leader(url: &str) -> String {
         }
     }
 }
+
+#[dynamo_test(services(etcd(cluster = 5)), timeout = "90s")]
+async fn a_five_member_cluster_starts_with_a_leader(etcd: Etcd) -> Result<(), Error> {
+    assert_eq!(etcd.members().len(), 5);
+    assert!(etcd.leader().await? < 5);
+    etcd.put("/five", "members").await?;
+    assert_eq!(etcd.get("/five").await?.as_deref(), Some("members"));
+    Ok(())
+}
