@@ -50,6 +50,9 @@ pub enum Flavor {
 pub struct Service {
     pub kind: ServiceKind,
     pub mode: Mode,
+    /// NATS with JetStream (the default; `nats(no_jetstream)` turns it
+    /// off). Always true for etcd.
+    pub jetstream: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +68,8 @@ pub enum Mode {
     Shared,
     /// A private instance on dynamic ports, for this test alone.
     Isolated,
+    /// A private etcd cluster of this many members (3 or 5).
+    Cluster(u8),
 }
 
 /// The runtime crate under its usual name.

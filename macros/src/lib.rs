@@ -49,7 +49,7 @@ mod validate;
 /// | `flavor = "current_thread" \| "multi_thread"` | tokio runtime of an async test | `current_thread` |
 /// | `worker_threads = N` | worker threads (needs `multi_thread`) | number of CPUs |
 /// | `start_paused = true` | start tokio's clock paused (needs `current_thread`) | `false` |
-/// | `services(etcd, nats)` | etcd and/or NATS healthy before the body; `etcd(isolated)` / `nats(isolated)` for a private instance (`etcd(shared)`: the default, spelled out) | none |
+/// | `services(etcd, nats)` | etcd and/or NATS healthy before the body; `etcd(isolated)` / `nats(isolated)` for a private instance (`etcd(shared)`: the default, spelled out); `etcd(cluster = 3)` (3 or 5; `etcd(isolated, cluster = 3)` alike) for a private etcd cluster, every member healthy; `nats(no_jetstream)` (alike with `isolated`) for a private NATS without JetStream (the shared one always has it) | none |
 /// | `timeout = "30s"` | limit for setup + body (`ms`, `s`, `m`, `h`; sums like `"1m 30s"` and fractions like `"1.5s"` too); on expiry the test fails naming the test, the limit and its ports, after teardown; it holds even when the body blocks its thread (`std::thread::sleep`, a deadlock), since a test with a timeout runs on a thread of its own | none |
 /// | `crate = "path"` | path of the `dynamo-test` crate when renamed | `::dynamo_test` |
 ///

@@ -43,7 +43,7 @@ pub use error::Error;
 pub use inject::Inject;
 pub use ports::{find_free_port, find_free_port_from, Port, ServicePorts, SERVICE_PORTS};
 pub use process::{ManagedProcess, ProcessBuilder};
-pub use services::{Etcd, Nats};
+pub use services::{Etcd, EtcdMember, Nats};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -152,6 +152,7 @@ where
     const ETCD: &[ServiceRequest] = &[ServiceRequest {
         kind: ServiceKind::Etcd,
         mode: Mode::Shared,
+        jetstream: true,
     }];
     let config = TestConfig {
         name,

@@ -38,6 +38,15 @@
 //! (ports closed, no keeper answering) rather than once its keeper is
 //! entirely gone: what a test run started right after another one sees.
 //!
+//! **(3) etcd cluster (issue 12).** Time from `run_async` to the body of a
+//! test with `services(etcd(isolated))` (one private member) and of one
+//! with `services(etcd(cluster = 3))` (three members, every one healthy),
+//! interleaved `--cluster-runs` times (default 15), which one goes first
+//! alternating. Target: cluster p50 <= 1.5 x single p50.
+//!
+//! A part whose runs are set to 0 is skipped (`--suite-runs 0 --cold-runs
+//! 0` measures the cluster only).
+//!
 //! **Isolation from other runs.** The suite runs in a worker process (this
 //! binary with `--worker`) whose environment is prepared here, since the
 //! harness reads its settings from env vars that a process must not change
@@ -69,9 +78,10 @@ use serde_json::{json, Value};
 
 const CLI: Cli = Cli {
     name: "services_bench",
-    usage: "usage: services_bench [--suite-runs N] [--cold-runs N] [--tests N] [--threads N]
-  --suite-runs N  runs of each suite arm (default 3)
-  --cold-runs N   runs of each cold-start arm (default 30)
+    usage: "usage: services_bench [--suite-runs N] [--cold-runs N] [--cluster-runs N] [--tests N] [--threads N]
+  --suite-runs N  runs of each suite arm (default 3; 0 skips the suite)
+  --cold-runs N   runs of each cold-start arm (default 30; 0 skips them)
+  --cluster-runs N  runs of the etcd single/cluster start (default 15; 0 skips them)
   --tests N       tests in the suite (default 40)
   --threads N     tests run at a time (default 2)",
 };
@@ -87,6 +97,7 @@ const BODY_SLEEP: Duration = Duration::from_millis(50);
 /// Targets.
 const TARGET_SUITE_RATIO: f64 = 1.15;
 const TARGET_COLD_EXTRA: Duration = Duration::from_millis(20);
+const TARGET_CLUSTER_RATIO: f64 = 1.5;
 
 /// Idle grace of the shared services in the workers (the harness's minimum).
 const GRACE_MS: &str = "200";
@@ -125,11 +136,13 @@ fn run(config: &Config) -> ExitCode {
     print_socket_context();
     let suite = measure_suite(&bench, config);
     let cold = measure_cold(&bench, config);
-    let suite_ok = print_suite(config, &suite);
-    let cold_ok = print_cold(config, &cold);
+    let cluster = cluster::measure(&bench, config);
+    let suite_ok = config.suite_runs == 0 || print_suite(config, &suite);
+    let cold_ok = config.cold_runs == 0 || print_cold(config, &cold);
+    let cluster_ok = config.cluster_runs == 0 || cluster::print(config, &cluster);
     println!();
     print_socket_context();
-    if suite_ok && cold_ok {
+    if suite_ok && cold_ok && cluster_ok {
         let _ = fs::remove_dir_all(&bench.dir);
         ExitCode::SUCCESS
     } else {
@@ -162,6 +175,7 @@ fn print_socket_context() {
 struct Config {
     suite_runs: usize,
     cold_runs: usize,
+    cluster_runs: usize,
     tests: usize,
     threads: usize,
 }
@@ -171,15 +185,21 @@ impl Config {
         let mut c = Config {
             suite_runs: 3,
             cold_runs: 30,
+            cluster_runs: 15,
             tests: 40,
             threads: 2,
         };
-        bench::number_flags(args, 1, ": a number >= 1", |flag, n| {
+        bench::number_flags(args, 0, ": a number", |flag, n| {
+            let at_least_one = |n: usize| match n {
+                0 => Err(format!("bad value 0 for {flag}: a number >= 1")),
+                n => Ok(n),
+            };
             match flag {
                 "--suite-runs" => c.suite_runs = n,
                 "--cold-runs" => c.cold_runs = n,
-                "--tests" => c.tests = n,
-                "--threads" => c.threads = n,
+                "--cluster-runs" => c.cluster_runs = n,
+                "--tests" => c.tests = at_least_one(n)?,
+                "--threads" => c.threads = at_least_one(n)?,
                 _ => return Err(format!("unknown flag {flag}")),
             }
             Ok(())
@@ -649,6 +669,110 @@ fn print_cold(config: &Config, times: &ColdTimes) -> bool {
 }
 
 // ---------------------------------------------------------------------------
+// (3) etcd cluster
+// ---------------------------------------------------------------------------
+
+mod cluster {
+    use super::*;
+
+    /// Start-to-body times of both arms.
+    #[derive(Default)]
+    pub struct Times {
+        single: Vec<Duration>,
+        cluster: Vec<Duration>,
+        errors: Vec<String>,
+    }
+
+    /// A private single etcd and a 3-member cluster, interleaved; the
+    /// first of each round alternates so neither always runs after the
+    /// other's teardown.
+    pub fn measure(bench: &Bench, config: &Config) -> Times {
+        let mut times = Times::default();
+        for i in 0..config.cluster_runs {
+            let mut arms = [("etcd-single", false), ("etcd-cluster", true)];
+            if i % 2 == 1 {
+                arms.reverse();
+            }
+            for (job, is_cluster) in arms {
+                match start_time(bench, config, job) {
+                    Ok(t) if is_cluster => times.cluster.push(t),
+                    Ok(t) => times.single.push(t),
+                    Err(e) => times.errors.push(format!("{job}: {e}")),
+                }
+            }
+            eprintln!(
+                "cluster run {}/{}: single {} / cluster {}",
+                i + 1,
+                config.cluster_runs,
+                fmt_ms(times.single.last().copied()),
+                fmt_ms(times.cluster.last().copied())
+            );
+        }
+        times
+    }
+
+    fn start_time(bench: &Bench, config: &Config, job: &str) -> Result<Duration, String> {
+        let run = bench.worker(job, config, &[])?;
+        run.result["ready_ms"]
+            .as_f64()
+            .map(|v| Duration::from_secs_f64(v / 1e3))
+            .ok_or_else(|| format!("no ready_ms in {}", run.result))
+    }
+
+    /// Prints table (3); returns whether every run passed and the target is met.
+    pub fn print(config: &Config, times: &Times) -> bool {
+        println!(
+            "\n(3) etcd cluster: run_async call to test body, private instances on reserved \
+             ports; {} runs per arm, interleaved.\n",
+            config.cluster_runs
+        );
+        println!(
+            "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
+            "arm", "runs", "p50", "min", "max", "mean"
+        );
+        let single = Summary::of(&times.single);
+        let cluster = Summary::of(&times.cluster);
+        let rows = [
+            (
+                "services(etcd(isolated)): one member",
+                times.single.len(),
+                single,
+            ),
+            (
+                "services(etcd(cluster = 3)): every member healthy",
+                times.cluster.len(),
+                cluster,
+            ),
+        ];
+        for (name, count, s) in rows {
+            println!(
+                "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
+                name,
+                count,
+                fmt_ms(s.map(|s| s.p50)),
+                fmt_ms(s.map(|s| s.min)),
+                fmt_ms(s.map(|s| s.max)),
+                fmt_ms(s.map(|s| s.mean))
+            );
+        }
+        let mut ok = times.errors.is_empty();
+        if let (Some(c), Some(s)) = (cluster, single) {
+            let ratio = millis(c.p50) / millis(s.p50);
+            let met = ratio <= TARGET_CLUSTER_RATIO;
+            ok &= met;
+            println!(
+                "target: cluster p50 <= {TARGET_CLUSTER_RATIO} x single p50: {ratio:.2} -> {}",
+                verdict(met)
+            );
+        }
+        for e in &times.errors {
+            println!("FAILED cluster run: {e}");
+        }
+        ok
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Statistics and formatting
 // ---------------------------------------------------------------------------
 
@@ -873,37 +997,54 @@ mod worker {
         ServiceRequest {
             kind: ServiceKind::Etcd,
             mode: Mode::Shared,
+            jetstream: true,
         },
         ServiceRequest {
             kind: ServiceKind::Nats,
             mode: Mode::Shared,
+            jetstream: true,
         },
     ];
+    static ETCD_SINGLE: [ServiceRequest; 1] = [ServiceRequest {
+        kind: ServiceKind::Etcd,
+        mode: Mode::Isolated,
+        jetstream: true,
+    }];
+    static ETCD_CLUSTER: [ServiceRequest; 1] = [ServiceRequest {
+        kind: ServiceKind::Etcd,
+        mode: Mode::Cluster(3),
+        jetstream: true,
+    }];
     static ISOLATED: [ServiceRequest; 2] = [
         ServiceRequest {
             kind: ServiceKind::Etcd,
             mode: Mode::Isolated,
+            jetstream: true,
         },
         ServiceRequest {
             kind: ServiceKind::Nats,
             mode: Mode::Isolated,
+            jetstream: true,
         },
     ];
 
-    /// `--worker suite-shared|suite-isolated|cold TESTS THREADS`: prints
+    /// `--worker suite-shared|suite-isolated|cold|etcd-single|etcd-cluster
+    /// TESTS THREADS`: prints
     /// one result line (JSON after [`RESULT_TAG`]); exit 1 if a test failed.
     pub fn main(args: &[String]) -> ExitCode {
         let number = |i: usize| args.get(i).and_then(|a| a.parse::<usize>().ok());
         let (Some(job), Some(tests), Some(threads)) = (args.first(), number(1), number(2)) else {
             eprintln!(
-                "usage: services_bench --worker suite-shared|suite-isolated|cold TESTS THREADS"
+                "usage: services_bench --worker suite-shared|suite-isolated|cold|etcd-single|etcd-cluster TESTS THREADS"
             );
             return ExitCode::from(2);
         };
         let result = match job.as_str() {
-            "suite-shared" => suite(Mode::Shared, tests, threads),
-            "suite-isolated" => suite(Mode::Isolated, tests, threads),
-            "cold" => cold(),
+            "suite-shared" => suite(&SHARED, tests, threads),
+            "suite-isolated" => suite(&ISOLATED, tests, threads),
+            "cold" => cold("services_bench::cold_start", &SHARED),
+            "etcd-single" => cold("services_bench::etcd_single", &ETCD_SINGLE),
+            "etcd-cluster" => cold("services_bench::etcd_cluster", &ETCD_CLUSTER),
             other => {
                 eprintln!("unknown worker job {other}");
                 return ExitCode::from(2);
@@ -918,7 +1059,7 @@ mod worker {
     }
 
     /// The suite: `tests` tests on `threads` threads, like libtest.
-    fn suite(mode: Mode, tests: usize, threads: usize) -> Value {
+    fn suite(services: &'static [ServiceRequest], tests: usize, threads: usize) -> Value {
         let next = AtomicUsize::new(0);
         let timings = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
@@ -929,7 +1070,7 @@ mod worker {
                         break;
                     }
                     let name: &'static str = format!("services_bench::suite::test_{i:02}").leak();
-                    let timing = run_test(name, mode, true);
+                    let timing = run_test(name, services, true);
                     timings.lock().unwrap().push(timing);
                 });
             }
@@ -945,10 +1086,10 @@ mod worker {
         })
     }
 
-    /// One test with services(etcd, nats), shared, and an empty body: the
-    /// time to its body is the harness's cold start.
-    fn cold() -> Value {
-        let timing = run_test("services_bench::cold_start", Mode::Shared, false);
+    /// One test with `services` and an empty body: the time to its body is
+    /// the harness's start of them.
+    fn cold(name: &'static str, services: &'static [ServiceRequest]) -> Value {
+        let timing = run_test(name, services, false);
         json!({
             "failures": usize::from(!timing.passed),
             "ready_ms": millis(timing.setup),
@@ -964,17 +1105,14 @@ mod worker {
         passed: bool,
     }
 
-    /// Runs one test the way `#[dynamo_test(services(etcd, nats))]` does.
-    fn run_test(name: &'static str, mode: Mode, work: bool) -> Timing {
+    /// Runs one test the way `#[dynamo_test(services(..))]` does.
+    fn run_test(name: &'static str, services: &'static [ServiceRequest], work: bool) -> Timing {
         let config = TestConfig {
             name,
             timeout: Some(Duration::from_secs(60)),
             flavor: Flavor::CurrentThread,
             start_paused: false,
-            services: match mode {
-                Mode::Shared => &SHARED,
-                Mode::Isolated => &ISOLATED,
-            },
+            services,
         };
         let marks: Arc<Mutex<[Option<Instant>; 2]>> = Arc::default();
         let body_marks = marks.clone();

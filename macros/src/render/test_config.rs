@@ -53,11 +53,14 @@ fn service(krate: &Path, service: &Service) -> TokenStream {
     let mode = match service.mode {
         Mode::Shared => quote!(Shared),
         Mode::Isolated => quote!(Isolated),
+        Mode::Cluster(members) => quote!(Cluster(#members)),
     };
+    let jetstream = service.jetstream;
     quote! {
         #krate::__private::ServiceRequest {
             kind: #krate::__private::ServiceKind::#kind,
             mode: #krate::__private::Mode::#mode,
+            jetstream: #jetstream,
         }
     }
 }

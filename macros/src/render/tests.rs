@@ -165,10 +165,12 @@ fn an_async_fn_with_every_option() {
                             ::dynamo_test::__private::ServiceRequest {
                                 kind: ::dynamo_test::__private::ServiceKind::Etcd,
                                 mode: ::dynamo_test::__private::Mode::Shared,
+                                jetstream: true,
                             },
                             ::dynamo_test::__private::ServiceRequest {
                                 kind: ::dynamo_test::__private::ServiceKind::Nats,
                                 mode: ::dynamo_test::__private::Mode::Isolated,
+                                jetstream: true,
                             }
                         ],
                     },
@@ -382,4 +384,48 @@ fn a_renamed_crate_is_the_only_crate_named() {
     assert!(private > 0);
     assert_eq!(got.matches("my::dt::__private").count(), private, "{got}");
     assert!(!got.contains("::dynamo_test::"), "{got}");
+}
+
+#[test]
+fn a_cluster_and_nats_without_jetstream() {
+    assert_expands(
+        quote!(services(etcd(cluster = 3), nats(no_jetstream))),
+        quote!(
+            async fn t() {}
+        ),
+        quote! {
+            #[cfg_attr(test, ::core::prelude::v1::test)]
+            #[cfg_attr(not(test), allow(dead_code))]
+            fn t() {
+                async fn __dynamo_test_body() {}
+                ::dynamo_test::__private::run_async(
+                    ::dynamo_test::__private::TestConfig {
+                        name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(t)),
+                        timeout: ::core::option::Option::None,
+                        flavor: ::dynamo_test::__private::Flavor::CurrentThread,
+                        start_paused: false,
+                        services: &[
+                            ::dynamo_test::__private::ServiceRequest {
+                                kind: ::dynamo_test::__private::ServiceKind::Etcd,
+                                mode: ::dynamo_test::__private::Mode::Cluster(3u8),
+                                jetstream: true,
+                            },
+                            ::dynamo_test::__private::ServiceRequest {
+                                kind: ::dynamo_test::__private::ServiceKind::Nats,
+                                mode: ::dynamo_test::__private::Mode::Isolated,
+                                jetstream: false,
+                            }
+                        ],
+                    },
+                    |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
+                        ::dynamo_test::__private::enter_body(&__dynamo_ctx);
+                        ::core::result::Result::<_, ::dynamo_test::__private::Error>::Ok({
+                            let __dynamo_result = __dynamo_test_body().await;
+                            ::dynamo_test::__private::TestResult::into_outcome(__dynamo_result)
+                        })
+                    }
+                )
+            }
+        },
+    );
 }

@@ -46,10 +46,12 @@ fn krate(config: &Config) -> String {
 const ETCD: Service = Service {
     kind: ServiceKind::Etcd,
     mode: Mode::Shared,
+    jetstream: true,
 };
 const NATS_ISOLATED: Service = Service {
     kind: ServiceKind::Nats,
     mode: Mode::Isolated,
+    jetstream: true,
 };
 
 #[test]
@@ -113,6 +115,83 @@ fn service_modes_and_order() {
     let c = config(quote!(services(nats(isolated), etcd(shared))), ASYNC);
     assert_eq!(c.services, [NATS_ISOLATED, ETCD]);
     assert!(config(quote!(services()), ASYNC).services.is_empty());
+}
+
+#[test]
+fn clusters_and_nats_without_jetstream() {
+    let cluster = |n| Service {
+        kind: ServiceKind::Etcd,
+        mode: Mode::Cluster(n),
+        jetstream: true,
+    };
+    let bare_nats = Service {
+        jetstream: false,
+        ..NATS_ISOLATED
+    };
+    let c = config(
+        quote!(services(etcd(cluster = 3), nats(no_jetstream))),
+        ASYNC,
+    );
+    assert_eq!(c.services, [cluster(3), bare_nats]);
+    let c = config(
+        quote!(services(
+            etcd(isolated, cluster = 5),
+            nats(no_jetstream, isolated)
+        )),
+        ASYNC,
+    );
+    assert_eq!(c.services, [cluster(5), bare_nats]);
+    let c = config(quote!(services(etcd(cluster = 3, isolated))), ASYNC);
+    assert_eq!(c.services, [cluster(3)]);
+}
+
+#[test]
+fn cluster_and_jetstream_mistakes() {
+    let sizes = "`cluster` takes 3 or 5 (members: an odd number keeps a quorum when one fails)";
+    let cases = [
+        (quote!(services(etcd(cluster = 4))), format!("{sizes}, not `4`")),
+        (quote!(services(etcd(cluster = "3"))), format!("{sizes}, not `\"3\"`")),
+        (quote!(services(etcd(cluster = 300))), format!("{sizes}, not `300`")),
+        (
+            quote!(services(etcd(cluster))),
+            "write the cluster's size as `cluster = 3` (or 5)".to_string(),
+        ),
+        (
+            quote!(services(etcd(shared, cluster = 3))),
+            "the shared etcd is a single member serving every test: a cluster is private, write `etcd(cluster = 3)`".to_string(),
+        ),
+        (
+            quote!(services(nats(no_jetstream, shared))),
+            "the shared NATS always runs JetStream (Dynamo needs it, and it serves every test in the run): write `nats(no_jetstream)` for a private server without it".to_string(),
+        ),
+        (
+            quote!(services(nats(cluster = 3))),
+            "`cluster` is for etcd: write `etcd(cluster = 3)`; NATS runs as one private server with `nats(isolated)`".to_string(),
+        ),
+        (
+            quote!(services(etcd(no_jetstream))),
+            "`no_jetstream` is for NATS: write `nats(no_jetstream)`".to_string(),
+        ),
+        (
+            quote!(services(etcd(cluster = 3, cluster = 5))),
+            "this setting is written twice; write it once".to_string(),
+        ),
+    ];
+    for (args, expected) in cases {
+        assert_eq!(error(args, ASYNC), expected);
+    }
+    // Every mistake at once.
+    assert_eq!(
+        errors(
+            quote!(services(
+                etcd(cluster = 4),
+                nats(cluster = 3, no_jetstream, shared)
+            )),
+            ASYNC
+        )
+        .len(),
+        3
+    );
 }
 
 #[test]
@@ -226,7 +305,7 @@ fn services_entries() {
         ),
         (
             quote!(services(nats(private))),
-            "unknown service mode `private`; write `isolated` (a private instance) or `shared` (the default)",
+            "unknown setting `private` of `nats`; write `isolated` (a private instance) or `shared` (the default); without JetStream: `nats(no_jetstream)`",
         ),
         (
             quote!(services(nats(isolated, shared))),
@@ -234,7 +313,7 @@ fn services_entries() {
         ),
         (
             quote!(services(nats())),
-            "a service takes one mode: write `nats(isolated)` (a private instance) or `nats(shared)` (the default)",
+            "write `nats(isolated)` (a private instance) or `nats(shared)` (the default); without JetStream: `nats(no_jetstream)`",
         ),
         (quote!(services(etcd = 1)), "write a service as `etcd` or `etcd(isolated)`"),
         (quote!(services(etcd, etcd(isolated))), "this service is listed twice; list it once"),

@@ -402,7 +402,10 @@ mod tests {
         );
         assert!(reason.contains(r#"features = ["https"]"#), "{err}");
         assert_eq!(err.attempts, 1, "{err}");
-        assert!(err.elapsed < Duration::from_secs(8), "not the 10 s limit: {err}");
+        assert!(
+            err.elapsed < Duration::from_secs(8),
+            "not the 10 s limit: {err}"
+        );
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{wait, All, Any, FnProbe, FrontendProbe, HttpProbe, NatsGreetingProbe, Probe};
+use super::{
+    wait, All, Any, EtcdProbe, FnProbe, FrontendProbe, HttpProbe, NatsGreetingProbe, Probe,
+};
 use super::{Ready, TcpProbe, WaitError};
 
 /// Inherent `wait` methods: they take precedence over the trait's, do the
@@ -23,6 +25,7 @@ macro_rules! inherent_wait {
 
 inherent_wait!(
     HttpProbe,
+    EtcdProbe,
     TcpProbe,
     NatsGreetingProbe,
     FrontendProbe,

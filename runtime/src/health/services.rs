@@ -12,12 +12,83 @@ use super::{Check, CheckFuture, Probe};
 
 /// etcd is healthy: `GET {client_url}/health` answers `{"health":"true"}`
 /// (etcd 3.4, and 3.5+ with `"reason":""`). A 503 is reported with etcd's
-/// own reason. Note that etcd's port opens before it has a leader: TCP-open
-/// is not ready.
-pub fn etcd(client_url: &str) -> HttpProbe {
-    http(join(client_url, "/health"))
-        .label("etcd health")
-        .judge(Arc::new(judge_etcd))
+/// own reason; etcd 3.4 gives none, so the probe then asks the member's
+/// `/v3/maintenance/status` and reports its errors (`etcdserver: no
+/// leader` when a cluster lost its quorum). Note that etcd's port opens
+/// before it has a leader: TCP-open is not ready.
+pub fn etcd(client_url: &str) -> EtcdProbe {
+    EtcdProbe {
+        health: http(join(client_url, "/health"))
+            .label("etcd health")
+            .judge(Arc::new(judge_etcd)),
+        status: http(join(client_url, "/v3/maintenance/status"))
+            .method("POST")
+            .body("{}")
+            .label("etcd status")
+            .judge(Arc::new(judge_etcd_status)),
+    }
+}
+
+/// Probe: etcd's `/health`, explained by its status when etcd gives no
+/// reason (see [`etcd`]).
+#[derive(Clone)]
+pub struct EtcdProbe {
+    health: HttpProbe,
+    /// Asked only when `/health` says false without a reason.
+    status: HttpProbe,
+}
+
+impl std::fmt::Debug for EtcdProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl Probe for EtcdProbe {
+    fn describe(&self) -> String {
+        self.health.describe()
+    }
+
+    fn check(&self, budget: Duration) -> CheckFuture<'_> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            match self.health.check(budget).await {
+                Check::NotReady { reason, body } if reason.ends_with(NO_REASON) => {
+                    let left = budget.saturating_sub(started.elapsed());
+                    let why = match self.status.check(left).await {
+                        Check::NotReady { reason: why, .. } | Check::Fatal { reason: why } => why,
+                        Check::Ready => "its status names a leader".to_string(),
+                    };
+                    Check::NotReady {
+                        reason: format!("{reason}; {why}"),
+                        body,
+                    }
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+/// What the health judge says when etcd gives no reason.
+const NO_REASON: &str = "no reason given";
+
+/// Ready: the member names a leader and reports no errors.
+fn judge_etcd_status(status: u16, body: &str) -> Check {
+    let json: Option<Value> = serde_json::from_str(body).ok();
+    let Some(json) = json.filter(|_| status == 200) else {
+        return Check::not_ready(format!("status: HTTP {status} {}", one_line(body, 120)));
+    };
+    let errors: Vec<&str> = json["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let leader = json["leader"].as_str().filter(|l| *l != "0");
+    match (errors.is_empty(), leader) {
+        (true, Some(_)) => Check::Ready,
+        (true, None) => Check::not_ready("etcd's status names no leader"),
+        (false, _) => Check::not_ready(format!("etcd's status says: {}", errors.join("; "))),
+    }
 }
 
 fn judge_etcd(status: u16, body: &str) -> Check {
@@ -35,7 +106,7 @@ fn judge_etcd(status: u16, body: &str) -> Check {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let reason = if reason.is_empty() {
-                "no reason given".to_string()
+                NO_REASON.to_string()
             } else {
                 reason.to_string()
             };
@@ -265,6 +336,20 @@ mod tests {
         let r = reason(judge_etcd(503, r#"{"health":"false"}"#));
         assert!(r.contains("no reason given"), "{r}");
         assert!(reason(judge_etcd(200, "hello")).contains("not etcd's health answer"));
+    }
+
+    #[test]
+    fn etcd_3_4_status_without_a_leader() {
+        // What etcd 3.4.23 answers with two of three members down.
+        let lost = r#"{"header":{"member_id":"16581202208830208994","raft_term":"2"},"version":"3.4.23","raftTerm":"2","errors":["etcdserver: no leader"]}"#;
+        assert_eq!(
+            reason(judge_etcd_status(200, lost)),
+            "etcd's status says: etcdserver: no leader"
+        );
+        let fine =
+            r#"{"header":{"member_id":"3632325562372070109"},"leader":"4046445551680858403"}"#;
+        assert!(judge_etcd_status(200, fine).is_ready());
+        assert!(reason(judge_etcd_status(200, r#"{"leader":"0"}"#)).contains("no leader"));
     }
 
     #[test]

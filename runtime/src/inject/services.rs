@@ -10,7 +10,7 @@ use super::Inject;
 use crate::context::TestContext;
 use crate::error::Error;
 use crate::ports::PlanPort;
-use crate::services::{Etcd, Instance, Mode, Nats, ServiceKind, ServiceRequest, Source};
+use crate::services::{Etcd, Instance, Nats, ServiceKind, ServiceRequest, Source};
 
 /// The test's service instances, one cell per kind (a context slot).
 #[derive(Default)]
@@ -23,8 +23,7 @@ struct Services {
 /// parameters are injected, so `Etcd`/`Nats` parameters get the same).
 pub(crate) async fn require(ctx: &TestContext, requests: &[ServiceRequest]) -> Result<(), Error> {
     // Concurrently: cold, etcd and NATS start side by side.
-    let obtained =
-        futures_util::future::join_all(requests.iter().map(|r| service(ctx, r.kind, r.mode))).await;
+    let obtained = futures_util::future::join_all(requests.iter().map(|r| service(ctx, *r))).await;
     obtained.into_iter().try_for_each(|r| r.map(drop))
 }
 
@@ -45,7 +44,7 @@ pub(crate) async fn failure_notes(ctx: &TestContext) -> Vec<String> {
 impl Inject for Etcd {
     async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {
         Ok(Etcd::new(
-            service(ctx, ServiceKind::Etcd, Mode::Shared).await?,
+            service(ctx, ServiceRequest::shared(ServiceKind::Etcd)).await?,
         ))
     }
 }
@@ -54,14 +53,15 @@ impl Inject for Etcd {
 impl Inject for Nats {
     async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {
         Ok(Nats::new(
-            service(ctx, ServiceKind::Nats, Mode::Shared).await?,
+            service(ctx, ServiceRequest::shared(ServiceKind::Nats)).await?,
         ))
     }
 }
 
-/// The test's instance of `kind`, obtained once per test. `mode` applies
-/// to the first request; later ones get the same instance.
-async fn service(ctx: &TestContext, kind: ServiceKind, mode: Mode) -> Result<Arc<Instance>, Error> {
+/// The test's instance of the request's kind, obtained once per test. The
+/// first request's mode applies; later ones get the same instance.
+async fn service(ctx: &TestContext, request: ServiceRequest) -> Result<Arc<Instance>, Error> {
+    let kind = request.kind;
     let services = ctx.slot::<Services>();
     let cell = match kind {
         ServiceKind::Etcd => &services.etcd,
@@ -69,7 +69,7 @@ async fn service(ctx: &TestContext, kind: ServiceKind, mode: Mode) -> Result<Arc
     };
     let instance = cell
         .get_or_try_init(|| async {
-            let instance = Instance::obtain(ctx, kind, mode).await?;
+            let instance = Instance::obtain(ctx, request).await?;
             announce(ctx, &instance);
             if kind == ServiceKind::Etcd && instance.source != Source::Isolated {
                 clean_keys_at_teardown(ctx, &instance);
@@ -80,8 +80,9 @@ async fn service(ctx: &TestContext, kind: ServiceKind, mode: Mode) -> Result<Arc
     Ok(instance.clone())
 }
 
-/// Children learn the endpoints (`ETCD_ENDPOINTS` / `NATS_SERVER`); an
-/// isolated instance's ports become the test's port plan.
+/// Children learn the endpoints (`ETCD_ENDPOINTS` / `NATS_SERVER`: every
+/// member of a cluster); an isolated instance's ports (a cluster's first
+/// member's) become the test's port plan.
 fn announce(ctx: &TestContext, instance: &Instance) {
     let kind = instance.kind;
     ctx.set_child_env(kind.endpoints_env(), &instance.endpoints.join(","));

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::cluster::EtcdMember;
 use super::instance::{Instance, Source};
 use crate::error::Error;
 use crate::health::http_client::{Client as HttpClient, Request};
@@ -12,6 +13,11 @@ use crate::process::ManagedProcess;
 
 /// etcd for one test: endpoints, ports, the test's key prefix, a few key
 /// operations over etcd's JSON gateway, and (isolated mode) stop/start/kill.
+///
+/// A private cluster (`services(etcd(cluster = 3))`) lists its
+/// [`members`](Etcd::members), says which is the [`leader`](Etcd::leader),
+/// and takes faults one member at a time ([`member`](Etcd::member)); key
+/// operations go to a member that answers.
 ///
 /// Injecting it (`etcd: Etcd`) requires etcd, as `services(etcd)` does.
 /// Keys under [`Etcd::key_prefix`] are deleted at teardown.
@@ -39,12 +45,75 @@ impl Etcd {
         &self.instance.endpoints
     }
 
-    /// The client port, when the harness knows it (not for `ETCD_ENDPOINTS`).
+    /// Every client URL: [`Etcd::urls`], by etcd clients' name for it.
+    pub fn endpoints(&self) -> &[String] {
+        self.urls()
+    }
+
+    /// The members of a private cluster, in order (empty for a single etcd).
+    pub fn members(&self) -> &[EtcdMember] {
+        &self.instance.members
+    }
+
+    /// Member `i` of a private cluster, for its faults
+    /// (`etcd.member(0)?.kill()`), or an error saying how many there are.
+    pub fn member(&self, i: usize) -> Result<&EtcdMember, Error> {
+        let members = self.members();
+        members.get(i).ok_or_else(|| {
+            Error::Service(match members.len() {
+                0 => format!(
+                    "etcd.member({i}): this etcd is not a cluster; \
+                     write #[dynamo_test(services(etcd(cluster = 3)))]"
+                ),
+                n => format!(
+                    "etcd.member({i}): the cluster has {n} members, 0 to {}",
+                    n - 1
+                ),
+            })
+        })
+    }
+
+    /// Which member of a private cluster leads now (its index in
+    /// [`Etcd::members`]): asks each member that answers for its status
+    /// (`/v3/maintenance/status`: its own id and its leader's). An error
+    /// when no answering member names a leader among the answering ones
+    /// (an election is under way, or the quorum is lost), with what each
+    /// member said.
+    pub async fn leader(&self) -> Result<usize, Error> {
+        if self.members().is_empty() {
+            return Err(Error::Service(
+                "etcd.leader(): this etcd is a single member, which leads itself; \
+                 for a cluster write #[dynamo_test(services(etcd(cluster = 3)))]"
+                    .into(),
+            ));
+        }
+        let mut ids = Vec::new();
+        let mut said = Vec::new();
+        for (i, member) in self.members().iter().enumerate() {
+            match self.status(&member.client_url()).await {
+                Ok(status) => {
+                    said.push(format!("{}: {}", member.name(), status.summary()));
+                    ids.push((i, status));
+                }
+                Err(e) => said.push(format!("{}: {e}", member.name())),
+            }
+        }
+        let leader_of = |(_, s): &(usize, Status)| s.leader.clone();
+        let named: Vec<String> = ids.iter().filter_map(leader_of).collect();
+        let found = ids
+            .iter()
+            .find(|(_, s)| named.contains(&s.member_id))
+            .map(|(i, _)| *i);
+        found.ok_or_else(|| Error::Service(format!("etcd has no leader now: {}", said.join("; "))))
+    }
+
+    /// The client port, when the harness knows it (not for `ETCD_ENDPOINTS`;
+    /// a cluster's first member's).
     pub fn port(&self) -> Option<u16> {
         self.instance.ports.map(|p| p.client)
     }
 
-    /// The peer port, when the harness knows it.
+    /// The peer port, when the harness knows it (a cluster's first member's).
     pub fn peer_port(&self) -> Option<u16> {
         self.instance.ports.map(|p| p.second)
     }
@@ -110,7 +179,8 @@ impl Etcd {
             .unwrap_or(0))
     }
 
-    /// The etcd process, in isolated mode.
+    /// The etcd process, in isolated mode (`None` for a cluster: each
+    /// member has its own, see [`Etcd::members`]).
     pub fn process(&self) -> Option<&ManagedProcess> {
         self.instance.process.as_ref()
     }
@@ -154,21 +224,86 @@ impl Etcd {
         self.instance.wait_healthy(limit).await
     }
 
+    /// A member's own id and its leader's.
+    async fn status(&self, base: &str) -> Result<Status, Error> {
+        let reply = self
+            .call_one(base, "/v3/maintenance/status", json!({}))
+            .await
+            .map_err(|(_, e)| e)?;
+        let field = |v: &Value| v.as_str().map(str::to_string);
+        Ok(Status {
+            member_id: field(&reply["header"]["member_id"]).unwrap_or_default(),
+            leader: field(&reply["leader"]).filter(|l| l != "0"),
+            errors: reply["errors"]
+                .as_array()
+                .map(|a| a.iter().filter_map(field).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Calls `path` on the first endpoint that can be reached: a member
+    /// that refuses the connection (killed, stopped) or does not answer in
+    /// time (paused: after the 5 s request limit) is skipped; an answer
+    /// (even an error) is final.
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
-        let url = format!("{}{path}", self.url());
+        let mut unreachable = Vec::new();
+        for base in self.urls() {
+            match self.call_one(base, path, body.clone()).await {
+                Ok(reply) => return Ok(reply),
+                Err((Reached::Yes, e)) => return Err(e),
+                Err((Reached::No, e)) => unreachable.push(e.to_string()),
+            }
+        }
+        Err(Error::Service(unreachable.join("; ")))
+    }
+
+    async fn call_one(
+        &self,
+        base: &str,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, (Reached, Error)> {
+        let url = format!("{base}{path}");
         let failed = |why: String| Error::Service(format!("etcd {url}: {why}"));
-        let request = Request::post(&url, body.to_string()).map_err(failed)?;
+        let request =
+            Request::post(&url, body.to_string()).map_err(|e| (Reached::Yes, failed(e)))?;
         let response = self
             .http
             .send(&request, Duration::from_secs(5), MAX_REPLY)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| (Reached::No, failed(e.to_string())))?;
         let status = response.status;
-        let text = response.text().map_err(failed)?;
+        let text = response.text().map_err(|e| (Reached::Yes, failed(e)))?;
         if !status.is_success() {
-            return Err(failed(format!("HTTP {status}: {text}")));
+            return Err((Reached::Yes, failed(format!("HTTP {status}: {text}"))));
         }
-        serde_json::from_str(&text).map_err(|e| failed(format!("bad JSON ({e}): {text}")))
+        serde_json::from_str(&text)
+            .map_err(|e| (Reached::Yes, failed(format!("bad JSON ({e}): {text}"))))
+    }
+}
+
+/// Whether a call got an answer (final) or not (try another member).
+enum Reached {
+    Yes,
+    No,
+}
+
+/// What a member says of itself in `/v3/maintenance/status`.
+struct Status {
+    member_id: String,
+    /// `None`: it knows no leader.
+    leader: Option<String>,
+    /// etcd's own words, e.g. `etcdserver: no leader`.
+    errors: Vec<String>,
+}
+
+impl Status {
+    fn summary(&self) -> String {
+        match (&self.leader, self.errors.is_empty()) {
+            (Some(leader), true) => format!("id {} follows {leader}", self.member_id),
+            (_, false) => self.errors.join("; "),
+            (None, true) => "names no leader".to_string(),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use super::cluster::{self, EtcdMember};
 use super::kind::{ServiceKind, ServicePortPair};
 use super::shared::{self, Origin};
 use crate::error::Error;
@@ -51,6 +52,8 @@ pub(crate) struct Instance {
     pub namespace: String,
     /// The process, in isolated mode.
     pub process: Option<ManagedProcess>,
+    /// The members of a private etcd cluster (else empty).
+    pub members: Vec<EtcdMember>,
 }
 
 /// How a test asked for a service.
@@ -60,6 +63,8 @@ pub enum Mode {
     Shared,
     /// A private instance on dynamic ports.
     Isolated,
+    /// A private etcd cluster of this many members, on dynamic ports.
+    Cluster(u8),
 }
 
 /// A service request from `#[dynamo_test(services(...))]`.
@@ -67,8 +72,22 @@ pub enum Mode {
 pub struct ServiceRequest {
     /// Which service.
     pub kind: ServiceKind,
-    /// Shared or isolated.
+    /// Shared, isolated or a cluster.
     pub mode: Mode,
+    /// NATS with JetStream (false: `nats(no_jetstream)`, a private server
+    /// only). etcd ignores it.
+    pub jetstream: bool,
+}
+
+impl ServiceRequest {
+    /// The shared instance (or the environment's endpoints) of `kind`.
+    pub(crate) fn shared(kind: ServiceKind) -> ServiceRequest {
+        ServiceRequest {
+            kind,
+            mode: Mode::Shared,
+            jetstream: true,
+        }
+    }
 }
 
 impl Instance {
@@ -137,16 +156,26 @@ impl Instance {
         ))
     }
 
-    /// The health check of this instance: on its ports, else its first endpoint.
+    /// The health check of this instance: every member of a cluster, on
+    /// its ports, else its first endpoint.
     fn probe(&self) -> Box<dyn Probe> {
         match self.ports {
+            _ if !self.members.is_empty() => cluster::probe(&self.members).boxed(),
             Some(ports) => self.kind.probe(ports),
             None => endpoint_probe(self.kind, &self.endpoints[0]),
         }
     }
 
-    /// The private process, or an error saying that `what` needs isolated mode.
+    /// The private process, or an error saying that `what` needs isolated
+    /// mode (or, for a cluster, names a member).
     fn isolated(&self, what: &str) -> Result<&ManagedProcess, Error> {
+        if !self.members.is_empty() {
+            return Err(Error::Service(format!(
+                "`{what}` acts on one process, and this etcd is a cluster of {}: \
+                 write etcd.member(i)?.{what}() (etcd.leader() says which is the leader)",
+                self.members.len()
+            )));
+        }
         self.process.as_ref().ok_or_else(|| {
             let service = self.kind.name();
             Error::Service(format!(
@@ -160,11 +189,12 @@ impl Instance {
     /// shared instance, or a private one. Healthy on return.
     pub(crate) async fn obtain(
         ctx: &dyn Host,
-        kind: ServiceKind,
-        mode: Mode,
+        request: ServiceRequest,
     ) -> Result<Arc<Instance>, Error> {
-        let instance = match (mode, endpoints_from_env(kind)?) {
-            (Mode::Isolated, _) => isolated(ctx, kind).await?,
+        let kind = request.kind;
+        let instance = match (request.mode, endpoints_from_env(kind)?) {
+            (Mode::Isolated, _) => isolated(ctx, kind, request.jetstream).await?,
+            (Mode::Cluster(size), _) => etcd_cluster(ctx, kind, size).await?,
             (Mode::Shared, Some(endpoints)) => from_env(ctx, kind, endpoints).await?,
             (Mode::Shared, None) => shared(ctx, kind).await?,
         };
@@ -248,6 +278,7 @@ async fn from_env(
         source: Source::FromEnv,
         namespace: ctx.namespace().to_string(),
         process: None,
+        members: Vec::new(),
     })
 }
 
@@ -268,10 +299,11 @@ async fn shared(ctx: &dyn Host, kind: ServiceKind) -> Result<Instance, Error> {
         },
         namespace: ctx.namespace().to_string(),
         process: None,
+        members: Vec::new(),
     })
 }
 
-async fn isolated(ctx: &dyn Host, kind: ServiceKind) -> Result<Instance, Error> {
+async fn isolated(ctx: &dyn Host, kind: ServiceKind, jetstream: bool) -> Result<Instance, Error> {
     let program = super::binaries::find(kind.program(), kind.bin_env(), kind.endpoints_env())
         .map_err(|e| Error::Service(e.to_string()))?;
     let ports = ServicePortPair {
@@ -286,7 +318,7 @@ async fn isolated(ctx: &dyn Host, kind: ServiceKind) -> Result<Instance, Error> 
     let _ = std::fs::remove_dir_all(&data_dir);
     let process = ctx
         .process(kind.name(), program.into())
-        .args(kind.args(ports, &data_dir))
+        .args(kind.args_with(ports, &data_dir, jetstream))
         .ready(kind.probe(ports))
         .startup_timeout(std::time::Duration::from_secs(30))
         .start()
@@ -298,5 +330,31 @@ async fn isolated(ctx: &dyn Host, kind: ServiceKind) -> Result<Instance, Error> 
         source: Source::Isolated,
         namespace: ctx.namespace().to_string(),
         process: Some(process),
+        members: Vec::new(),
+    })
+}
+
+async fn etcd_cluster(ctx: &dyn Host, kind: ServiceKind, size: u8) -> Result<Instance, Error> {
+    if kind != ServiceKind::Etcd {
+        return Err(Error::Service(format!(
+            "a cluster is for etcd; write {}(isolated) for a private {}",
+            kind.name(),
+            kind.name()
+        )));
+    }
+    let members = cluster::start(ctx, size).await?;
+    let endpoints = members.iter().map(EtcdMember::client_url).collect();
+    Ok(Instance {
+        kind,
+        endpoints,
+        // The first member's: what `Etcd::port()` and the port plan give.
+        ports: members.first().map(|m| ServicePortPair {
+            client: m.client_port(),
+            second: m.peer_port(),
+        }),
+        source: Source::Isolated,
+        namespace: ctx.namespace().to_string(),
+        process: None,
+        members,
     })
 }

@@ -122,6 +122,25 @@ impl ServiceKind {
     /// only, private data dir, fast elections (etcd is healthy in tens of
     /// milliseconds instead of hundreds), JetStream for NATS.
     pub fn args(self, ports: ServicePortPair, data_dir: &Path) -> Vec<String> {
+        self.args_with(ports, data_dir, true)
+    }
+
+    /// [`ServiceKind::args`], NATS without JetStream when `jetstream` is
+    /// false (`nats(no_jetstream)`: a faster start, no store dir).
+    pub fn args_with(
+        self,
+        ports: ServicePortPair,
+        data_dir: &Path,
+        jetstream: bool,
+    ) -> Vec<String> {
+        let mut args = self.full_args(ports, data_dir);
+        if self == ServiceKind::Nats && !jetstream {
+            args.truncate(args.len() - JETSTREAM_ARGS);
+        }
+        args
+    }
+
+    fn full_args(self, ports: ServicePortPair, data_dir: &Path) -> Vec<String> {
         let data = data_dir.display().to_string();
         match self {
             ServiceKind::Etcd => {
@@ -153,6 +172,7 @@ impl ServiceKind {
                 ports.client.to_string(),
                 "-m".into(),
                 ports.second.to_string(),
+                // The last JETSTREAM_ARGS arguments: JetStream and its store.
                 "-js".into(),
                 "-sd".into(),
                 data,
@@ -160,6 +180,9 @@ impl ServiceKind {
         }
     }
 }
+
+/// NATS's JetStream arguments, last in its command line: `-js -sd <dir>`.
+const JETSTREAM_ARGS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -185,5 +208,9 @@ mod tests {
             ServiceKind::Nats.args(ports, Path::new("/d"))[..6],
             ["-a", "127.0.0.1", "-p", "4222", "-m", "8222"]
         );
+        let with = ServiceKind::Nats.args_with(ports, Path::new("/d"), true);
+        assert_eq!(with[6..], ["-js", "-sd", "/d"]);
+        let without = ServiceKind::Nats.args_with(ports, Path::new("/d"), false);
+        assert_eq!(without, with[..6]);
     }
 }

@@ -9,9 +9,13 @@
 //! not start is reused and never stopped;
 //! `ETCD_ENDPOINTS` / `NATS_SERVER` in the environment mean "use these,
 //! start nothing". `services(etcd(isolated))` gives the test a private
-//! instance on reserved dynamic ports, which it may stop, restart or kill.
+//! instance on reserved dynamic ports, which it may stop, restart or kill;
+//! `services(etcd(cluster = 3))` a private three-member etcd cluster
+//! (`cluster.rs`), `services(nats(no_jetstream))` a private NATS without
+//! JetStream.
 
 pub(crate) mod binaries;
+mod cluster;
 mod etcd;
 pub(crate) mod instance;
 mod joined;
@@ -20,12 +24,13 @@ pub(crate) mod kind;
 mod nats;
 pub(crate) mod shared;
 
+pub use cluster::EtcdMember;
 pub use etcd::Etcd;
 pub use instance::Source;
 pub use nats::Nats;
 
 use crate::error::Error;
-pub(crate) use instance::{Host, Instance, Mode, ServiceRequest};
+pub(crate) use instance::{Host, Instance, ServiceRequest};
 pub(crate) use kind::{ServiceKind, ServicePortPair};
 use shared::Origin;
 

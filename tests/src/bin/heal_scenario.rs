@@ -21,6 +21,7 @@ fn main() {
     let services: &'static [ServiceRequest] = Box::leak(Box::new([ServiceRequest {
         kind,
         mode: Mode::Shared,
+        jetstream: true,
     }]));
     let config = |name| TestConfig {
         name,

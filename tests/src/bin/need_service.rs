@@ -30,7 +30,11 @@ fn main() {
         "isolated" => Mode::Isolated,
         _ => usage(),
     };
-    let request: &'static [ServiceRequest] = Box::leak(Box::new([ServiceRequest { kind, mode }]));
+    let request: &'static [ServiceRequest] = Box::leak(Box::new([ServiceRequest {
+        kind,
+        mode,
+        jetstream: true,
+    }]));
     let config = TestConfig {
         name: "need_service::main",
         timeout: Some(std::time::Duration::from_secs(60)),

@@ -1,0 +1,6 @@
+use dynamo_test::dynamo_test;
+
+#[dynamo_test(services(nats(shared, no_jetstream)))]
+async fn t() {}
+
+fn main() {}
