@@ -58,6 +58,13 @@
 //! are gone (ports closed, no keeper answering, no keeper name left
 //! bound), so each harness run is really cold.
 //!
+//! **(4) Healing.** `--heal-runs` times (default 10): a worker process
+//! runs a test that uses the shared etcd (started cold), then waits; this
+//! process SIGKILLs the etcd (an OOM kill, as far as etcd can tell) and
+//! tells the worker to go on; the worker's next test needs etcd, and the
+//! time from the kill to that test's body is the row (detection by the
+//! keeper, the restart under the start lock, health). No target.
+//!
 //! Exit code 1 if a target is missed or a run failed, 2 on a usage error.
 
 use std::fs;
@@ -66,7 +73,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dynamo_test::__private::{run_async, Flavor, TestConfig};
 use dynamo_test::__private::{Mode, ServiceRequest};
@@ -78,10 +85,11 @@ use serde_json::{json, Value};
 
 const CLI: Cli = Cli {
     name: "services_bench",
-    usage: "usage: services_bench [--suite-runs N] [--cold-runs N] [--cluster-runs N] [--tests N] [--threads N]
+    usage: "usage: services_bench [--suite-runs N] [--cold-runs N] [--cluster-runs N] [--heal-runs N] [--tests N] [--threads N]
   --suite-runs N  runs of each suite arm (default 3; 0 skips the suite)
   --cold-runs N   runs of each cold-start arm (default 30; 0 skips them)
   --cluster-runs N  runs of the etcd single/cluster start (default 15; 0 skips them)
+  --heal-runs N     runs of a killed shared etcd restarted for the next test (default 10; 0 skips them)
   --tests N       tests in the suite (default 40)
   --threads N     tests run at a time (default 2)",
 };
@@ -137,12 +145,14 @@ fn run(config: &Config) -> ExitCode {
     let suite = measure_suite(&bench, config);
     let cold = measure_cold(&bench, config);
     let cluster = cluster::measure(&bench, config);
+    let healed = heal::measure(&bench, config);
     let suite_ok = config.suite_runs == 0 || print_suite(config, &suite);
     let cold_ok = config.cold_runs == 0 || print_cold(config, &cold);
     let cluster_ok = config.cluster_runs == 0 || cluster::print(config, &cluster);
+    let heal_ok = config.heal_runs == 0 || heal::print(config, &healed);
     println!();
     print_socket_context();
-    if suite_ok && cold_ok && cluster_ok {
+    if suite_ok && cold_ok && cluster_ok && heal_ok {
         let _ = fs::remove_dir_all(&bench.dir);
         ExitCode::SUCCESS
     } else {
@@ -176,6 +186,7 @@ struct Config {
     suite_runs: usize,
     cold_runs: usize,
     cluster_runs: usize,
+    heal_runs: usize,
     tests: usize,
     threads: usize,
 }
@@ -186,6 +197,7 @@ impl Config {
             suite_runs: 3,
             cold_runs: 30,
             cluster_runs: 15,
+            heal_runs: 10,
             tests: 40,
             threads: 2,
         };
@@ -198,6 +210,7 @@ impl Config {
                 "--suite-runs" => c.suite_runs = n,
                 "--cold-runs" => c.cold_runs = n,
                 "--cluster-runs" => c.cluster_runs = n,
+                "--heal-runs" => c.heal_runs = n,
                 "--tests" => c.tests = at_least_one(n)?,
                 "--threads" => c.threads = at_least_one(n)?,
                 _ => return Err(format!("unknown flag {flag}")),
@@ -772,6 +785,110 @@ mod cluster {
     }
 }
 
+mod heal {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+
+    /// Kill-to-next-body times, and the runs that failed.
+    #[derive(Default)]
+    pub struct Times {
+        healed: Vec<Duration>,
+        errors: Vec<String>,
+    }
+
+    pub fn measure(bench: &Bench, config: &Config) -> Times {
+        let mut times = Times::default();
+        for i in 0..config.heal_runs {
+            match bench.wait_services_gone().and_then(|()| once(bench)) {
+                Ok(t) => times.healed.push(t),
+                Err(e) => times.errors.push(e),
+            }
+            eprintln!(
+                "heal run {}/{}: {}",
+                i + 1,
+                config.heal_runs,
+                fmt_ms(times.healed.last().copied())
+            );
+        }
+        times
+    }
+
+    /// One run: the worker's first test uses the shared etcd; we SIGKILL
+    /// it and note when; the worker's next test reports when its body began.
+    fn once(bench: &Bench) -> Result<Duration, String> {
+        let mut child = Command::new(&bench.exe)
+            .args(["--worker", "heal", "0", "0"])
+            .env(
+                dt_ports::ENV_ETCD_CLIENT_PORT,
+                bench.etcd.client.to_string(),
+            )
+            .env(dt_ports::ENV_ETCD_PEER_PORT, bench.etcd.second.to_string())
+            .env(services::ENV_IDLE_GRACE, GRACE_MS)
+            .env(dynamo_test::admin::ENV_OUTPUT_DIR, bench.dir.join("out"))
+            .env_remove(ServiceKind::Etcd.endpoints_env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("running the worker: {e}"))?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let pid: i32 = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("heal-pid ")?.parse().ok())
+            .ok_or("the worker named no etcd pid")?;
+        // SAFETY: kill has no memory-safety preconditions; the pid is the
+        // etcd our worker's keeper started on the bench's reserved port.
+        if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+            return Err(format!("kill {pid}: {}", std::io::Error::last_os_error()));
+        }
+        let killed = SystemTime::now();
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        writeln!(stdin, "go").map_err(|e| e.to_string())?;
+        let result = lines
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix(RESULT_TAG).map(str::to_string))
+            .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+            .ok_or("the worker printed no result")?;
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if !status.success() || result["failures"] != 0 {
+            return Err(format!("the healed test failed: {result}"));
+        }
+        let body = result["body_unix_ms"].as_f64().ok_or("no body_unix_ms")?;
+        let killed_ms = killed
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| e.to_string())?;
+        Ok(Duration::from_secs_f64(
+            ((body - millis(killed_ms)) / 1e3).max(0.0),
+        ))
+    }
+
+    pub fn print(config: &Config, times: &Times) -> bool {
+        println!(
+            "\n(4) shared etcd SIGKILLed between two tests of one process: kill to the next \
+             test's body (restarted by it); {} runs.\n",
+            config.heal_runs
+        );
+        let s = Summary::of(&times.healed);
+        println!(
+            "{:<58} {:>4} {:>9} {:>9} {:>9}",
+            "row", "runs", "p50", "min", "max"
+        );
+        println!(
+            "{:<58} {:>4} {:>9} {:>9} {:>9}",
+            "shared instance killed, next test restarted",
+            times.healed.len(),
+            fmt_ms(s.map(|s| s.p50)),
+            fmt_ms(s.map(|s| s.min)),
+            fmt_ms(s.map(|s| s.max))
+        );
+        for e in &times.errors {
+            println!("FAILED heal run: {e}");
+        }
+        times.errors.is_empty()
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Statistics and formatting
 // ---------------------------------------------------------------------------
@@ -1005,6 +1122,11 @@ mod worker {
             jetstream: true,
         },
     ];
+    static SHARED_ETCD: [ServiceRequest; 1] = [ServiceRequest {
+        kind: ServiceKind::Etcd,
+        mode: Mode::Shared,
+        jetstream: true,
+    }];
     static ETCD_SINGLE: [ServiceRequest; 1] = [ServiceRequest {
         kind: ServiceKind::Etcd,
         mode: Mode::Isolated,
@@ -1045,6 +1167,7 @@ mod worker {
             "cold" => cold("services_bench::cold_start", &SHARED),
             "etcd-single" => cold("services_bench::etcd_single", &ETCD_SINGLE),
             "etcd-cluster" => cold("services_bench::etcd_cluster", &ETCD_CLUSTER),
+            "heal" => heal(),
             other => {
                 eprintln!("unknown worker job {other}");
                 return ExitCode::from(2);
@@ -1086,6 +1209,30 @@ mod worker {
         })
     }
 
+    /// Two tests needing the shared etcd: after the first, prints the
+    /// etcd's pid and waits for a line on stdin (the bench kills the etcd
+    /// meanwhile); the second's body start is the result (unix ms).
+    fn heal() -> Value {
+        let first = run_test("services_bench::heal_first", &SHARED_ETCD, false);
+        let pid = dynamo_test::admin::listeners(etcd_port())
+            .first()
+            .and_then(|l| l.pid)
+            .unwrap_or(0);
+        println!("heal-pid {pid}");
+        let _ = std::io::stdin().lines().next();
+        let second = run_test("services_bench::heal_second", &SHARED_ETCD, false);
+        let body = second.body_at.unwrap_or(UNIX_EPOCH);
+        json!({
+            "failures": usize::from(!first.passed) + usize::from(!second.passed),
+            "body_unix_ms": millis(body.duration_since(UNIX_EPOCH).unwrap_or_default()),
+        })
+    }
+
+    /// The plan's etcd client port (moved by the bench's env).
+    fn etcd_port() -> u16 {
+        dynamo_test::ServicePorts::from_env().map_or(0, |p| p.etcd_client)
+    }
+
     /// One test with `services` and an empty body: the time to its body is
     /// the harness's start of them.
     fn cold(name: &'static str, services: &'static [ServiceRequest]) -> Value {
@@ -1102,6 +1249,9 @@ mod worker {
         setup: Duration,
         /// Body done -> `run_async` returned (teardown, runtime shutdown).
         teardown: Duration,
+        /// When the body was entered, on the wall clock (other processes
+        /// compare it with their own events).
+        body_at: Option<SystemTime>,
         passed: bool,
     }
 
@@ -1116,10 +1266,13 @@ mod worker {
         };
         let marks: Arc<Mutex<[Option<Instant>; 2]>> = Arc::default();
         let body_marks = marks.clone();
+        let body_at: Arc<Mutex<Option<SystemTime>>> = Arc::default();
+        let body_at_mark = body_at.clone();
         let called = Instant::now();
         let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
             run_async(config, move |ctx: TestContext| async move {
                 body_marks.lock().unwrap()[0] = Some(Instant::now());
+                *body_at_mark.lock().unwrap() = Some(SystemTime::now());
                 let result = if work { workload(&ctx).await } else { Ok(()) };
                 body_marks.lock().unwrap()[1] = Some(Instant::now());
                 Ok(result)
@@ -1127,11 +1280,13 @@ mod worker {
         }));
         let returned = Instant::now();
         let [entered, left] = *marks.lock().unwrap();
+        let body_at = *body_at.lock().unwrap();
         let entered = entered.unwrap_or(returned);
         let left = left.unwrap_or(returned);
         Timing {
             setup: entered - called,
             teardown: returned - left,
+            body_at,
             passed: outcome.is_ok(),
         }
     }

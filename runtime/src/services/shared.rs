@@ -109,16 +109,7 @@ pub(crate) async fn acquire(
             .clone()
     };
     if let Some(in_use) = slot.get() {
-        if in_use.origin == Origin::Harness {
-            if let Some(healed) = heal(kind, ports, in_use).await? {
-                return Ok(healed);
-            }
-        }
-        // Each later test checks health before its body: the instance may have died.
-        health::wait(in_use.probe.as_ref(), LISTENING_GRACE)
-            .await
-            .map_err(|wait| not_answering(kind, ports, in_use.origin, &wait))?;
-        return Ok((in_use.origin, None));
+        return check_or_heal(kind, ports, in_use).await;
     }
     // The first use checks health itself.
     let in_use = slot
@@ -133,6 +124,34 @@ pub(crate) async fn acquire(
         })
         .await?;
     Ok((in_use.origin, None))
+}
+
+/// A later test's look at an instance this process uses: healthy, or
+/// (harness-started) healed once its keeper says it ended. A service killed
+/// a moment ago is silent before its keeper knows: the look goes on for
+/// [`LISTENING_GRACE`], healing as soon as the keeper says goodbye.
+async fn check_or_heal(
+    kind: ServiceKind,
+    ports: ServicePortPair,
+    in_use: &InUse,
+) -> Result<(Origin, Option<String>), Error> {
+    let deadline = Instant::now() + LISTENING_GRACE;
+    loop {
+        if in_use.origin == Origin::Harness {
+            if let Some(healed) = heal(kind, ports, in_use).await? {
+                return Ok(healed);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let look = left.min(Duration::from_millis(50));
+        match health::wait(in_use.probe.as_ref(), look).await {
+            Ok(_) => return Ok((in_use.origin, None)),
+            Err(wait) if left <= look => {
+                return Err(not_answering(kind, ports, in_use.origin, &wait))
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// If our keeper has ended (its service died, it was told to stop), joins
