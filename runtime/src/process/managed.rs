@@ -402,6 +402,13 @@ impl ManagedProcess {
             ));
         }
         group.signal(signal);
+        if signal == Signal::STOP {
+            // The watchdog is a member of the group: it must stay awake to
+            // fire should the test process die while the group is paused.
+            if let Some(watchdog) = &group.watchdog {
+                watchdog.wake();
+            }
+        }
         for escapee in descendants::find(&running.tag, Some(running.pid), running.start_time) {
             let _ = escapee.process.send(signal);
         }

@@ -89,6 +89,14 @@ impl Watchdog {
         })
     }
 
+    /// Sends it SIGCONT (after a SIGSTOP of its group). It is our unreaped
+    /// child, so its pid is its own.
+    pub(crate) fn wake(&self) {
+        if let Some(child) = &self.child {
+            crate::sys::signal::signal_child(child.id(), crate::sys::signal::Signal::CONT);
+        }
+    }
+
     /// Its pid (a member of the group it guards).
     pub(crate) fn pid(&self) -> u32 {
         self.pid

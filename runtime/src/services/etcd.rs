@@ -98,11 +98,17 @@ impl Etcd {
                 Err(e) => said.push(format!("{}: {e}", member.name())),
             }
         }
-        let leader_of = |(_, s): &(usize, Status)| s.leader.clone();
-        let named: Vec<String> = ids.iter().filter_map(leader_of).collect();
+        // The leader a majority of all members names: a member that was
+        // paused may still name itself (an older term) for a moment.
+        let named = |id: &str| {
+            ids.iter()
+                .filter(|(_, s)| s.leader.as_deref() == Some(id))
+                .count()
+        };
+        let majority = self.members().len() / 2 + 1;
         let found = ids
             .iter()
-            .find(|(_, s)| named.contains(&s.member_id))
+            .find(|(_, s)| named(&s.member_id) >= majority)
             .map(|(i, _)| *i);
         found.ok_or_else(|| Error::Service(format!("etcd has no leader now: {}", said.join("; "))))
     }
@@ -243,18 +249,31 @@ impl Etcd {
 
     /// Calls `path` on the first endpoint that can be reached: a member
     /// that refuses the connection (killed, stopped) or does not answer in
-    /// time (paused: after the 5 s request limit) is skipped; an answer
-    /// (even an error) is final.
+    /// time (paused: after the 5 s request limit) is skipped; so is one that
+    /// answers with a passing election error (`leader changed`, `no
+    /// leader`, `request timed out`: a cluster electing), for up to
+    /// [`ELECTION_PATIENCE`]; any other answer (even an error) is final.
     async fn call(&self, path: &str, body: Value) -> Result<Value, Error> {
-        let mut unreachable = Vec::new();
-        for base in self.urls() {
-            match self.call_one(base, path, body.clone()).await {
-                Ok(reply) => return Ok(reply),
-                Err((Reached::Yes, e)) => return Err(e),
-                Err((Reached::No, e)) => unreachable.push(e.to_string()),
+        let deadline = std::time::Instant::now() + ELECTION_PATIENCE;
+        loop {
+            let mut failures = Vec::new();
+            let mut electing = false;
+            for base in self.urls() {
+                match self.call_one(base, path, body.clone()).await {
+                    Ok(reply) => return Ok(reply),
+                    Err((Reached::Yes, e)) if is_election(&e) => {
+                        electing = true;
+                        failures.push(e.to_string());
+                    }
+                    Err((Reached::Yes, e)) => return Err(e),
+                    Err((Reached::No, e)) => failures.push(e.to_string()),
+                }
             }
+            if !electing || std::time::Instant::now() >= deadline {
+                return Err(Error::Service(failures.join("; ")));
+            }
+            crate::sys::real_time::sleep(Duration::from_millis(100)).await;
         }
-        Err(Error::Service(unreachable.join("; ")))
     }
 
     async fn call_one(
@@ -320,6 +339,24 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
         }
     }
     vec![0] // every key
+}
+
+/// How long a call waits out a cluster's election (each member answering
+/// an election error) before it gives up.
+const ELECTION_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Whether an answer is an error of a cluster electing a leader, which
+/// passes: worth asking again.
+fn is_election(e: &Error) -> bool {
+    let text = e.to_string().to_lowercase();
+    [
+        "leader changed",
+        "no leader",
+        "request timed out",
+        "too many requests",
+    ]
+    .iter()
+    .any(|passing| text.contains(passing))
 }
 
 /// etcd's gateway takes and gives bytes fields in standard base64.

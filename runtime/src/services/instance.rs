@@ -266,11 +266,20 @@ async fn from_env(
 ) -> Result<Instance, Error> {
     let probe = endpoint_probe(kind, &endpoints[0]);
     let waited = health::wait(&probe, std::time::Duration::from_secs(10)).await;
-    match &waited {
+    match waited {
         Ok(ready) => ctx.note(&format!("ready: {ready}")),
-        Err(e) => ctx.note(&format!("not ready: {e}")),
+        Err(e) => {
+            return Err(Error::Service(format!(
+                "the {} at {} is external (not started by the harness: named by {}) and does \
+                 not answer: {e}\nthe harness never starts or restarts it: start it, or unset \
+                 {} so that the harness runs its own",
+                kind.name(),
+                endpoints.join(","),
+                kind.endpoints_env(),
+                kind.endpoints_env()
+            )))
+        }
     }
-    waited?;
     Ok(Instance {
         kind,
         endpoints,

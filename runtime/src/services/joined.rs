@@ -23,18 +23,43 @@ pub(crate) struct JoinedKeeper {
     info: KeeperInfo,
     /// Whether this process started it (else it joined another's).
     started_here: bool,
+    /// The keeper's uid, from `SO_PEERCRED`.
+    keeper_uid: Option<u32>,
     /// The keeper's goodbye, once read.
     goodbye: Option<String>,
+    /// The service log's tail when the goodbye was read (the next keeper
+    /// appends to the same file).
+    tail: Option<String>,
 }
 
 impl JoinedKeeper {
-    pub(crate) fn new(stream: UnixStream, info: KeeperInfo, started_here: bool) -> JoinedKeeper {
-        JoinedKeeper {
+    /// `said`: what the keeper sent during the health wait (perhaps its
+    /// goodbye already).
+    pub(crate) fn new(
+        stream: UnixStream,
+        info: KeeperInfo,
+        started_here: bool,
+        keeper_uid: Option<u32>,
+        said: &str,
+    ) -> JoinedKeeper {
+        let mut keeper = JoinedKeeper {
             stream,
             info,
             started_here,
+            keeper_uid,
             goodbye: None,
+            tail: None,
+        };
+        if let Some(reason) = goodbye_in(said) {
+            keeper.said_goodbye(reason);
         }
+        keeper
+    }
+
+    fn said_goodbye(&mut self, reason: String) {
+        let log = std::path::Path::new(&self.info.log);
+        self.tail = Some(keeper_log_tail(log, self.keeper_uid));
+        self.goodbye = Some(reason);
     }
 
     /// Whether this process started it.
@@ -53,7 +78,8 @@ impl JoinedKeeper {
     /// `no user left for 2s`, ... (`closed` when it said nothing).
     pub(crate) fn goodbye(&mut self) -> Option<&str> {
         if self.goodbye.is_none() && self.is_gone() {
-            self.goodbye = Some(read_goodbye(&self.stream));
+            let reason = read_goodbye(&self.stream);
+            self.said_goodbye(reason);
         }
         self.goodbye.as_deref()
     }
@@ -78,13 +104,17 @@ impl JoinedKeeper {
     pub(crate) fn death_note(&mut self, kind: ServiceKind) -> Option<String> {
         let goodbye = self.goodbye()?.to_string();
         let what = self.describe(kind);
-        let log = std::path::Path::new(&self.info.log);
-        let tail = crate::process::tail(log, crate::process::TAIL_LINES);
+        let log = &self.info.log;
+        let tail = self.tail.clone().unwrap_or_default();
         Some(match goodbye.strip_prefix("died: ") {
             Some(how) => format!(
-                "{what} died during the test: {how}\nlog {}:\n{tail}\n\
-                 the next test that needs it restarts it",
-                log.display()
+                "{what} died during the test: {how}\nlog {log}:\n{tail}\n\
+                 the next test that needs it restarts it"
+            ),
+            // Killed without a word: its service may run on, keeperless.
+            None if goodbye == "closed" => format!(
+                "the keeper of {what} ended without a word (killed?) during the test; its \
+                 service may still run without it (`dynamo-test clean` stops it)\nlog {log}:\n{tail}"
             ),
             None => format!(
                 "{what} was stopped during the test: {goodbye}; the next test that needs it \
@@ -92,6 +122,13 @@ impl JoinedKeeper {
             ),
         })
     }
+}
+
+/// The reason in a `bye <reason>` line of `said`, if there is one.
+fn goodbye_in(said: &str) -> Option<String> {
+    said.lines()
+        .find_map(|l| l.strip_prefix("bye "))
+        .map(|r| r.trim().to_string())
 }
 
 /// What a gone keeper sent after its answer to `use`: `bye <reason>`.
@@ -107,8 +144,29 @@ fn read_goodbye(stream: &UnixStream) -> String {
             said.extend_from_slice(&buf[..n]);
         }
     }
-    let said = String::from_utf8_lossy(&said);
-    said.lines()
-        .find_map(|l| l.strip_prefix("bye "))
-        .map_or_else(|| "closed".to_string(), |r| r.trim().to_string())
+    goodbye_in(&String::from_utf8_lossy(&said)).unwrap_or_else(|| "closed".to_string())
+}
+
+/// The tail of a joined keeper's log, whose path the keeper itself named:
+/// shown only if it is a regular file (not a symlink) of the keeper's
+/// uid, so that another user's keeper cannot make us print a file of ours.
+pub(crate) fn keeper_log_tail(log: &std::path::Path, keeper_uid: Option<u32>) -> String {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // Not a symlink; and a FIFO must not block the open.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(log);
+    let Ok(file) = file else {
+        return "(cannot open it, or it is a symlink)".to_string();
+    };
+    match (file.metadata(), keeper_uid) {
+        (Ok(meta), Some(uid)) if meta.is_file() && meta.uid() == uid => {
+            crate::process::tail_of(file, crate::process::TAIL_LINES)
+        }
+        _ => format!(
+            "(not shown: not a regular file of the keeper's uid {})",
+            keeper_uid.map_or("(unknown)".to_string(), |u| u.to_string())
+        ),
+    }
 }

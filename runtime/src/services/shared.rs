@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::binaries;
-use super::joined::JoinedKeeper;
+use super::joined::{keeper_log_tail, JoinedKeeper};
 use super::keeper::protocol::{self, Contact, Hello, KeeperInfo};
 use super::keeper::{self, Spec};
 use super::kind::{ServiceKind, ServicePortPair};
@@ -307,7 +307,11 @@ async fn decide(
     }
     let joined = start(kind, ports).await?;
     drop(start_lock);
-    let keeper = wait_healthy(kind, ports, joined, true).await?;
+    let keeper = match wait_healthy(kind, ports, joined, true).await? {
+        Health::Ready(keeper) => keeper,
+        // Ours died before it was healthy: that is the answer.
+        Health::KeeperEnded(e) | Health::Failed(e) => return Err(e),
+    };
     Ok(Some(Found {
         origin: Origin::Harness,
         keeper,
@@ -325,7 +329,13 @@ async fn join(
     let Some(joined) = register(kind, ports, hello, stream).await? else {
         return Ok(None);
     };
-    let keeper = wait_healthy(kind, ports, joined, false).await?;
+    let keeper = match wait_healthy(kind, ports, joined, false).await? {
+        Health::Ready(keeper) => keeper,
+        // Its service died (the keeper still answered a moment ago): look
+        // again, and start it if nobody does.
+        Health::KeeperEnded(_) => return Ok(None),
+        Health::Failed(e) => return Err(e),
+    };
     Ok(Some(Found {
         origin: Origin::Harness,
         keeper,
@@ -391,7 +401,7 @@ async fn wait_healthy(
     ports: ServicePortPair,
     joined: Joined,
     started_here: bool,
-) -> Result<Option<JoinedKeeper>, Error> {
+) -> Result<Health, Error> {
     let Joined { info, stream } = joined;
     // The uid the kernel saw listen, not the one the hello claims.
     let keeper_uid = unix_socket::peer(&stream).map(|(_, uid)| uid);
@@ -410,20 +420,40 @@ async fn wait_healthy(
         .watch(&watch)
         .run()
         .await;
+    let said = String::from_utf8_lossy(&lock(&watch.said)).into_owned();
     let keeper = watch
         .stream
         .into_std()
         .ok()
-        .map(|stream| JoinedKeeper::new(stream, info.clone(), started_here));
-    waited.map(|_| keeper).map_err(|wait| {
-        Error::Service(format!(
-            "the shared {} on port {} (keeper pid {}, uid {}) did not become healthy: {wait}",
-            kind.name(),
-            ports.client,
-            info.keeper_pid,
-            info.keeper_uid
-        ))
-    })
+        .map(|stream| JoinedKeeper::new(stream, info.clone(), started_here, keeper_uid, &said));
+    match waited {
+        Ok(_) => Ok(Health::Ready(keeper)),
+        Err(wait) => {
+            let error = Error::Service(format!(
+                "the shared {} on port {} (keeper pid {}, uid {}) did not become healthy: {wait}",
+                kind.name(),
+                ports.client,
+                info.keeper_pid,
+                info.keeper_uid
+            ));
+            let ended = keeper.is_some_and(|k| k.is_gone());
+            Ok(if ended {
+                Health::KeeperEnded(error)
+            } else {
+                Health::Failed(error)
+            })
+        }
+    }
+}
+
+/// How a wait for a joined instance's health ended.
+enum Health {
+    /// Healthy, with the keeper's connection.
+    Ready(Option<JoinedKeeper>),
+    /// Its keeper ended meanwhile (its service died): a joiner looks again.
+    KeeperEnded(Error),
+    /// Not healthy in time.
+    Failed(Error),
 }
 
 /// The keeper's connection, watched during a health wait: it says `bye`
@@ -478,30 +508,6 @@ impl Watch for KeeperWatch {
             log.display(),
             keeper_log_tail(log, self.keeper_uid)
         )
-    }
-}
-
-/// The tail of a joined keeper's log, whose path the keeper itself named:
-/// shown only if it is a regular file (not a symlink) of the keeper's
-/// uid, so that another user's keeper cannot make us print a file of ours.
-fn keeper_log_tail(log: &std::path::Path, keeper_uid: Option<u32>) -> String {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        // Not a symlink; and a FIFO must not block the open.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(log);
-    let Ok(file) = file else {
-        return "(cannot open it, or it is a symlink)".to_string();
-    };
-    match (file.metadata(), keeper_uid) {
-        (Ok(meta), Some(uid)) if meta.is_file() && meta.uid() == uid => {
-            crate::process::tail_of(file, crate::process::TAIL_LINES)
-        }
-        _ => format!(
-            "(not shown: not a regular file of the keeper's uid {})",
-            keeper_uid.map_or("(unknown)".to_string(), |u| u.to_string())
-        ),
     }
 }
 

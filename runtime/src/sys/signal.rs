@@ -106,6 +106,15 @@ pub(crate) fn signal_child_group(leader: u32, signal: Signal) -> bool {
     pid_of(leader).is_some_and(|pgid| rustix::process::kill_process_group(pgid, signal).is_ok())
 }
 
+/// Sends `signal` to our child `pid`, only while it is unreaped (so the
+/// number is still its own). Whether it was sent.
+pub(crate) fn signal_child(pid: u32, signal: Signal) -> bool {
+    if child_state(pid) == ChildState::NotOurs {
+        return false;
+    }
+    pid_of(pid).is_some_and(|p| rustix::process::kill_process(p, signal).is_ok())
+}
+
 /// A pidfd: a handle on one process, readable once it has exited (a
 /// wait on it can never be about a later holder of its number).
 pub(crate) struct PidFd(std::os::fd::OwnedFd);
