@@ -11,27 +11,60 @@ use dynamo_test::admin::ServiceKind;
 use dynamo_test::{dynamo_test, Port};
 use dynamo_test_suite::plan_env;
 
-fn heals(kind: ServiceKind, client: &Port, second: &Port, out: &std::path::Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heal_scenario"))
-        .arg(kind.name())
-        .envs(plan_env(kind, client, second))
-        .env("DYNAMO_TEST_OUTPUT_DIR", out)
-        .env("DYNAMO_TEST_SERVICE_GRACE_MS", "300")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let pid: i32 = loop {
-        let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no pid: {seen}");
-        if let Some(pid) = line.trim().strip_prefix("using ") {
-            break pid.parse().unwrap();
+/// A running `heal_scenario`: its first test has the service and waits.
+struct Scenario {
+    child: std::process::Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    /// What it printed so far.
+    seen: String,
+    /// The service pid its first test named (`using <pid>`).
+    pid: i32,
+}
+
+impl Scenario {
+    /// Starts it on the moved ports and reads up to its `using` line.
+    fn start(kind: ServiceKind, client: &Port, second: &Port, out: &std::path::Path) -> Scenario {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_heal_scenario"))
+            .arg(kind.name())
+            .envs(plan_env(kind, client, second))
+            .env("DYNAMO_TEST_OUTPUT_DIR", out)
+            .env("DYNAMO_TEST_SERVICE_GRACE_MS", "300")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        let pid = loop {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "no pid: {seen}");
+            seen.push_str(&line);
+            if let Some(pid) = line.trim().strip_prefix("using ") {
+                break pid.parse().unwrap();
+            }
+        };
+        Scenario {
+            child,
+            stdout,
+            seen,
+            pid,
         }
-        seen.push_str(&line);
-    };
+    }
+
+    /// Lets its first test go on; everything it printed, and its exit code.
+    fn finish(mut self) -> (String, Option<i32>) {
+        writeln!(self.child.stdin.take().unwrap(), "go").unwrap();
+        std::io::Read::read_to_string(&mut self.stdout, &mut self.seen).unwrap();
+        let out = self.child.wait_with_output().unwrap();
+        let all = format!("{}{}", self.seen, String::from_utf8_lossy(&out.stderr));
+        (all, out.status.code())
+    }
+}
+
+fn heals(kind: ServiceKind, client: &Port, second: &Port, out: &std::path::Path) {
+    let scenario = Scenario::start(kind, client, second, out);
+    let (pid, seen) = (scenario.pid, scenario.seen.clone());
     let command = dynamo_test::admin::procfs::command_line(pid as u32).unwrap_or_default();
     assert!(
         command.contains(kind.program()),
@@ -48,14 +81,9 @@ fn heals(kind: ServiceKind, client: &Port, second: &Port, out: &std::path::Path)
             && !dynamo_test::admin::is_listening(client.get())
     });
     assert!(gone, "pid {pid} or port {client} still there after SIGKILL");
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    let mut rest = seen;
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let all = format!("{rest}{err}");
-    assert_eq!(out.status.code(), Some(0), "{all}");
-    assert!(rest.contains("second: ok"), "{all}");
+    let (all, code) = scenario.finish();
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("second: ok"), "{all}");
     // The restarted instance is another process.
     assert!(
         !all.contains(&format!(
@@ -128,31 +156,14 @@ async fn a_stopped_external_etcd_is_named_external_and_never_restarted(
         .start()
         .await
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_heal_scenario"))
-        .arg("etcd")
-        .envs(plan_env(ServiceKind::Etcd, &client, &peer))
-        .env("DYNAMO_TEST_OUTPUT_DIR", ctx.output_dir().join("out"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut rest = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no pid: {rest}");
-        let using = line.starts_with("using ");
-        rest.push_str(&line);
-        if using {
-            break;
-        }
-    }
+    let scenario = Scenario::start(
+        ServiceKind::Etcd,
+        &client,
+        &peer,
+        &ctx.output_dir().join("out"),
+    );
     external.stop().await.unwrap();
-    writeln!(child.stdin.take().unwrap(), "go").unwrap();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let all = format!("{rest}{}", String::from_utf8_lossy(&out.stderr));
+    let (all, _) = scenario.finish();
     assert!(all.contains("(SharedExternal)"), "{all}");
     let external_named = format!(
         "the etcd at {url} is external (not started by the harness: a healthy etcd was \

@@ -653,17 +653,7 @@ fn print_cold(config: &Config, times: &ColdTimes) -> bool {
             Summary::of(&times.restart),
         ),
     ];
-    for (name, count, s) in rows {
-        println!(
-            "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
-            name,
-            count,
-            fmt_ms(s.map(|s| s.p50)),
-            fmt_ms(s.map(|s| s.min)),
-            fmt_ms(s.map(|s| s.max)),
-            fmt_ms(s.map(|s| s.mean))
-        );
-    }
+    print_rows(&rows);
     let mut ok = times.errors.is_empty();
     if let (Some(h), Some(d)) = (harness, both) {
         let extra = millis(h.p50) - millis(d.p50);
@@ -757,17 +747,7 @@ mod cluster {
                 cluster,
             ),
         ];
-        for (name, count, s) in rows {
-            println!(
-                "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
-                name,
-                count,
-                fmt_ms(s.map(|s| s.p50)),
-                fmt_ms(s.map(|s| s.min)),
-                fmt_ms(s.map(|s| s.max)),
-                fmt_ms(s.map(|s| s.mean))
-            );
-        }
+        print_rows(&rows);
         let mut ok = times.errors.is_empty();
         if let (Some(c), Some(s)) = (cluster, single) {
             let ratio = millis(c.p50) / millis(s.p50);
@@ -869,19 +849,12 @@ mod heal {
              test's body (restarted by it); {} runs.\n",
             config.heal_runs
         );
-        let s = Summary::of(&times.healed);
-        println!(
-            "{:<58} {:>4} {:>9} {:>9} {:>9}",
-            "row", "runs", "p50", "min", "max"
-        );
-        println!(
-            "{:<58} {:>4} {:>9} {:>9} {:>9}",
+        print_header();
+        print_rows(&[(
             "shared instance killed, next test restarted",
             times.healed.len(),
-            fmt_ms(s.map(|s| s.p50)),
-            fmt_ms(s.map(|s| s.min)),
-            fmt_ms(s.map(|s| s.max))
-        );
+            Summary::of(&times.healed),
+        )]);
         for e in &times.errors {
             println!("FAILED heal run: {e}");
         }
@@ -912,6 +885,29 @@ impl Summary {
             max: sorted[sorted.len() - 1],
             mean: sorted.iter().sum::<Duration>() / sorted.len() as u32,
         })
+    }
+}
+
+/// The header of a table of [`print_rows`].
+fn print_header() {
+    println!(
+        "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
+        "arm", "runs", "p50", "min", "max", "mean"
+    );
+}
+
+/// One line per `(name, runs, summary)`.
+fn print_rows(rows: &[(&str, usize, Option<Summary>)]) {
+    for (name, count, s) in rows {
+        println!(
+            "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
+            name,
+            count,
+            fmt_ms(s.map(|s| s.p50)),
+            fmt_ms(s.map(|s| s.min)),
+            fmt_ms(s.map(|s| s.max)),
+            fmt_ms(s.map(|s| s.mean))
+        );
     }
 }
 
