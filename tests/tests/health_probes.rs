@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use dynamo_test::health::{self, Probe, WaitError};
 use dynamo_test::{dynamo_test, Port, TestContext};
 use dynamo_test_suite::servers::{
-    response, serve, serve_closing, serve_recording, Behaviour, Requests,
+    response, serve, serve_closing, serve_recording, serve_requests, Behaviour, Requests,
 };
 
 const LIMIT: Duration = Duration::from_millis(700);
@@ -403,5 +403,51 @@ async fn context_waits_are_logged_with_their_duration() {
     assert!(
         digits.parse::<f64>().is_ok() && took.ends_with('s'),
         "{took:?}"
+    );
+}
+
+/// A model listed is not yet a model routed: the completion probe retries
+/// "model not found" and 503, and is ready on the first 200. Each attempt
+/// is a POST of a one-token completion for the model.
+#[dynamo_test]
+async fn a_completion_probe_waits_until_the_model_is_routable(api: Port) {
+    let base = api.url("");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    serve_requests(api.into_tokio_listener().unwrap(), move |n, request| {
+        record.lock().unwrap().push(request.to_string());
+        Behaviour::Respond(match n {
+            0 | 1 => response(404, "", r#"{"error":{"message":"model not found: tiny"}}"#),
+            2 => response(503, "", r#"{"error":"warming up"}"#),
+            _ => response(200, "", r#"{"choices":[{"text":"o"}]}"#),
+        })
+    });
+    let ready = health::openai_completion(&base, "tiny")
+        .wait(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(ready.attempts, 4);
+    let first = seen.lock().unwrap()[0].clone();
+    assert!(first.starts_with("POST /v1/completions "), "{first}");
+    assert!(first.contains(r#""model":"tiny""#), "{first}");
+    assert!(first.contains(r#""max_tokens":1"#), "{first}");
+}
+
+#[dynamo_test]
+async fn a_completion_probe_gives_up_at_once_on_another_error(api: Port) {
+    let base = api.url("");
+    serve(api.into_tokio_listener().unwrap(), |_| {
+        Behaviour::Respond(response(400, "", r#"{"error":"prompt must not be empty"}"#))
+    });
+    let err = health::openai_completion(&base, "tiny")
+        .wait(Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.attempts, 1, "{err}");
+    let fatal = err.fatal.clone().unwrap_or_default();
+    assert!(fatal.contains("HTTP 400"), "{err}");
+    assert!(
+        fatal.contains("prompt must not be empty"),
+        "the body says why: {err}"
     );
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::combinators::{all, All};
 use super::http::{http, one_line, HttpProbe, Judge};
@@ -222,6 +222,32 @@ fn judge_models(wanted: &[String], status: u16, body: &str) -> Check {
     }
 }
 
+/// A model is *routable*, not only listed: `POST {base_url}/v1/completions`
+/// of a one-token completion for `model` answers 200. Listing a model does
+/// not mean its first completion is served (Dynamo's frontend may answer 404
+/// "model not found" for a while after `/v1/models` lists it): 404, 503 and
+/// a "model not found" answer are retried; any other status ends the wait
+/// at once with the body, which says what is wrong.
+pub fn openai_completion(base_url: &str, model: &str) -> HttpProbe {
+    let body = json!({"model": model, "prompt": "ping", "max_tokens": 1}).to_string();
+    http(join(base_url, "/v1/completions"))
+        .method("POST")
+        .header("content-type", "application/json")
+        .body(body)
+        .label(format!("a one-token completion of model {model:?}"))
+        .judge(Arc::new(judge_completion))
+}
+
+fn judge_completion(status: u16, body: &str) -> Check {
+    let not_found = body.to_lowercase().contains("model not found");
+    match status {
+        200 => Check::Ready,
+        404 | 503 => Check::not_ready(format!("HTTP {status} {}", one_line(body, 120))),
+        _ if not_found => Check::not_ready(format!("HTTP {status} {}", one_line(body, 120))),
+        _ => Check::fatal(format!("HTTP {status}: {}", one_line(body, 400))),
+    }
+}
+
 /// Probe: a Dynamo frontend's `/health` says `"status":"healthy"`, and
 /// optionally lists an endpoint.
 #[derive(Clone)]
@@ -316,6 +342,26 @@ fn join(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_completion_is_ready_on_200_retried_on_404_503_and_model_not_found() {
+        assert!(matches!(judge_completion(200, "{}"), Check::Ready));
+        for (status, body) in [
+            (404, r#"{"error":"no such route"}"#),
+            (503, "loading"),
+            (400, r#"{"error":{"message":"Model not found: tiny"}}"#),
+        ] {
+            let check = judge_completion(status, body);
+            assert!(
+                matches!(check, Check::NotReady { .. }),
+                "{status}: {}",
+                reason(check)
+            );
+        }
+        let fatal = judge_completion(400, r#"{"error":"max_tokens must be positive"}"#);
+        assert!(matches!(fatal, Check::Fatal { .. }));
+        assert!(reason(fatal).contains("HTTP 400: {\"error\":\"max_tokens must be positive\"}"));
+    }
 
     fn reason(c: Check) -> String {
         match c {
