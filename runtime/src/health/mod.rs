@@ -37,7 +37,8 @@ pub use combinators::{all, any, from_fn, All, Any, FnProbe};
 pub use http::{http, HttpProbe, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS};
 pub use nats_greeting::{nats_client, NatsGreetingProbe};
 pub use services::{
-    dynamo_frontend, etcd, nats_monitor, openai_completion, openai_models, EtcdProbe, FrontendProbe,
+    dynamo_frontend, dynamo_worker, etcd, nats_monitor, openai_completion, openai_models,
+    EtcdProbe, FrontendProbe,
 };
 pub use tcp::{tcp, TcpProbe};
 pub(crate) use wait::deadline_after;

@@ -248,6 +248,30 @@ fn judge_completion(status: u16, body: &str) -> Check {
     }
 }
 
+/// A Dynamo worker is ready: `GET {system_url}/health` on its system port
+/// (`DYN_SYSTEM_PORT`) answers 200 with `"status":"ready"` (what Dynamo's
+/// own tests wait for, with `DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS` naming
+/// its endpoints). Anything else is retried, with the answer as the reason.
+pub fn dynamo_worker(system_url: &str) -> HttpProbe {
+    http(join(system_url, "/health"))
+        .label(format!("Dynamo worker ready ({system_url}/health)"))
+        .judge(Arc::new(judge_worker))
+}
+
+fn judge_worker(status: u16, body: &str) -> Check {
+    let said = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("status")?.as_str().map(str::to_string));
+    if status == 200 && said.as_deref() == Some("ready") {
+        Check::Ready
+    } else {
+        Check::not_ready(format!(
+            "worker not ready: HTTP {status} {}",
+            one_line(body, 120)
+        ))
+    }
+}
+
 /// Probe: a Dynamo frontend's `/health` says `"status":"healthy"`, and
 /// optionally lists an endpoint.
 #[derive(Clone)]
@@ -342,6 +366,25 @@ fn join(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_worker_is_ready_only_when_it_says_ready() {
+        assert!(matches!(
+            judge_worker(200, r#"{"status":"ready"}"#),
+            Check::Ready
+        ));
+        for (status, body) in [
+            (200, r#"{"status":"notready"}"#),
+            (503, r#"{"status":"ready"}"#),
+            (200, "ok"),
+        ] {
+            let check = judge_worker(status, body);
+            assert!(
+                reason(check).starts_with("worker not ready: HTTP"),
+                "{status} {body}"
+            );
+        }
+    }
 
     #[test]
     fn a_completion_is_ready_on_200_retried_on_404_503_and_model_not_found() {
