@@ -135,18 +135,21 @@ async fn check_or_heal(
     ports: ServicePortPair,
     in_use: &InUse,
 ) -> Result<(Origin, Option<String>), Error> {
-    let deadline = Instant::now() + LISTENING_GRACE;
+    const LOOK: Duration = Duration::from_millis(50);
+    // Counted from the first look, not from a wait for another test's heal.
+    let mut deadline = None;
     loop {
         if in_use.origin == Origin::Harness {
             if let Some(healed) = heal(kind, ports, in_use).await? {
                 return Ok(healed);
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let look = left.min(Duration::from_millis(50));
-        match health::wait(in_use.probe.as_ref(), look).await {
+        let now = Instant::now();
+        let last = now >= *deadline.get_or_insert(now + LISTENING_GRACE);
+        match health::wait(in_use.probe.as_ref(), LOOK).await {
             Ok(_) => return Ok((in_use.origin, None)),
-            Err(wait) if left <= look => {
+            // Out of time, or an answer that no wait changes.
+            Err(wait) if last || wait.fatal.is_some() => {
                 return Err(not_answering(kind, ports, in_use.origin, &wait))
             }
             Err(_) => {}
