@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::binaries;
 use super::instance::Host;
-use super::kind::{ServiceKind, ServicePortPair};
+use super::kind::{etcd_member_args, ServiceKind, ServicePortPair};
 use crate::error::Error;
 use crate::health::{self, EtcdProbe, Probe};
 use crate::process::ManagedProcess;
@@ -194,31 +194,15 @@ impl Plan {
     /// Member `i`'s arguments: loopback only, its own data dir, a new
     /// cluster of every member, the single member's fast elections.
     fn args(&self, i: usize, data_dir: &std::path::Path) -> Vec<String> {
-        let ports = self.ports[i];
-        let client = ServiceKind::Etcd.client_url(ports);
-        let peer = format!("http://127.0.0.1:{}", ports.second);
-        vec![
-            "--name".into(),
-            member_name(i),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--listen-client-urls".into(),
-            client.clone(),
-            "--advertise-client-urls".into(),
-            client,
-            "--listen-peer-urls".into(),
-            peer.clone(),
-            "--initial-advertise-peer-urls".into(),
-            peer,
-            "--initial-cluster".into(),
-            self.initial_cluster.clone(),
+        let name = member_name(i);
+        let mut args = etcd_member_args(&name, self.ports[i], data_dir, &self.initial_cluster);
+        args.extend([
             "--initial-cluster-state".into(),
             "new".into(),
             "--initial-cluster-token".into(),
             self.token.clone(),
-            "--heartbeat-interval=10".into(),
-            "--election-timeout=100".into(),
-        ]
+        ]);
+        args
     }
 }
 

@@ -144,26 +144,8 @@ impl ServiceKind {
         let data = data_dir.display().to_string();
         match self {
             ServiceKind::Etcd => {
-                let client = format!("http://127.0.0.1:{}", ports.client);
-                let peer = format!("http://127.0.0.1:{}", ports.second);
-                vec![
-                    "--name".into(),
-                    "dynamo-test".into(),
-                    "--data-dir".into(),
-                    data,
-                    "--listen-client-urls".into(),
-                    client.clone(),
-                    "--advertise-client-urls".into(),
-                    client,
-                    "--listen-peer-urls".into(),
-                    peer.clone(),
-                    "--initial-advertise-peer-urls".into(),
-                    peer.clone(),
-                    "--initial-cluster".into(),
-                    format!("dynamo-test={peer}"),
-                    "--heartbeat-interval=10".into(),
-                    "--election-timeout=100".into(),
-                ]
+                let cluster = format!("dynamo-test=http://127.0.0.1:{}", ports.second);
+                etcd_member_args("dynamo-test", ports, data_dir, &cluster)
             }
             ServiceKind::Nats => vec![
                 "-a".into(),
@@ -179,6 +161,37 @@ impl ServiceKind {
             ],
         }
     }
+}
+
+/// One etcd member's arguments: loopback only, its own data dir, the
+/// `initial_cluster` it belongs to (`name=peer URL,...`), fast elections
+/// (healthy in tens of milliseconds).
+pub(crate) fn etcd_member_args(
+    name: &str,
+    ports: ServicePortPair,
+    data_dir: &Path,
+    initial_cluster: &str,
+) -> Vec<String> {
+    let client = format!("http://127.0.0.1:{}", ports.client);
+    let peer = format!("http://127.0.0.1:{}", ports.second);
+    vec![
+        "--name".into(),
+        name.into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--listen-client-urls".into(),
+        client.clone(),
+        "--advertise-client-urls".into(),
+        client,
+        "--listen-peer-urls".into(),
+        peer.clone(),
+        "--initial-advertise-peer-urls".into(),
+        peer,
+        "--initial-cluster".into(),
+        initial_cluster.into(),
+        "--heartbeat-interval=10".into(),
+        "--election-timeout=100".into(),
+    ]
 }
 
 /// NATS's JetStream arguments, last in its command line: `-js -sd <dir>`.
