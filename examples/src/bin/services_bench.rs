@@ -620,10 +620,7 @@ fn print_cold(config: &Config, times: &ColdTimes) -> bool {
          instance's ports closed and no keeper answering for them.\n",
         config.cold_runs
     );
-    println!(
-        "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
-        "arm", "runs", "p50", "min", "max", "mean"
-    );
+    print_header();
     let both = Summary::of(&times.both);
     let harness = Summary::of(&times.harness);
     let rows = [
@@ -729,10 +726,7 @@ mod cluster {
              ports; {} runs per arm, interleaved.\n",
             config.cluster_runs
         );
-        println!(
-            "{:<58} {:>4} {:>9} {:>9} {:>9} {:>9}",
-            "arm", "runs", "p50", "min", "max", "mean"
-        );
+        print_header();
         let single = Summary::of(&times.single);
         let cluster = Summary::of(&times.cluster);
         let rows = [
