@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::io;
 use std::os::unix::net::UnixDatagram;
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::range::PortRange;
@@ -62,7 +61,7 @@ impl Holder {
     pub(crate) fn me(label: &str) -> Holder {
         Holder {
             pid: std::process::id(),
-            pid_namespace: own_pid_namespace(),
+            pid_namespace: procfs::own_pid_namespace(),
             label: label.to_string(),
             since: SystemTime::now(),
             command: None,
@@ -71,7 +70,7 @@ impl Holder {
 
     /// Whether `pid` names the holder in this process's PID namespace.
     pub fn in_our_pid_namespace(&self) -> bool {
-        self.pid_namespace.is_some() && self.pid_namespace == own_pid_namespace()
+        self.pid_namespace.is_some() && self.pid_namespace == procfs::own_pid_namespace()
     }
 }
 
@@ -200,7 +199,7 @@ impl Names {
     pub(crate) fn live(&self) -> io::Result<Vec<Reservation>> {
         let start = format!("{}/", self.prefix);
         let names = abstract_socket::bound_names(start.as_bytes())?;
-        Ok(self.decode(&names, own_pid_namespace()))
+        Ok(self.decode(&names, procfs::own_pid_namespace()))
     }
 
     /// Live reservations in `range`.
@@ -305,19 +304,6 @@ fn shorten(text: &str, max: usize) -> String {
     }
     let cut: String = text.chars().take(max).collect();
     format!("{cut}...")
-}
-
-/// This process's PID namespace, read once per process (a fork without
-/// exec reads it again).
-fn own_pid_namespace() -> Option<u64> {
-    static OWN: OnceLock<(u32, Option<u64>)> = OnceLock::new();
-    let pid = std::process::id();
-    let (cached_pid, ns) = *OWN.get_or_init(|| (pid, procfs::own_pid_namespace()));
-    if cached_pid == pid {
-        ns
-    } else {
-        procfs::own_pid_namespace()
-    }
 }
 
 #[cfg(test)]

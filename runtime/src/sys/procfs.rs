@@ -75,8 +75,19 @@ pub fn pid_namespace(pid: u32) -> Option<u64> {
 }
 
 /// The inode of this process's own PID namespace (see [`pid_namespace`]).
+///
+/// Read once per process (each reservation's holder record names it); a
+/// child forked without exec reads it again.
 pub fn own_pid_namespace() -> Option<u64> {
-    fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino())
+    static OWN: std::sync::OnceLock<(u32, Option<u64>)> = std::sync::OnceLock::new();
+    let read = || fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino());
+    let pid = std::process::id();
+    let (cached_pid, ns) = *OWN.get_or_init(|| (pid, read()));
+    if cached_pid == pid {
+        ns
+    } else {
+        read()
+    }
 }
 
 /// Whether /proc shows this process's own PID namespace, so that its pids
