@@ -101,8 +101,9 @@ macro_rules! port_tests {
 /// Waits (up to 2 s) for a line of `process`'s log starting with `prefix`;
 /// returns the rest of it. Panics with the log tail otherwise.
 pub async fn wait_for_line(process: &dynamo_test::ManagedProcess, prefix: &str) -> String {
-    let pattern = dynamo_test::process::LogPattern::regex(&format!("^{}", regex_escape(prefix)))
-        .expect("an escaped prefix is a regex");
+    let pattern =
+        dynamo_test::process::LogPattern::regex(&format!("^{}", regex_lite::escape(prefix)))
+            .expect("an escaped prefix is a regex");
     match process
         .wait_for_log(pattern, std::time::Duration::from_secs(60))
         .await
@@ -110,19 +111,6 @@ pub async fn wait_for_line(process: &dynamo_test::ManagedProcess, prefix: &str) 
         Ok(line) => line.strip_prefix(prefix).unwrap_or(&line).to_string(),
         Err(e) => panic!("no line starting with {prefix:?}: {e}"),
     }
-}
-
-/// `text` with regex metacharacters escaped.
-fn regex_escape(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$".contains(c);
-            special
-                .then_some('\\')
-                .into_iter()
-                .chain(std::iter::once(c))
-        })
-        .collect()
 }
 
 /// Whether `done` holds within `limit`, asked every 10 ms (fine enough for
