@@ -35,6 +35,10 @@ pub enum Error {
     /// A service (etcd, NATS) could not be found, started or reached.
     #[error("{0}")]
     Service(String),
+    /// A Dynamo stack could not be started, did not become routable, or
+    /// answered a request with an error (see [`crate::dynamo`]).
+    #[error("{0}")]
+    Dynamo(String),
     /// A test parameter could not be injected.
     #[error("cannot inject parameter `{param}`: {source}")]
     Inject {

@@ -25,6 +25,7 @@
 pub mod admin;
 mod context;
 mod duration;
+pub mod dynamo;
 mod env;
 pub mod error;
 pub mod health;

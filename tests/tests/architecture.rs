@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "runner",
     "inject",
     "context",
+    "dynamo",
     "services",
     "output_dir",
     "error",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::TestContext;
 use crate::error::Error;
+use crate::ports::ServicePorts;
 use crate::process::{ManagedProcess, Owner, ProcessBuilder};
 use crate::services::Host;
 
@@ -58,6 +59,14 @@ impl Host for TestContext {
 
     fn reserve_port(&self, name: &str) -> Result<u16, Error> {
         TestContext::reserve_port(self, name)
+    }
+
+    fn reserve_port_from(&self, name: &str, base: u16) -> Result<u16, Error> {
+        TestContext::reserve_port_from(self, name, base)
+    }
+
+    fn service_ports(&self) -> Result<ServicePorts, Error> {
+        TestContext::service_ports(self)
     }
 
     fn record_port(&self, name: &str, port: u16) {

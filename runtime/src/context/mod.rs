@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use crate::dynamo::StackBuilder;
 use crate::error::Error;
 use crate::health::Probe;
 use crate::output_dir::OutputDir;
@@ -119,6 +120,19 @@ impl TestContext {
     /// ```
     pub fn process(&self, name: &str, program: impl Into<std::ffi::OsString>) -> ProcessBuilder {
         ProcessBuilder::new(Arc::new(self.clone()), name, program.into())
+    }
+
+    /// A Dynamo stack for this test (frontend and workers); see
+    /// [`crate::dynamo`].
+    ///
+    /// ```no_run
+    /// # async fn doc(ctx: &dynamo_test::TestContext, port: u16) -> Result<(), dynamo_test::Error> {
+    /// let model = dynamo_test::dynamo::tiny_model(ctx.output_dir().join("tiny"))?;
+    /// let stack = ctx.dynamo().frontend(port).mocker("tiny", &model).start().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dynamo(&self) -> StackBuilder {
+        StackBuilder::new(Arc::new(self.clone()))
     }
 
     /// The env vars every child of this test gets (`DYN_NAMESPACE`, and the

@@ -273,42 +273,80 @@ fn judge_worker(status: u16, body: &str) -> Check {
 }
 
 /// Probe: a Dynamo frontend's `/health` says `"status":"healthy"`, and
-/// optionally lists an endpoint.
+/// optionally lists an endpoint or a number of workers.
 #[derive(Clone)]
 pub struct FrontendProbe {
-    endpoint: Option<String>,
+    wanted: FrontendWants,
     /// Built once, so that its connection cache serves every attempt.
     probe: HttpProbe,
 }
 
+/// What a frontend's `/health` must show beyond `"status":"healthy"`.
+#[derive(Clone, Debug, Default)]
+struct FrontendWants {
+    endpoint: Option<String>,
+    /// How many `instances` serving a `generate` endpoint (lowest, highest).
+    workers: Option<(usize, usize)>,
+    /// Count only the instances of this namespace (a frontend's `/health`
+    /// lists every namespace's).
+    namespace: Option<String>,
+}
+
 /// A Dynamo frontend is healthy: `GET {base_url}/health` answers 200 with
 /// `"status":"healthy"`. Add [`FrontendProbe::endpoint`] to also require
-/// an endpoint among `endpoints`.
+/// an endpoint among `endpoints`, [`FrontendProbe::workers`] to require a
+/// number of workers.
 pub fn dynamo_frontend(base_url: &str) -> FrontendProbe {
+    let wanted = FrontendWants::default();
     FrontendProbe {
-        endpoint: None,
-        probe: frontend_health(base_url, None),
+        probe: frontend_health(base_url, wanted.clone()),
+        wanted,
     }
 }
 
 impl FrontendProbe {
     /// Also require `endpoint` (e.g. `dyn://ns.backend.generate`) in `endpoints`.
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        let endpoint = endpoint.into();
-        self.probe = self.probe.judge(frontend_judge(Some(endpoint.clone())));
-        self.endpoint = Some(endpoint);
+        self.wanted.endpoint = Some(endpoint.into());
+        self.rejudge()
+    }
+
+    /// Also require exactly `n` worker instances serving a `generate`
+    /// endpoint in `instances`: all workers registered, or a dead one gone.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.wanted.workers = Some((n, n));
+        self.rejudge()
+    }
+
+    /// Count only workers of Dynamo namespace `namespace` in
+    /// [`workers`](Self::workers) and [`min_workers`](Self::min_workers):
+    /// a frontend's `/health` lists the instances of every namespace on
+    /// its etcd.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.wanted.namespace = Some(namespace.into());
+        self.rejudge()
+    }
+
+    /// Also require at least `n` worker instances serving `generate`.
+    pub fn min_workers(mut self, n: usize) -> Self {
+        self.wanted.workers = Some((n, usize::MAX));
+        self.rejudge()
+    }
+
+    fn rejudge(mut self) -> Self {
+        self.probe = self.probe.judge(frontend_judge(self.wanted.clone()));
         self
     }
 }
 
-fn frontend_health(base_url: &str, endpoint: Option<String>) -> HttpProbe {
+fn frontend_health(base_url: &str, wanted: FrontendWants) -> HttpProbe {
     http(join(base_url, "/health"))
         .label("Dynamo frontend health")
-        .judge(frontend_judge(endpoint))
+        .judge(frontend_judge(wanted))
 }
 
-fn frontend_judge(endpoint: Option<String>) -> Judge {
-    Arc::new(move |status, body| judge_frontend(endpoint.as_deref(), status, body))
+fn frontend_judge(wanted: FrontendWants) -> Judge {
+    Arc::new(move |status, body| judge_frontend(&wanted, status, body))
 }
 
 impl std::fmt::Debug for FrontendProbe {
@@ -319,11 +357,17 @@ impl std::fmt::Debug for FrontendProbe {
 
 impl Probe for FrontendProbe {
     fn describe(&self) -> String {
-        let base = self.probe.describe();
-        match &self.endpoint {
-            Some(e) => format!("{base} with endpoint {e}"),
-            None => base,
+        let mut text = self.probe.describe();
+        if let Some(e) = &self.wanted.endpoint {
+            text.push_str(&format!(" with endpoint {e}"));
         }
+        if let Some(range) = self.wanted.workers {
+            text.push_str(&format!(" with {} worker(s)", workers_wanted(range)));
+        }
+        if let Some(ns) = &self.wanted.namespace {
+            text.push_str(&format!(" in namespace {ns}"));
+        }
+        text
     }
 
     fn check(&self, budget: Duration) -> CheckFuture<'_> {
@@ -331,32 +375,52 @@ impl Probe for FrontendProbe {
     }
 }
 
-fn judge_frontend(endpoint: Option<&str>, status: u16, body: &str) -> Check {
-    let json: Option<Value> = serde_json::from_str(body).ok();
-    let state = json
-        .as_ref()
-        .and_then(|v| v.get("status"))
-        .and_then(Value::as_str);
-    if status != 200 || state != Some("healthy") {
+fn judge_frontend(wanted: &FrontendWants, status: u16, body: &str) -> Check {
+    let json: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if status != 200 || json["status"].as_str() != Some("healthy") {
         return Check::not_ready(format!(
             "frontend not healthy: HTTP {status} {}",
             one_line(body, 120)
         ));
     }
-    let Some(endpoint) = endpoint else {
-        return Check::Ready;
-    };
-    let listed: Vec<&str> = json
-        .as_ref()
-        .and_then(|v| v.get("endpoints"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if listed.contains(&endpoint) {
-        Check::Ready
-    } else {
-        Check::not_ready(format!("endpoint {endpoint:?} not among {listed:?}"))
+    if let Some(endpoint) = &wanted.endpoint {
+        let listed: Vec<&str> = json["endpoints"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if !listed.contains(&endpoint.as_str()) {
+            return Check::not_ready(format!("endpoint {endpoint:?} not among {listed:?}"));
+        }
     }
+    if let Some((low, high)) = wanted.workers {
+        let workers = generate_instances(&json, wanted.namespace.as_deref());
+        if workers < low || workers > high {
+            return Check::not_ready(format!(
+                "{workers} worker(s) serving `generate`, waiting for {}",
+                workers_wanted((low, high))
+            ));
+        }
+    }
+    Check::Ready
+}
+
+fn workers_wanted((low, high): (usize, usize)) -> String {
+    match high {
+        usize::MAX => format!("at least {low}"),
+        _ => low.to_string(),
+    }
+}
+
+/// How many `instances` of a frontend's `/health` serve `generate` (in
+/// `namespace`, if given).
+fn generate_instances(health: &Value, namespace: Option<&str>) -> usize {
+    let counted = |i: &&Value| {
+        i["endpoint"] == "generate" && namespace.is_none_or(|ns| i["namespace"] == ns)
+    };
+    health["instances"]
+        .as_array()
+        .map(|list| list.iter().filter(counted).count())
+        .unwrap_or(0)
 }
 
 fn join(base: &str, path: &str) -> String {
@@ -470,13 +534,42 @@ mod tests {
     fn frontend_health_and_endpoint() {
         let healthy =
             r#"{"status":"healthy","endpoints":["dyn://ns.backend.generate"],"instances":[]}"#;
-        assert!(judge_frontend(None, 200, healthy).is_ready());
-        assert!(judge_frontend(Some("dyn://ns.backend.generate"), 200, healthy).is_ready());
-        let r = reason(judge_frontend(Some("dyn://other"), 200, healthy));
+        let wants = |endpoint: Option<&str>| FrontendWants {
+            endpoint: endpoint.map(str::to_string),
+            ..FrontendWants::default()
+        };
+        assert!(judge_frontend(&wants(None), 200, healthy).is_ready());
+        assert!(judge_frontend(&wants(Some("dyn://ns.backend.generate")), 200, healthy).is_ready());
+        let r = reason(judge_frontend(&wants(Some("dyn://other")), 200, healthy));
         assert!(
             r.contains("dyn://other") && r.contains("dyn://ns.backend.generate"),
             "{r}"
         );
-        assert!(!judge_frontend(None, 503, r#"{"status":"unhealthy"}"#).is_ready());
+        assert!(!judge_frontend(&wants(None), 503, r#"{"status":"unhealthy"}"#).is_ready());
+    }
+
+    #[test]
+    fn frontend_workers_are_counted_by_their_generate_instances() {
+        let health = r#"{"status":"healthy","instances":[
+            {"endpoint":"generate","instance_id":1,"namespace":"a"},
+            {"endpoint":"worker_kv_query_source_1","instance_id":1,"namespace":"a"},
+            {"endpoint":"generate","instance_id":2,"namespace":"a"},
+            {"endpoint":"generate","instance_id":3,"namespace":"b"}]}"#;
+        let wants = |n| FrontendWants {
+            workers: Some((n, n)),
+            namespace: Some("a".into()),
+            ..FrontendWants::default()
+        };
+        assert!(judge_frontend(&wants(2), 200, health).is_ready());
+        let r = reason(judge_frontend(&wants(1), 200, health));
+        assert_eq!(r, "2 worker(s) serving `generate`, waiting for 1");
+        let r = reason(judge_frontend(&wants(1), 200, r#"{"status":"healthy"}"#));
+        assert_eq!(r, "0 worker(s) serving `generate`, waiting for 1");
+        let at_least_4 = FrontendWants {
+            workers: Some((4, usize::MAX)),
+            ..FrontendWants::default()
+        };
+        let r = reason(judge_frontend(&at_least_4, 200, health));
+        assert_eq!(r, "3 worker(s) serving `generate`, waiting for at least 4");
     }
 }

@@ -1,0 +1,175 @@
+//! Finding the Python that runs Dynamo: `DYNAMO_PYTHON`, else `python3` on
+//! `PATH`, and whether `dynamo` is importable there (with its version).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::env::{self, Lookup};
+
+/// The env var naming the Python interpreter that has Dynamo installed.
+pub const ENV_DYNAMO_PYTHON: &str = "DYNAMO_PYTHON";
+
+/// The Dynamo release the harness is tested against (`scripts/install-dynamo.sh`).
+pub const TESTED_DYNAMO_VERSION: &str = "1.6.1";
+
+/// How to install the tested release, for error messages.
+pub const INSTALL_HINT: &str = "bash scripts/install-dynamo.sh (a virtualenv with \
+    `pip install ai-dynamo-runtime==1.6.1` and `pip install --no-deps ai-dynamo==1.6.1` \
+    plus their runtime dependencies; see the README), then set DYNAMO_PYTHON to its bin/python";
+
+/// Asks the interpreter for what the stack runs (`dynamo.frontend`,
+/// `dynamo.mocker`) without importing them (that takes seconds), and the
+/// installed version.
+const PROBE_SCRIPT: &str = "\
+import importlib.util as u, importlib.metadata as m
+def found(name):
+    try:
+        return u.find_spec(name) is not None
+    except ImportError:
+        return False
+missing = [n for n in ('dynamo.frontend', 'dynamo.mocker') if not found(n)]
+if missing:
+    raise SystemExit('cannot import ' + ', '.join(missing))
+print(m.version('ai-dynamo'))
+";
+
+/// A Python interpreter with Dynamo importable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dynamo {
+    /// The interpreter, e.g. `/root/.cache/dynamo-test/dynamo-venv/bin/python`.
+    pub python: PathBuf,
+    /// The installed `ai-dynamo` version, e.g. `1.6.1`.
+    pub version: String,
+}
+
+/// Why Dynamo could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Dynamo not found: {problem} ({how_found}). Install it: {INSTALL_HINT}")]
+pub struct DynamoMissing {
+    /// The interpreter that was asked, if one was found.
+    pub python: Option<PathBuf>,
+    /// How it was chosen, e.g. `$DYNAMO_PYTHON` or `python3 on PATH`.
+    pub how_found: String,
+    /// What went wrong, e.g. `/usr/bin/python3: cannot import dynamo.frontend`.
+    pub problem: String,
+}
+
+impl Dynamo {
+    /// Finds the interpreter (`DYNAMO_PYTHON`, else `python3` on `PATH`) and
+    /// checks that Dynamo's frontend and mocker are importable there.
+    /// Blocks for the interpreter's start (about 0.1 s).
+    pub fn find() -> Result<Dynamo, DynamoMissing> {
+        find_with(&env::process_env)
+    }
+
+    /// Checks that Dynamo's frontend and mocker are importable by `python`.
+    pub fn at(python: impl Into<PathBuf>) -> Result<Dynamo, DynamoMissing> {
+        check(python.into(), "given to the stack".to_string())
+    }
+}
+
+fn find_with(vars: Lookup) -> Result<Dynamo, DynamoMissing> {
+    let (python, how_found) = interpreter(vars)?;
+    check(python, how_found)
+}
+
+fn check(python: PathBuf, how_found: String) -> Result<Dynamo, DynamoMissing> {
+    let missing = |problem: String| DynamoMissing {
+        python: Some(python.clone()),
+        how_found: how_found.clone(),
+        problem,
+    };
+    let output = Command::new(&python)
+        .args(["-c", PROBE_SCRIPT])
+        .output()
+        .map_err(|e| missing(format!("{} cannot be run: {e}", python.display())))?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let last = said.lines().last().unwrap_or("").trim().to_string();
+        let last = if last.is_empty() {
+            format!("exited with {}", output.status)
+        } else {
+            last
+        };
+        return Err(missing(format!("{}: {last}", python.display())));
+    }
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    Ok(Dynamo { python, version })
+}
+
+/// The interpreter to ask, and how it was chosen.
+fn interpreter(vars: Lookup) -> Result<(PathBuf, String), DynamoMissing> {
+    let not_found = |how_found: &str, problem: String| DynamoMissing {
+        python: None,
+        how_found: how_found.to_string(),
+        problem,
+    };
+    let named = env::var(vars, ENV_DYNAMO_PYTHON)
+        .map_err(|e| not_found("$DYNAMO_PYTHON", e.to_string()))?;
+    if let Some(path) = named {
+        let how = format!("${ENV_DYNAMO_PYTHON}");
+        return match crate::process::check_executable(Path::new(&path)) {
+            Ok(()) => Ok((PathBuf::from(path), how)),
+            Err(why) => Err(not_found(
+                &how,
+                format!("{ENV_DYNAMO_PYTHON}={path:?} is not an executable file ({why})"),
+            )),
+        };
+    }
+    let path_var = vars("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .map(|dir| dir.join("python3"))
+        .find(|candidate| crate::process::check_executable(candidate).is_ok())
+        .map(|python| (python, "python3 on PATH".to_string()))
+        .ok_or_else(|| {
+            not_found(
+                &format!("${ENV_DYNAMO_PYTHON} unset"),
+                "no python3 on PATH".to_string(),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::tests::vars;
+
+    #[test]
+    fn a_dynamo_python_that_is_not_executable_is_named_with_its_value() {
+        let err = find_with(&vars(&[("DYNAMO_PYTHON", "/nonexistent/python")])).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("DYNAMO_PYTHON=\"/nonexistent/python\""), "{text}");
+        assert!(text.contains("scripts/install-dynamo.sh"), "{text}");
+    }
+
+    #[test]
+    fn no_python_on_path_says_so() {
+        let err = find_with(&vars(&[("PATH", "/nonexistent")])).unwrap_err();
+        assert_eq!(err.problem, "no python3 on PATH");
+        assert!(err.to_string().contains("$DYNAMO_PYTHON unset"), "{err}");
+    }
+
+    #[test]
+    fn an_interpreter_without_dynamo_is_named_with_what_it_cannot_import() {
+        // Any interpreter that cannot run the check is reported by path.
+        let err = find_with(&vars(&[("DYNAMO_PYTHON", "/bin/false")])).unwrap_err();
+        assert_eq!(err.python.as_deref(), Some(Path::new("/bin/false")));
+        assert!(err.problem.starts_with("/bin/false: exited with"), "{err}");
+    }
+
+    #[test]
+    fn a_python_without_dynamo_says_what_it_cannot_import() {
+        let Ok((python, _)) = interpreter(&crate::env::process_env) else {
+            eprintln!("skipped: no python3 on PATH here");
+            return;
+        };
+        let python = python.to_str().unwrap();
+        match find_with(&vars(&[("DYNAMO_PYTHON", python)])) {
+            Ok(found) => eprintln!("skipped: {python} has Dynamo {}", found.version),
+            Err(err) => assert!(
+                err.problem.contains("cannot import dynamo.frontend, dynamo.mocker"),
+                "{err}"
+            ),
+        }
+    }
+}
