@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-services.sh
+# The real Dynamo for tests/tests/dynamo_*.rs: installed once into a venv
+# outside the repo; here a missing Dynamo fails those tests instead of
+# skipping them.
+DYNAMO_PYTHON=$(bash scripts/install-dynamo.sh)
+export DYNAMO_PYTHON DYNAMO_TEST_REQUIRE_DYNAMO=1
 
 # Under cargo test, etcd and NATS on the plan's ports are external ones
 # started here: every test must reuse them and leave them running. (Under

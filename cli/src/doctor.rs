@@ -14,7 +14,7 @@ use crate::paths::{self, OutputRoot};
 use crate::stale;
 
 /// Env vars the harness reads.
-const KNOWN_VARS: [&str; 13] = [
+const KNOWN_VARS: [&str; 14] = [
     "DYNAMO_TEST_ETCD_CLIENT_PORT",
     "DYNAMO_TEST_ETCD_PEER_PORT",
     "DYNAMO_TEST_NATS_CLIENT_PORT",
@@ -28,6 +28,7 @@ const KNOWN_VARS: [&str; 13] = [
     "NATS_SERVER",
     "ETCD_BIN",
     "NATS_SERVER_BIN",
+    "DYNAMO_PYTHON",
 ];
 
 /// One finding: `blocking` ones make the exit code non-zero.
@@ -65,6 +66,7 @@ pub async fn run(out: &Out) -> i32 {
     let mut findings = Vec::new();
     findings.extend(binaries());
     findings.extend(tools());
+    findings.push(dynamo());
     findings.push(state_dir());
     let root = paths::output_root();
     findings.push(output_dir(&root));
@@ -271,6 +273,37 @@ fn tools() -> Vec<Finding> {
         )
     };
     vec![sh]
+}
+
+/// Dynamo is needed only by tests that start a stack (`ctx.dynamo()`):
+/// its absence is a warning, never blocking.
+fn dynamo() -> Finding {
+    use dynamo_test::dynamo::{Dynamo, TESTED_DYNAMO_VERSION};
+    match Dynamo::find() {
+        Ok(found) if found.version == TESTED_DYNAMO_VERSION => Finding::ok(
+            "Dynamo",
+            format!("ai-dynamo {} ({})", found.version, found.python.display()),
+        ),
+        Ok(found) => Finding::problem(
+            "Dynamo",
+            false,
+            format!(
+                "ai-dynamo {} ({}); the harness is tested with {TESTED_DYNAMO_VERSION}",
+                found.version,
+                found.python.display()
+            ),
+            "bash scripts/install-dynamo.sh installs the tested release",
+        ),
+        Err(missing) => Finding::problem(
+            "Dynamo",
+            false,
+            format!(
+                "not found ({}): {}; only tests that start a Dynamo stack need it",
+                missing.how_found, missing.problem
+            ),
+            "export DYNAMO_PYTHON=$(bash scripts/install-dynamo.sh)",
+        ),
+    }
 }
 
 fn state_dir() -> Finding {

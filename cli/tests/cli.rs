@@ -270,6 +270,49 @@ fn doctor_finds_the_binaries_and_passes() {
 }
 
 #[test]
+fn doctor_reports_dynamo_found_or_missing_without_blocking() {
+    let out = cli(
+        &["--json", "doctor"],
+        &[("DYNAMO_PYTHON", "/nonexistent/python".into())],
+    );
+    let v = json(&out);
+    let dynamo = find(&v["findings"], "check", "Dynamo").unwrap();
+    assert_eq!(dynamo["ok"], false, "{dynamo}");
+    assert_eq!(dynamo["blocking"], false, "{dynamo}");
+    assert!(
+        dynamo["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/python"),
+        "{dynamo}"
+    );
+    assert!(
+        dynamo["fix"]
+            .as_str()
+            .unwrap()
+            .contains("install-dynamo.sh"),
+        "{dynamo}"
+    );
+    // Where Dynamo is installed (scripts/test.sh sets DYNAMO_PYTHON), its
+    // version is reported.
+    let Ok(python) = std::env::var("DYNAMO_PYTHON") else {
+        eprintln!("skipped the found case: DYNAMO_PYTHON is not set here");
+        return;
+    };
+    let out = cli(&["--json", "doctor"], &[("DYNAMO_PYTHON", python)]);
+    let v = json(&out);
+    let dynamo = find(&v["findings"], "check", "Dynamo").unwrap();
+    assert_eq!(dynamo["ok"], true, "{dynamo}");
+    assert!(
+        dynamo["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("ai-dynamo 1.6.1"),
+        "{dynamo}"
+    );
+}
+
+#[test]
 fn doctor_names_a_bad_override() {
     let out = cli(
         &["--json", "doctor"],

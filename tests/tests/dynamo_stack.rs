@@ -42,7 +42,11 @@ async fn a_chat_completion_returns_the_tokens_asked_for(
     assert!(worker.system_port() <= 32767);
     ctx.wait_for(worker.health()).await?;
     // A model the stack does not serve is an error with the frontend's body.
-    let err = stack.chat("nope", "hello", 1).await.unwrap_err().to_string();
+    let err = stack
+        .chat("nope", "hello", 1)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("HTTP 404"), "{err}");
     Ok(())
 }
@@ -69,8 +73,14 @@ async fn two_stacks_at_once_each_list_only_their_own_model(
     assert_eq!(a.list_models().await?, ["model-a"]);
     assert_eq!(b.list_models().await?, ["model-b"]);
     let err = a.chat("model-b", "hello", 1).await.unwrap_err().to_string();
-    assert!(err.contains("HTTP 404"), "stack a must not route to b's model: {err}");
-    assert_eq!(b.chat("model-b", "hello", 2).await?.completion_tokens(), Some(2));
+    assert!(
+        err.contains("HTTP 404"),
+        "stack a must not route to b's model: {err}"
+    );
+    assert_eq!(
+        b.chat("model-b", "hello", 2).await?.completion_tokens(),
+        Some(2)
+    );
     Ok(())
 }
 
@@ -135,10 +145,7 @@ async fn a_killed_worker_is_no_longer_routed_to(
 }
 
 #[dynamo_test(services(etcd, nats), timeout = "180s")]
-async fn a_worker_that_never_comes_up_fails_with_the_story(
-    ctx: &TestContext,
-    ports: ServicePorts,
-) {
+async fn a_worker_that_never_comes_up_fails_with_the_story(ctx: &TestContext, ports: ServicePorts) {
     let Some(_) = dynamo_or_skip("a_worker_that_never_comes_up_fails_with_the_story") else {
         return;
     };
@@ -160,7 +167,10 @@ async fn a_worker_that_never_comes_up_fails_with_the_story(
     assert!(err.contains("0 worker(s) serving `generate`"), "{err}");
     // Every process's log tail: the frontend's and the worker's.
     assert!(err.contains("dynamo"), "the frontend's log tail: {err}");
-    assert!(err.contains("loading weights of ghost"), "the worker's log tail: {err}");
+    assert!(
+        err.contains("loading weights of ghost"),
+        "the worker's log tail: {err}"
+    );
 }
 
 #[dynamo_test(services(etcd, nats), timeout = "180s")]
@@ -178,7 +188,10 @@ async fn a_worker_that_exits_fails_the_start_at_once(ctx: &TestContext, ports: S
         .unwrap_err()
         .to_string();
     assert!(err.contains("worker `mocker-1` exited"), "{err}");
-    assert!(err.contains("no-such-model"), "the worker's log says why: {err}");
+    assert!(
+        err.contains("no-such-model"),
+        "the worker's log says why: {err}"
+    );
 }
 
 #[dynamo_test(timeout = "60s")]

@@ -120,7 +120,10 @@ mod tests {
         let vocab = tokenizer["model"]["vocab"].as_object().unwrap();
         assert_eq!(read("config.json")["vocab_size"], vocab.len());
         assert_eq!(vocab["<s>"], 1);
-        assert_eq!(vocab["</s>"], read("generation_config.json")["eos_token_id"]);
+        assert_eq!(
+            vocab["</s>"],
+            read("generation_config.json")["eos_token_id"]
+        );
         assert!(read("tokenizer_config.json")["chat_template"]
             .as_str()
             .unwrap()
@@ -130,7 +133,9 @@ mod tests {
 
     #[test]
     fn an_unwritable_dir_is_an_error_naming_it() {
-        let err = tiny_model("/proc/dynamo-test-tiny").unwrap_err().to_string();
+        let err = tiny_model("/proc/dynamo-test-tiny")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/proc/dynamo-test-tiny"), "{err}");
     }
 }

@@ -99,8 +99,10 @@ mod tests {
 
     #[test]
     fn a_reply_reads_chat_and_completion_shapes() {
-        let chat = reply(json!({"model": "tiny", "choices": [{"message": {"content": "hi"}}],
-                                "usage": {"completion_tokens": 4}}));
+        let chat = reply(
+            json!({"model": "tiny", "choices": [{"message": {"content": "hi"}}],
+                                "usage": {"completion_tokens": 4}}),
+        );
         assert_eq!(chat.text(), Some("hi"));
         assert_eq!(chat.completion_tokens(), Some(4));
         assert_eq!(chat.model(), Some("tiny"));

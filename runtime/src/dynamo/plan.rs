@@ -87,11 +87,17 @@ impl StackPlan {
 
     /// The frontend's arguments after the interpreter: HTTP on loopback only.
     pub fn frontend_args(&self, http_port: u16) -> Vec<OsString> {
-        ["-m", "dynamo.frontend", "--http-host", "127.0.0.1", "--http-port"]
-            .map(OsString::from)
-            .into_iter()
-            .chain([http_port.to_string().into()])
-            .collect()
+        [
+            "-m",
+            "dynamo.frontend",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+        ]
+        .map(OsString::from)
+        .into_iter()
+        .chain([http_port.to_string().into()])
+        .collect()
     }
 
     /// The endpoint workers of this stack serve: `dyn://<namespace>.backend.generate`.
@@ -106,7 +112,9 @@ impl StackPlan {
             .map(OsString::from)
             .into();
         args.push(model_dir.into());
-        args.extend(["--model-name", model, "--speedup-ratio", "0", "--endpoint"].map(OsString::from));
+        args.extend(
+            ["--model-name", model, "--speedup-ratio", "0", "--endpoint"].map(OsString::from),
+        );
         args.push(self.endpoint().into());
         args
     }
@@ -172,16 +180,34 @@ mod tests {
         assert_eq!(
             args,
             [
-                "-m", "dynamo.mocker", "--model-path", "/m", "--model-name", "tiny",
-                "--speedup-ratio", "0", "--endpoint", "dyn://ns-1.backend.generate"
+                "-m",
+                "dynamo.mocker",
+                "--model-path",
+                "/m",
+                "--model-name",
+                "tiny",
+                "--speedup-ratio",
+                "0",
+                "--endpoint",
+                "dyn://ns-1.backend.generate"
             ]
         );
         let args = plan.frontend_args(8001);
         let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             args,
-            ["-m", "dynamo.frontend", "--http-host", "127.0.0.1", "--http-port", "8001"]
+            [
+                "-m",
+                "dynamo.frontend",
+                "--http-host",
+                "127.0.0.1",
+                "--http-port",
+                "8001"
+            ]
         );
-        assert_eq!(get(&worker_env(9100), "DYN_SYSTEM_PORT").as_deref(), Some("9100"));
+        assert_eq!(
+            get(&worker_env(9100), "DYN_SYSTEM_PORT").as_deref(),
+            Some("9100")
+        );
     }
 }

@@ -138,7 +138,10 @@ mod tests {
     fn a_dynamo_python_that_is_not_executable_is_named_with_its_value() {
         let err = find_with(&vars(&[("DYNAMO_PYTHON", "/nonexistent/python")])).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("DYNAMO_PYTHON=\"/nonexistent/python\""), "{text}");
+        assert!(
+            text.contains("DYNAMO_PYTHON=\"/nonexistent/python\""),
+            "{text}"
+        );
         assert!(text.contains("scripts/install-dynamo.sh"), "{text}");
     }
 
@@ -167,7 +170,8 @@ mod tests {
         match find_with(&vars(&[("DYNAMO_PYTHON", python)])) {
             Ok(found) => eprintln!("skipped: {python} has Dynamo {}", found.version),
             Err(err) => assert!(
-                err.problem.contains("cannot import dynamo.frontend, dynamo.mocker"),
+                err.problem
+                    .contains("cannot import dynamo.frontend, dynamo.mocker"),
                 "{err}"
             ),
         }

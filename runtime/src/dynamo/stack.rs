@@ -324,7 +324,8 @@ fn routable(
     let frontend = health::dynamo_frontend(base_url)
         .namespace(namespace)
         .min_workers(workers.len());
-    let mut probes: Vec<Box<dyn Probe>> = vec![Box::new(workers_alive(workers)), Box::new(frontend)];
+    let mut probes: Vec<Box<dyn Probe>> =
+        vec![Box::new(workers_alive(workers)), Box::new(frontend)];
     if !models.is_empty() {
         probes.push(Box::new(health::openai_models(base_url, models.to_vec())));
     }
@@ -477,7 +478,12 @@ impl Stack {
     /// The stack's routable readiness (what [`StackBuilder::start`] waited
     /// for), to wait for again, e.g. after a restart.
     pub fn routable(&self) -> impl Probe {
-        routable(&self.base_url, &self.plan.namespace, &self.models, &self.workers)
+        routable(
+            &self.base_url,
+            &self.plan.namespace,
+            &self.models,
+            &self.workers,
+        )
     }
 
     /// Probe: the frontend's `/health` lists exactly `n` workers (e.g. 1

@@ -118,9 +118,7 @@ impl Worker {
     pub(super) fn command(&self, plan: &StackPlan, python: &Path) -> (OsString, Vec<OsString>) {
         let (program, mut args) = match &self.kind {
             Kind::Mocker { model, dir } => (python.into(), plan.mocker_args(model, dir)),
-            Kind::PythonModule(module) => {
-                (python.into(), vec!["-m".into(), module.clone().into()])
-            }
+            Kind::PythonModule(module) => (python.into(), vec!["-m".into(), module.clone().into()]),
             Kind::Program(program) => (program.clone(), Vec::new()),
         };
         args.extend(self.args.iter().cloned());
@@ -142,20 +140,31 @@ mod tests {
             file_kv: "/kv".into(),
         };
         let py = Path::new("/venv/bin/python");
-        let mocker = Worker::mocker("tiny", "/m").arg("--num-gpu-blocks-override").arg("64");
+        let mocker = Worker::mocker("tiny", "/m")
+            .arg("--num-gpu-blocks-override")
+            .arg("64");
         let (program, args) = mocker.command(&plan, py);
         assert_eq!(program, "/venv/bin/python");
         assert_eq!(args[..2], ["-m", "dynamo.mocker"].map(OsString::from));
-        assert_eq!(args[args.len() - 2..], ["--num-gpu-blocks-override", "64"].map(OsString::from));
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--num-gpu-blocks-override", "64"].map(OsString::from)
+        );
         assert_eq!(mocker.models, ["tiny"]);
         assert_eq!(mocker.default_name(2), "mocker-2");
 
         let module = Worker::python_module("dynamo.vllm").serves("m").serves("m");
-        assert_eq!(module.command(&plan, py).1, ["-m", "dynamo.vllm"].map(OsString::from));
+        assert_eq!(
+            module.command(&plan, py).1,
+            ["-m", "dynamo.vllm"].map(OsString::from)
+        );
         assert_eq!(module.models, ["m"]);
         assert_eq!(module.default_name(1), "worker-1");
 
         let program = Worker::program("/bin/engine").args(["-x"]);
-        assert_eq!(program.command(&plan, py), ("/bin/engine".into(), vec!["-x".into()]));
+        assert_eq!(
+            program.command(&plan, py),
+            ("/bin/engine".into(), vec!["-x".into()])
+        );
     }
 }

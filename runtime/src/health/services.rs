@@ -414,9 +414,8 @@ fn workers_wanted((low, high): (usize, usize)) -> String {
 /// How many `instances` of a frontend's `/health` serve `generate` (in
 /// `namespace`, if given).
 fn generate_instances(health: &Value, namespace: Option<&str>) -> usize {
-    let counted = |i: &&Value| {
-        i["endpoint"] == "generate" && namespace.is_none_or(|ns| i["namespace"] == ns)
-    };
+    let counted =
+        |i: &&Value| i["endpoint"] == "generate" && namespace.is_none_or(|ns| i["namespace"] == ns);
     health["instances"]
         .as_array()
         .map(|list| list.iter().filter(counted).count())
