@@ -164,20 +164,3 @@ pub fn plan_env(
         (second_var, second.to_string()),
     ]
 }
-
-/// The Dynamo install the real-Dynamo tests run against, or `None` (with
-/// a line saying so) when there is none here. `scripts/test.sh` installs
-/// it and sets `DYNAMO_TEST_REQUIRE_DYNAMO=1`: there a missing Dynamo
-/// fails the test instead of skipping it.
-pub fn dynamo_or_skip(test: &str) -> Option<dynamo_test::dynamo::Dynamo> {
-    match dynamo_test::dynamo::Dynamo::find() {
-        Ok(found) => Some(found),
-        Err(missing) if std::env::var_os("DYNAMO_TEST_REQUIRE_DYNAMO").is_some() => {
-            panic!("DYNAMO_TEST_REQUIRE_DYNAMO is set and {missing}")
-        }
-        Err(missing) => {
-            eprintln!("skipped {test}: {missing}");
-            None
-        }
-    }
-}

@@ -7,9 +7,8 @@
 
 use std::time::Duration;
 
-use dynamo_test::dynamo::{self, Worker};
+use dynamo_test::dynamo::{self, Dynamo, Worker};
 use dynamo_test::{dynamo_test, Error, ServicePorts, TestContext};
-use dynamo_test_suite::dynamo_or_skip;
 
 fn tiny(ctx: &TestContext, name: &str) -> std::path::PathBuf {
     dynamo::tiny_model(ctx.output_dir().join(name)).unwrap()
@@ -20,7 +19,7 @@ async fn a_chat_completion_returns_the_tokens_asked_for(
     ctx: &TestContext,
     ports: ServicePorts,
 ) -> Result<(), Error> {
-    let Some(_) = dynamo_or_skip("a_chat_completion_returns_the_tokens_asked_for") else {
+    let Some(_) = Dynamo::find_or_skip("a_chat_completion_returns_the_tokens_asked_for")? else {
         return Ok(());
     };
     let model = tiny(ctx, "tiny");
@@ -56,7 +55,7 @@ async fn two_stacks_at_once_each_list_only_their_own_model(
     ctx: &TestContext,
     ports: ServicePorts,
 ) -> Result<(), Error> {
-    let Some(_) = dynamo_or_skip("two_stacks_at_once_each_list_only_their_own_model") else {
+    let Some(_) = Dynamo::find_or_skip("two_stacks_at_once_each_list_only_their_own_model")? else {
         return Ok(());
     };
     let model = tiny(ctx, "tiny");
@@ -89,7 +88,7 @@ async fn one_frontend_routes_to_both_of_its_workers(
     ctx: &TestContext,
     ports: ServicePorts,
 ) -> Result<(), Error> {
-    let Some(_) = dynamo_or_skip("one_frontend_routes_to_both_of_its_workers") else {
+    let Some(_) = Dynamo::find_or_skip("one_frontend_routes_to_both_of_its_workers")? else {
         return Ok(());
     };
     let model = tiny(ctx, "tiny");
@@ -119,7 +118,7 @@ async fn a_killed_worker_is_no_longer_routed_to(
     ctx: &TestContext,
     ports: ServicePorts,
 ) -> Result<(), Error> {
-    let Some(_) = dynamo_or_skip("a_killed_worker_is_no_longer_routed_to") else {
+    let Some(_) = Dynamo::find_or_skip("a_killed_worker_is_no_longer_routed_to")? else {
         return Ok(());
     };
     let model = tiny(ctx, "tiny");
@@ -146,7 +145,9 @@ async fn a_killed_worker_is_no_longer_routed_to(
 
 #[dynamo_test(services(etcd, nats), timeout = "180s")]
 async fn a_worker_that_never_comes_up_fails_with_the_story(ctx: &TestContext, ports: ServicePorts) {
-    let Some(_) = dynamo_or_skip("a_worker_that_never_comes_up_fails_with_the_story") else {
+    let Some(_) =
+        Dynamo::find_or_skip("a_worker_that_never_comes_up_fails_with_the_story").unwrap()
+    else {
         return;
     };
     let never = Worker::program("/bin/sh")
@@ -175,7 +176,8 @@ async fn a_worker_that_never_comes_up_fails_with_the_story(ctx: &TestContext, po
 
 #[dynamo_test(services(etcd, nats), timeout = "180s")]
 async fn a_worker_that_exits_fails_the_start_at_once(ctx: &TestContext, ports: ServicePorts) {
-    let Some(_) = dynamo_or_skip("a_worker_that_exits_fails_the_start_at_once") else {
+    let Some(_) = Dynamo::find_or_skip("a_worker_that_exits_fails_the_start_at_once").unwrap()
+    else {
         return;
     };
     let missing = ctx.output_dir().join("no-such-model");
@@ -206,7 +208,7 @@ async fn a_stack_says_which_service_it_lacks(ctx: &TestContext) {
         .to_string();
     assert!(err.contains("Dynamo not found: /bin/false"), "{err}");
     assert!(err.contains("scripts/install-dynamo.sh"), "{err}");
-    let Some(found) = dynamo_or_skip("a_stack_says_which_service_it_lacks") else {
+    let Some(found) = Dynamo::find_or_skip("a_stack_says_which_service_it_lacks").unwrap() else {
         return;
     };
     let err = ctx

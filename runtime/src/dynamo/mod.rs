@@ -42,6 +42,17 @@ mod worker;
 pub use model::tiny_model;
 pub use openai::Reply;
 pub use plan::{Discovery, RequestPlane};
-pub use python::{Dynamo, DynamoMissing, ENV_DYNAMO_PYTHON, INSTALL_HINT, TESTED_DYNAMO_VERSION};
+pub use python::{
+    Dynamo, DynamoMissing, ENV_DYNAMO_PYTHON, ENV_REQUIRE_DYNAMO, INSTALL_HINT,
+    TESTED_DYNAMO_VERSION,
+};
+
+use crate::error::Error;
+
+impl From<DynamoMissing> for Error {
+    fn from(missing: DynamoMissing) -> Error {
+        Error::Dynamo(missing.to_string())
+    }
+}
 pub use stack::{Stack, StackBuilder, StackWorker, DEFAULT_STACK_TIMEOUT};
 pub use worker::Worker;

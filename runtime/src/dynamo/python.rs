@@ -9,6 +9,10 @@ use crate::env::{self, Lookup};
 /// The env var naming the Python interpreter that has Dynamo installed.
 pub const ENV_DYNAMO_PYTHON: &str = "DYNAMO_PYTHON";
 
+/// Set (to anything but `0`) to make [`Dynamo::find_or_skip`] fail
+/// instead of skipping: CI, where Dynamo must be there.
+pub const ENV_REQUIRE_DYNAMO: &str = "DYNAMO_TEST_REQUIRE_DYNAMO";
+
 /// The Dynamo release the harness is tested against (`scripts/install-dynamo.sh`).
 pub const TESTED_DYNAMO_VERSION: &str = "1.6.1";
 
@@ -62,10 +66,42 @@ impl Dynamo {
         find_with(&env::process_env)
     }
 
+    /// For tests that need Dynamo on machines that may not have it:
+    /// `Ok(Some(..))` when found; `Ok(None)` when missing, after a line
+    /// on stderr saying that `test` is skipped and why; `Err` when missing
+    /// and `DYNAMO_TEST_REQUIRE_DYNAMO` is set (CI must not skip).
+    ///
+    /// ```no_run
+    /// # use dynamo_test::{dynamo::Dynamo, Error};
+    /// # fn doc() -> Result<(), Error> {
+    /// let Some(_dynamo) = Dynamo::find_or_skip("my_stack_test")? else {
+    ///     return Ok(());
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub fn find_or_skip(test: &str) -> Result<Option<Dynamo>, DynamoMissing> {
+        find_or_skip_with(&env::process_env, test)
+    }
+
     /// Checks that Dynamo's frontend and mocker are importable by `python`.
     pub fn at(python: impl Into<PathBuf>) -> Result<Dynamo, DynamoMissing> {
         check(python.into(), "given to the stack".to_string())
     }
+}
+
+fn find_or_skip_with(vars: Lookup, test: &str) -> Result<Option<Dynamo>, DynamoMissing> {
+    match find_with(vars) {
+        Ok(found) => Ok(Some(found)),
+        Err(missing) if required(vars) => Err(missing),
+        Err(missing) => {
+            eprintln!("skipped {test}: {missing} (set {ENV_REQUIRE_DYNAMO}=1 to fail instead)");
+            Ok(None)
+        }
+    }
+}
+
+fn required(vars: Lookup) -> bool {
+    vars(ENV_REQUIRE_DYNAMO).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn find_with(vars: Lookup) -> Result<Dynamo, DynamoMissing> {
@@ -143,6 +179,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("scripts/install-dynamo.sh"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_dynamo_skips_unless_required() {
+        let missing = [("DYNAMO_PYTHON", "/nonexistent/python")];
+        assert_eq!(find_or_skip_with(&vars(&missing), "t"), Ok(None));
+        for off in ["", "0"] {
+            let env = [missing[0], (ENV_REQUIRE_DYNAMO, off)];
+            assert_eq!(find_or_skip_with(&vars(&env), "t"), Ok(None), "{off:?}");
+        }
+        let env = [missing[0], (ENV_REQUIRE_DYNAMO, "1")];
+        let err = find_or_skip_with(&vars(&env), "t").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/python"), "{err}");
     }
 
     #[test]

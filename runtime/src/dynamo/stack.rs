@@ -300,7 +300,7 @@ async fn find_dynamo(python: Option<PathBuf>) -> Result<Dynamo, Error> {
     })
     .await
     .map_err(|e| Error::Dynamo(format!("looking for Dynamo failed: {e}")))?;
-    found.map_err(|e| Error::Dynamo(e.to_string()))
+    Ok(found?)
 }
 
 fn served_models(workers: &[StackWorker]) -> Vec<String> {
