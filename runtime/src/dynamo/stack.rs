@@ -146,7 +146,8 @@ impl StackBuilder {
             Some(port) => port,
             None => {
                 let base = self.host.service_ports()?.dynamo_serve_base;
-                self.host.reserve_port_from("dynamo_serve", base)?
+                self.host
+                    .reserve_port_from(&self.scoped_name("dynamo_serve"), base)?
             }
         };
         let plan = StackPlan {
