@@ -35,6 +35,7 @@ fn default_config() -> TokenStream {
             flavor: ::dynamo_test::__private::Flavor::CurrentThread,
             start_paused: false,
             services: &[],
+            case: false,
         }
     }
 }
@@ -114,6 +115,7 @@ fn a_plain_fn_with_a_timeout_and_parameters() {
                         flavor: ::dynamo_test::__private::Flavor::CurrentThread,
                         start_paused: false,
                         services: &[],
+                        case: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         #(#lets)*
@@ -173,6 +175,7 @@ fn an_async_fn_with_every_option() {
                                 jetstream: true,
                             }
                         ],
+                        case: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         ::dynamo_test::__private::enter_body(&__dynamo_ctx);
@@ -197,6 +200,7 @@ fn an_async_fn_on_a_paused_clock_and_default_workers() {
                 flavor: #flavor,
                 start_paused: #start_paused,
                 services: &[],
+                case: false,
             }
         }
     };
@@ -416,6 +420,7 @@ fn a_cluster_and_nats_without_jetstream() {
                                 jetstream: false,
                             }
                         ],
+                        case: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         ::dynamo_test::__private::enter_body(&__dynamo_ctx);

@@ -75,11 +75,25 @@ impl TestContext {
     /// A context for the test named `name` (its full path, e.g.
     /// `my_crate::tests::frontend_serves`). Creates its output directory.
     pub fn new(name: &str) -> Result<TestContext, Error> {
+        let function = name.rsplit("::").next().unwrap_or(name);
+        TestContext::create(name, function)
+    }
+
+    /// A context for case `case` (`case_1_etcd_nats`, `d_1_Etcd::p_2_Tcp`)
+    /// of test function `test` (its full path): named `<test>::<case>`,
+    /// with a namespace that starts with the function's and case's names.
+    pub(crate) fn new_case(test: &str, case: &str) -> Result<TestContext, Error> {
+        let function = test.rsplit("::").next().unwrap_or(test);
+        TestContext::create(&format!("{test}::{case}"), &format!("{function}-{case}"))
+    }
+
+    /// `short`: the readable part of the namespace.
+    fn create(name: &str, short: &str) -> Result<TestContext, Error> {
         let output_dir = OutputDir::create(name)?;
         Ok(TestContext {
             inner: Arc::new(Inner {
                 name: name.to_string(),
-                namespace: namespace_for(name),
+                namespace: namespace_for(short),
                 output_dir,
                 port_table: Mutex::new(Vec::new()),
                 resources: Mutex::new(Vec::new()),
@@ -389,6 +403,36 @@ mod tests {
         assert_eq!(*order.lock().unwrap(), [2, 1, 0]);
         assert!(!held(port));
         ctx.teardown().await; // idempotent
+    }
+
+    #[test]
+    fn a_case_is_named_after_its_function_and_case() {
+        let one = TestContext::new_case("suite::matrix", "case_1_etcd_nats").unwrap();
+        let two = TestContext::new_case("suite::matrix", "case_2_file_tcp").unwrap();
+        assert_eq!(one.name(), "suite::matrix::case_1_etcd_nats");
+        assert_eq!(two.name(), "suite::matrix::case_2_file_tcp");
+        assert!(
+            one.namespace().starts_with("matrix-case-1-etcd-nats-"),
+            "{}",
+            one.namespace()
+        );
+        assert!(
+            two.namespace().starts_with("matrix-case-2-file-tcp-"),
+            "{}",
+            two.namespace()
+        );
+        // Each case's runs in a directory of the case's own.
+        let test_dir = |ctx: &TestContext| ctx.output_dir().parent().unwrap().to_path_buf();
+        assert!(
+            test_dir(&one).ends_with("suite.matrix.case_1_etcd_nats"),
+            "{:?}",
+            one.output_dir()
+        );
+        assert!(
+            test_dir(&two).ends_with("suite.matrix.case_2_file_tcp"),
+            "{:?}",
+            two.output_dir()
+        );
     }
 
     #[tokio::test]
