@@ -100,6 +100,8 @@ pub fn check(item: &ItemFn) -> syn::Result<TestFn> {
     })
 }
 
+pub use rstest::strip as strip_rstest;
+
 fn check_attributes(attrs: &[Attribute]) -> syn::Result<()> {
     all(attrs.iter().map(check_attribute)).map(drop)
 }

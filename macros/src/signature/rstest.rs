@@ -12,7 +12,7 @@
 //! parameter list of `#[rstest(..)]` (every parameter without an rstest
 //! attribute is injected), and `#[rstest]` written above `#[dynamo_test]`.
 
-use syn::{Attribute, Meta, PatType, Type};
+use syn::{Attribute, FnArg, ItemFn, Meta, PatType, Type};
 
 use super::{plain_name, CaseParam, Param, Source};
 use crate::errors::{all, join};
@@ -95,6 +95,27 @@ fn is_builtin(attr: &Attribute) -> bool {
         })
 }
 
+/// Removes rstest's attributes from `func`, and every attribute of its
+/// parameters but the compiler's own: what is left compiles without
+/// rstest (the fallback of a function that has an error).
+pub fn strip(func: &mut ItemFn) {
+    let has_rstest = func.attrs.iter().any(is_rstest);
+    // Its own attributes count only on a function with `#[rstest]`.
+    let own = ["timeout", "test_attr", "awt", "trace"];
+    func.attrs.retain(|a| {
+        let first = a.path().segments.first().map(|s| s.ident.to_string());
+        let rstests = is_rstest(a)
+            || first.as_deref() == Some("case")
+            || (has_rstest && own.iter().any(|o| a.path().is_ident(o)));
+        !rstests
+    });
+    for input in &mut func.sig.inputs {
+        if let FnArg::Typed(typed) = input {
+            typed.attrs.retain(is_builtin);
+        }
+    }
+}
+
 /// A parameter rstest gives a value to, checked.
 pub fn case_param(typed: &PatType) -> syn::Result<Param> {
     let awaits = typed
@@ -149,5 +170,170 @@ pub fn without_rstest(typed: &PatType) -> syn::Error {
     match attr {
         Some(a) => syn::Error::new_spanned(a, message),
         None => syn::Error::new_spanned(typed, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::ToTokens as _;
+    use syn::parse_quote;
+
+    use super::super::{check, test_attribute_message, Source};
+    use super::*;
+
+    fn messages(item: ItemFn) -> Vec<String> {
+        match check(&item) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// The start of each message, up to its first `:`.
+    fn heads(item: ItemFn) -> Vec<String> {
+        let head = |e: &String| e.split(':').next().unwrap_or_default().to_string();
+        messages(item).iter().map(head).collect()
+    }
+
+    #[test]
+    fn rstest_gives_the_parameters_with_its_attributes_and_the_harness_the_others() {
+        let test = match check(&parse_quote! {
+            #[rstest]
+            #[case::one(1, "a")]
+            async fn t(
+                #[case] n: u32,
+                ctx: &TestContext,
+                #[case] mut s: &'static str,
+                #[allow(unused)] api: u16,
+                #[values(Plane::Nats, Plane::Tcp)] plane: Plane,
+                #[from(my_fixture)] f: Fixture,
+            ) {}
+        }) {
+            Ok(test) => test,
+            Err(e) => panic!("unexpected error: {e}"),
+        };
+        assert!(test.rstest);
+        let got: Vec<String> = test
+            .params
+            .iter()
+            .map(|p| match &p.source {
+                Source::Injected { ty, passing } => {
+                    format!("inject {} {} {passing:?}", p.name, ty.to_token_stream())
+                }
+                Source::Rstest(case) => {
+                    let attrs: Vec<String> = case
+                        .attrs
+                        .iter()
+                        .map(|a| a.to_token_stream().to_string())
+                        .collect();
+                    format!(
+                        "rstest {} {} {}",
+                        case.ident,
+                        case.ty.to_token_stream(),
+                        attrs.join(" ")
+                    )
+                }
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "rstest n u32 # [case]",
+                "inject ctx TestContext Ref",
+                "rstest s & 'static str # [case]",
+                "inject api u16 Value",
+                "rstest plane Plane # [values (Plane :: Nats , Plane :: Tcp)]",
+                "rstest f Fixture # [from (my_fixture)]",
+            ]
+        );
+    }
+
+    #[test]
+    fn what_rstest_offers_that_cannot_work_is_refused() {
+        let item: ItemFn = parse_quote! {
+            #[rstest]
+            #[timeout(Duration::from_secs(1))]
+            #[test_attr(tokio::test)]
+            #[awt]
+            #[case(1)]
+            async fn t(#[case] n: u32, #[future] later: u32, #[future(awt)] again: u32, #[case] _: u32, #[case] (a, b): (u8, u8), #[case] s: impl AsRef<str>) {}
+        };
+        assert_eq!(
+            heads(item),
+            [
+                "remove rstest's `#[timeout]`",
+                "remove `#[test_attr]`",
+                "rstest's `#[awt]` and `#[future]` do not work under `#[dynamo_test]`",
+                "rstest's `#[awt]` and `#[future]` do not work under `#[dynamo_test]`",
+                "rstest's `#[awt]` and `#[future]` do not work under `#[dynamo_test]`",
+                "an rstest parameter binds a plain name (e.g. `#[case] plane",
+                "an rstest parameter binds a plain name (e.g. `#[case] plane",
+                "`impl Trait` case parameters make the test generic; name a concrete type (e.g. `&'static str` for `impl AsRef<str>`)",
+            ]
+        );
+        let listed: ItemFn = parse_quote! {
+            #[rstest(n, case(1))]
+            fn t(n: u32) {}
+        };
+        assert_eq!(heads(listed), ["write the cases on the parameters (`#[case]` with `#[case(..)]` on the function, or `#[values(..)]`), not in `#[rstest(..)]`"]);
+    }
+
+    #[test]
+    fn rstest_attributes_without_rstest_say_so() {
+        let item: ItemFn = parse_quote! {
+            #[case(1)]
+            fn t(#[case] n: u32, #[values(1, 2)] m: u32, #[allow(unused)] api: u16) {}
+        };
+        assert_eq!(
+            messages(item),
+            [
+                "`#[case]` on a parameter is rstest's: write `#[rstest]` below `#[dynamo_test(..)]` (the parameters without one are injected by the harness)",
+                "`#[values]` on a parameter is rstest's: write `#[rstest]` below `#[dynamo_test(..)]` (the parameters without one are injected by the harness)",
+            ]
+        );
+        // `#[timeout]` and the like are rstest's only beside `#[rstest]`.
+        assert!(check(&parse_quote!(
+            #[timeout(1)]
+            fn t() {}
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn a_test_attribute_written_by_rstest_asks_for_the_other_order() {
+        let written = ["test".to_string()];
+        assert_eq!(test_attribute_message(&written, Some("#[rstest]")), ABOVE);
+        assert_eq!(
+            test_attribute_message(&written, Some("#[rstest::rstest]")),
+            ABOVE
+        );
+        for source in [Some("#[test]"), None] {
+            assert_eq!(
+                test_attribute_message(&written, source),
+                "remove `#[test]`: `#[dynamo_test]` already makes this function a test (and builds its runtime)"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fallback_keeps_nothing_of_rstest() {
+        let mut func: ItemFn = parse_quote! {
+            /// Docs.
+            #[rstest]
+            #[case::one(1)]
+            #[timeout(1)]
+            #[trace]
+            #[ignore]
+            fn t(#[case] n: u32, #[allow(unused)] #[from(f)] api: u16) {}
+        };
+        strip(&mut func);
+        let expected: ItemFn = parse_quote! {
+            /// Docs.
+            #[ignore]
+            fn t(n: u32, #[allow(unused)] api: u16) {}
+        };
+        assert_eq!(
+            func.to_token_stream().to_string(),
+            expected.to_token_stream().to_string()
+        );
     }
 }
