@@ -313,8 +313,23 @@ impl TestContext {
         WeakContext(Arc::downgrade(&self.inner))
     }
 
-    /// Records a teardown step that went wrong; teardown goes on.
-    pub(crate) fn teardown_failed(&self, problem: String) {
+    /// Records that a teardown step went wrong (a fixture that could not
+    /// clean up, a process still there): teardown goes on, and once it is
+    /// over the test fails with `problem` in its verdict, even if its body
+    /// passed. For the actions registered with [`defer`](Self::defer).
+    ///
+    /// ```no_run
+    /// # fn doc(ctx: &dynamo_test::TestContext) {
+    /// let c = ctx.clone();
+    /// ctx.defer("drop the test database", async move {
+    ///     if let Err(e) = std::fs::remove_dir_all("/tmp/my-db") {
+    ///         c.teardown_failed(format!("the test database is still there: {e}"));
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn teardown_failed(&self, problem: impl Into<String>) {
+        let problem = problem.into();
         log(&self.inner.name, &format!("teardown: {problem}"));
         lock(&self.inner.teardown_problems).push(problem);
     }
