@@ -109,6 +109,47 @@ fn named_cases(#[case] n: u32, api: u16, ctx: &TestContext) {
     record_and_check_distinct(ctx);
 }
 
+/// The README's example (the test below checks that the README shows it
+/// as it is here): a stack of one or two workers per case.
+#[dynamo_test(timeout = "60s")] // above #[rstest]
+#[rstest]
+#[case::at_once("0")]
+#[case::after_a_while("200")]
+async fn worker_matrix(
+    #[case] delay_ms: &'static str, // rstest's: one value per case
+    #[values(1, 2)] workers: u16,   // rstest's: crossed with each case
+    ctx: &TestContext,              // the harness's: one per case
+) -> Result<(), Error> {
+    // Four tests, each with its own name, output directory, namespace, ports
+    // and teardown, e.g. rstest_matrix::worker_matrix::case_2_after_a_while::workers_1_1
+    for i in 1..=workers {
+        let name = format!("worker-{i}");
+        let port = ctx.reserve_port(&name)?;
+        ctx.process(&name, HTTP_CHILD) // the suite's stand-in HTTP server
+            .args([port.to_string(), delay_ms.to_string()])
+            .ready(health::http(format!("http://127.0.0.1:{port}/health")))
+            .start()
+            .await?;
+    }
+    assert_eq!(ctx.ports().len(), usize::from(workers));
+    Ok(())
+}
+
+#[test]
+fn the_readme_shows_the_example_compiled_here() {
+    let readme = include_str!("../../README.md");
+    let start = "```rust,ignore\n// tests/tests/rstest_matrix.rs\n";
+    let block = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("```\n"))
+        .map(|(block, _)| block)
+        .expect("README.md has the matrix example");
+    assert!(
+        include_str!("rstest_matrix.rs").contains(block),
+        "README.md's matrix example differs from worker_matrix here:\n{block}"
+    );
+}
+
 /// Records the case's name, namespace and output directory in the file the
 /// run's cases share, after checking that no case before had any of them.
 /// Lines of other runs go (a run at the same time only loses some checks).
