@@ -24,7 +24,7 @@ use std::time::Duration;
 use dynamo_test::{dynamo_test, health, Error, Etcd, ManagedProcess, TestContext};
 use dynamo_test_suite::{exclusive, hold, run_id, suite_file, wait_for_line};
 use futures_util::StreamExt as _;
-use rstest::rstest;
+use rstest::{fixture, rstest};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const HTTP_CHILD: &str = env!("CARGO_BIN_EXE_http_child");
@@ -107,6 +107,21 @@ fn named_cases(#[case] n: u32, api: u16, ctx: &TestContext) {
     );
     let _held = hold(&[api]);
     record_and_check_distinct(ctx);
+}
+
+#[fixture]
+fn answer() -> u32 {
+    42
+}
+
+/// rstest without cases makes one test, of the function's own name; an
+/// rstest fixture is named with `#[from(..)]` (a parameter without an
+/// rstest attribute is the harness's).
+#[dynamo_test]
+#[rstest]
+async fn an_rstest_fixture(#[from(answer)] n: u32, ctx: &TestContext) {
+    assert_eq!(n, 42);
+    assert_eq!(ctx.name(), "rstest_matrix::an_rstest_fixture");
 }
 
 /// The README's example (the test below checks that the README shows it

@@ -30,10 +30,15 @@ pub fn is_rstest(attr: &Attribute) -> bool {
         .is_some_and(|s| s.ident == "rstest")
 }
 
-/// Whether the code at a span, `source`, is rstest's attribute: the
-/// tokens spanned there were written by rstest's expansion.
+/// Whether the code at a span, `source`, is rstest's attribute
+/// (`#[rstest]`, `#[rstest::rstest]`, `#[rstest(..)]`): the tokens spanned
+/// there were written by rstest's expansion.
 pub fn wrote(source: &str) -> bool {
-    source.contains("rstest")
+    source
+        .trim()
+        .strip_prefix("#[")
+        .map(|inside| inside.trim_start().trim_start_matches("::"))
+        .is_some_and(|path| path.starts_with("rstest"))
 }
 
 /// rstest's attributes of the function that conflict with the harness.
@@ -306,7 +311,7 @@ mod tests {
             test_attribute_message(&written, Some("#[rstest::rstest]")),
             ABOVE
         );
-        for source in [Some("#[test]"), None] {
+        for source in [Some("#[test]"), Some("#[my_rstest_helpers::test]"), None] {
             assert_eq!(
                 test_attribute_message(&written, source),
                 "remove `#[test]`: `#[dynamo_test]` already makes this function a test (and builds its runtime)"

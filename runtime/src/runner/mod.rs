@@ -50,7 +50,8 @@ pub struct TestConfig {
     /// The test is one case of a parametrized function (`#[rstest]`), and
     /// `name` the function's: the test is named `<name>::<case>` after the
     /// case libtest runs on this thread (`matrix::case_1_etcd_nats`), and
-    /// so are its output directory and namespace.
+    /// so are its output directory and namespace (just `name` when libtest
+    /// runs the function itself: rstest without cases).
     pub case: bool,
 }
 
@@ -281,10 +282,10 @@ pub fn enter_body(ctx: &TestContext) {
 /// The test's context, named after the test (and its case, for one).
 /// Called on the test's own thread, which libtest names after it.
 fn new_context(config: &TestConfig) -> TestContext {
-    let (made, name) = match config.case {
-        false => (TestContext::new(config.name), config.name.to_string()),
-        true => {
-            let case = case::current(config.name);
+    let case = config.case.then(|| case::current(config.name)).flatten();
+    let (made, name) = match case {
+        None => (TestContext::new(config.name), config.name.to_string()),
+        Some(case) => {
             let made = TestContext::new_case(config.name, &case);
             (made, format!("{}::{case}", config.name))
         }
@@ -579,7 +580,7 @@ mod tests {
             run_async(config("unit::teardown_fails", None), |ctx| async move {
                 let c = ctx.clone();
                 ctx.defer("stuck", async move {
-                    c.teardown_failed("process `x` (pid 1) did not exit".into());
+                    c.teardown_failed("process `x` (pid 1) did not exit");
                 });
                 Ok(Ok(()))
             })
