@@ -21,6 +21,8 @@ use syn::{Attribute, FnArg, Generics, ItemFn, Pat, PatType, ReturnType, Signatur
 
 use crate::errors::{all, join};
 
+pub use rstest::strip as strip_rstest;
+
 /// A test function whose signature passed the check.
 pub struct TestFn {
     /// The function as written.
@@ -99,8 +101,6 @@ pub fn check(item: &ItemFn) -> syn::Result<TestFn> {
         rstest: is_rstest,
     })
 }
-
-pub use rstest::strip as strip_rstest;
 
 fn check_attributes(attrs: &[Attribute]) -> syn::Result<()> {
     all(attrs.iter().map(check_attribute)).map(drop)
