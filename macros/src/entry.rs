@@ -39,10 +39,13 @@ fn expand(args: TokenStream, func: &ItemFn) -> syn::Result<TokenStream> {
 }
 
 /// The function as written, minus any test attribute (it would run a
-/// function that takes injected parameters), and allowed to be unused.
+/// function that takes injected parameters) and rstest's (rstest would
+/// report again what is reported, or make tests of it), and allowed to be
+/// unused.
 fn fallback(mut func: ItemFn) -> TokenStream {
     func.attrs
         .retain(|a| a.path().segments.last().is_none_or(|s| s.ident != "test"));
+    signature::strip_rstest(&mut func);
     quote!(#[allow(dead_code)] #func)
 }
 

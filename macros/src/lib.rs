@@ -78,7 +78,51 @@ mod validate;
 ///
 /// The function may be `async fn` or `fn`, return `()` or `Result<(), E>`
 /// with `E: Debug`, and carry `#[should_panic]` or `#[ignore]`. Do not add
-/// `#[test]` or `#[tokio::test]`: `#[dynamo_test]` is the test attribute.
+/// `#[test]` or `#[tokio::test]`: `#[dynamo_test]` is the test attribute
+/// (rstest's `#[rstest]` goes below it: see [Cases](#cases-rstest)).
+///
+/// # Cases (rstest)
+///
+/// For a matrix of cases, write `#[dynamo_test(..)]` **above** rstest's
+/// `#[rstest]` (rstest as a dev-dependency; `default-features = false`
+/// is enough):
+///
+/// ```ignore
+/// use dynamo_test::{dynamo_test, Error, ServicePorts, TestContext};
+/// use rstest::rstest;
+///
+/// #[dynamo_test(services(etcd, nats), timeout = "60s")]
+/// #[rstest]
+/// #[case::etcd_nats(Discovery::Etcd, Plane::Nats)]
+/// #[case::file_tcp(Discovery::File, Plane::Tcp)]
+/// async fn matrix(
+///     #[case] discovery: Discovery,             // rstest's: a value per case
+///     #[case] plane: Plane,
+///     #[values(1, 2)] workers: u16,             // rstest's: crossed with the cases
+///     ctx: &TestContext,                        // the harness's
+///     ports: ServicePorts,
+/// ) -> Result<(), Error> {
+///     // Start this case's stack, from `discovery`, `plane` and `workers`.
+///     Ok(())
+/// }
+/// ```
+///
+/// A parameter with an rstest attribute (`#[case]`, `#[values(..)]`,
+/// `#[from(..)]`, `#[with(..)]`, `#[context]`) gets its value from rstest;
+/// the others are injected. `#[dynamo_test]` expands first and hands rstest
+/// a plain `fn` of rstest's parameters, without a `#[test]` of its own;
+/// rstest writes one `#[test]` per case, and each case runs the harness
+/// once: it is a test of its own, named after the case as libtest names it
+/// (`my_crate::matrix::case_1_etcd_nats::workers_1_1`), with its own output
+/// directory, namespace, ports, processes, timeout and teardown. The case's
+/// values move into the test; with a `timeout` they must be
+/// `Send + 'static` (your types, `String`, `&'static str`).
+///
+/// Refused at their span: `#[rstest]` above `#[dynamo_test]` (for an
+/// `async fn`, rstest itself refuses it first, asking for a `test_attr`:
+/// the fix is the order), rstest's `#[timeout]` (use ours), `#[future]`
+/// and `#[awt]` (rstest sees a plain `fn`; use an `Inject` fixture),
+/// `#[test_attr]`, and the parameter list of `#[rstest(..)]`.
 ///
 /// # Mistakes
 ///

@@ -6,11 +6,22 @@
 //! generics, `self`, destructuring patterns, impossible return types, and a
 //! second test attribute. Each check is independent, so all their errors
 //! are reported together.
+//!
+//! A function that also carries `#[rstest]` (written below
+//! `#[dynamo_test]`) is one of rstest's: rstest makes a test of each of its
+//! cases, and gives the value of each parameter that carries an rstest
+//! attribute (`#[case]`, `#[values(..)]`, `#[from(..)]`, ...); the harness
+//! injects the others. See [`rstest`].
 
+mod rstest;
+
+use proc_macro2::Ident;
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, Generics, ItemFn, Pat, ReturnType, Signature, Type};
+use syn::{Attribute, FnArg, Generics, ItemFn, Pat, PatType, ReturnType, Signature, Type};
 
 use crate::errors::{all, join};
+
+pub use rstest::strip as strip_rstest;
 
 /// A test function whose signature passed the check.
 pub struct TestFn {
@@ -18,6 +29,8 @@ pub struct TestFn {
     pub item: ItemFn,
     /// Its parameters, in order.
     pub params: Vec<Param>,
+    /// It carries `#[rstest]`: each call of the function is one case.
+    pub rstest: bool,
 }
 
 impl TestFn {
@@ -30,9 +43,28 @@ impl TestFn {
 pub struct Param {
     /// The name used in logs and the port table (`_<index>` for `_`).
     pub name: String,
-    /// The type that is injected (`T` for `&T` and `&mut T`).
-    pub injected: Type,
-    pub passing: Passing,
+    pub source: Source,
+}
+
+/// Where a parameter's value comes from.
+pub enum Source {
+    /// The harness injects it.
+    Injected {
+        /// The type that is injected (`T` for `&T` and `&mut T`).
+        ty: Type,
+        passing: Passing,
+    },
+    /// rstest gives it (one case's value): it stays a parameter of the
+    /// function rstest sees, and moves into the body.
+    Rstest(CaseParam),
+}
+
+/// A parameter rstest gives a value to.
+pub struct CaseParam {
+    /// Its rstest attributes (`#[case]`, `#[values(..)]`, ...), for rstest.
+    pub attrs: Vec<Attribute>,
+    pub ident: Ident,
+    pub ty: Type,
 }
 
 /// How a parameter receives its injected value.
@@ -49,17 +81,24 @@ pub enum Passing {
 /// Checks `item`; every problem found is in the error.
 pub fn check(item: &ItemFn) -> syn::Result<TestFn> {
     let sig = &item.sig;
+    let is_rstest = item.attrs.iter().any(rstest::is_rstest);
     let shape = all([
         check_attributes(&item.attrs),
+        rstest::check_fn_attributes(&item.attrs),
         check_generics(&sig.generics),
         check_variadic(sig),
         check_return_type(&sig.output),
     ]);
-    let params = all(sig.inputs.iter().enumerate().map(|(i, arg)| param(i, arg)));
+    let params = all(sig
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| param(i, arg, is_rstest)));
     let (_, params) = join(shape, params)?;
     Ok(TestFn {
         item: item.clone(),
         params,
+        rstest: is_rstest,
     })
 }
 
@@ -79,6 +118,22 @@ fn check_attribute(attr: &Attribute) -> syn::Result<()> {
         return Ok(());
     }
     let written: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    // The attribute's tokens say `test`; where they stand in the source
+    // tells whether another macro wrote them (rstest gives each case its
+    // `#[test]`, spanned at `#[rstest]`).
+    let source = attr.pound_token.span.source_text();
+    Err(syn::Error::new_spanned(
+        attr,
+        test_attribute_message(&written, source.as_deref()),
+    ))
+}
+
+/// What to say about test attribute `written` (its path's segments), whose
+/// first token stands on `source` in the code (`None`: not known).
+fn test_attribute_message(written: &[String], source: Option<&str>) -> String {
+    if source.is_some_and(rstest::wrote) {
+        return rstest::ABOVE.to_string();
+    }
     // `#[tokio::test]` placed above us has already expanded into `core::prelude::v1::test`.
     let shown = match written.first().map(String::as_str) {
         Some("core" | "std") => {
@@ -86,10 +141,7 @@ fn check_attribute(attr: &Attribute) -> syn::Result<()> {
         }
         _ => format!("`#[{}]`", written.join("::")),
     };
-    Err(syn::Error::new_spanned(
-        attr,
-        format!("remove {shown}: `#[dynamo_test]` already makes this function a test (and builds its runtime)"),
-    ))
+    format!("remove {shown}: `#[dynamo_test]` already makes this function a test (and builds its runtime)")
 }
 
 /// libtest calls a test with no type arguments.
@@ -137,7 +189,7 @@ fn check_return_type(output: &ReturnType) -> syn::Result<()> {
     }
 }
 
-fn param(index: usize, arg: &FnArg) -> syn::Result<Param> {
+fn param(index: usize, arg: &FnArg, is_rstest: bool) -> syn::Result<Param> {
     let typed = match arg {
         FnArg::Receiver(r) => {
             return Err(syn::Error::new(
@@ -147,12 +199,25 @@ fn param(index: usize, arg: &FnArg) -> syn::Result<Param> {
         }
         FnArg::Typed(t) => t,
     };
-    let (name, (injected, passing)) = join(param_name(index, &typed.pat), injected(&typed.ty))?;
+    if rstest::is_case_param(typed) {
+        return match is_rstest {
+            true => rstest::case_param(typed),
+            false => Err(rstest::without_rstest(typed)),
+        };
+    }
+    let (name, (ty, passing)) = join(param_name(index, &typed.pat), injected(&typed.ty))?;
     Ok(Param {
         name,
-        injected,
-        passing,
+        source: Source::Injected { ty, passing },
     })
+}
+
+/// `typed`'s binding, when it is a plain name (`x`, `mut x`).
+fn plain_name(typed: &PatType) -> Option<&Ident> {
+    match &*typed.pat {
+        Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => Some(&ident.ident),
+        _ => None,
+    }
 }
 
 /// The name a parameter is logged under.
@@ -220,12 +285,11 @@ mod tests {
         let got: Vec<(String, String, Passing)> = test
             .params
             .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    p.injected.to_token_stream().to_string(),
-                    p.passing,
-                )
+            .map(|p| match &p.source {
+                Source::Injected { ty, passing } => {
+                    (p.name.clone(), ty.to_token_stream().to_string(), *passing)
+                }
+                Source::Rstest(_) => panic!("{} is not rstest's", p.name),
             })
             .collect();
         let expected = [

@@ -34,6 +34,21 @@ pub fn exclusive(name: &str) -> File {
     file
 }
 
+/// `name` in the suite's own directory (which exists), shared by every
+/// process of the suite.
+pub fn suite_file(name: &str) -> PathBuf {
+    let dir = suite_dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir.join(name)
+}
+
+/// This run of the suite: nextest's run id (every test process of one
+/// `cargo nextest run` has it), else this process (which holds every test
+/// of a `cargo test` binary).
+pub fn run_id() -> String {
+    std::env::var("NEXTEST_RUN_ID").unwrap_or_else(|_| format!("pid-{}", std::process::id()))
+}
+
 /// Marks `ports` as held by the calling test; panics if any is held
 /// already, by a thread of this process or by another process. A second,
 /// independent check that the allocator never hands one number to two

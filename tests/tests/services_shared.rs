@@ -160,6 +160,7 @@ where
         flavor: Flavor::CurrentThread,
         start_paused: false,
         services: ETCD,
+        case: false,
     };
     run_async(config, |ctx| async move {
         let etcd = <dynamo_test::Etcd as dynamo_test::Inject>::inject(&ctx, "etcd").await?;

@@ -1253,6 +1253,7 @@ mod worker {
             flavor: Flavor::CurrentThread,
             start_paused: false,
             services,
+            case: false,
         };
         let marks: Arc<Mutex<[Option<Instant>; 2]>> = Arc::default();
         let body_marks = marks.clone();

@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, Path, ReturnType};
 
 use super::body_ident;
-use super::params::{arg_ident, call_args, injections, mutability};
+use super::params::{call_args, injected_vars, injections};
 use crate::config::Config;
 use crate::signature::{Param, TestFn};
 
@@ -17,10 +17,27 @@ pub fn call(config: &Config, test: &TestFn, test_config: TokenStream) -> TokenSt
     let krate = &config.krate;
     let has_timeout = config.timeout.is_some();
     let output = &test.item.sig.output;
+    // One case's values (rstest's parameters) move into the closure that
+    // runs the body: a test with a timeout runs it on another thread.
+    let capture = test.rstest.then(|| quote!(move));
     if test.is_async() {
-        run_async(krate, &test.params, test_config, has_timeout, output)
+        run_async(
+            krate,
+            &test.params,
+            test_config,
+            has_timeout,
+            output,
+            capture,
+        )
     } else {
-        run_sync(krate, &test.params, test_config, has_timeout, output)
+        run_sync(
+            krate,
+            &test.params,
+            test_config,
+            has_timeout,
+            output,
+            capture,
+        )
     }
 }
 
@@ -31,6 +48,7 @@ fn run_async(
     config: TokenStream,
     has_timeout: bool,
     output: &ReturnType,
+    capture: Option<TokenStream>,
 ) -> TokenStream {
     let injections = injections(krate, params);
     let args = call_args(params);
@@ -38,7 +56,7 @@ fn run_async(
     let outcome = outcome_of(krate, output, quote!(#body(#(#args),*).await));
     let runner = runner("run_async", has_timeout);
     quote! {
-        #krate::__private::#runner(#config, |__dynamo_ctx: #krate::__private::TestContext| async move {
+        #krate::__private::#runner(#config, #capture |__dynamo_ctx: #krate::__private::TestContext| async move {
             #injections
             #krate::__private::enter_body(&__dynamo_ctx);
             ::core::result::Result::<_, #krate::__private::Error>::Ok(#outcome)
@@ -54,11 +72,11 @@ fn run_sync(
     config: TokenStream,
     has_timeout: bool,
     output: &ReturnType,
+    capture: Option<TokenStream>,
 ) -> TokenStream {
     let injections = injections(krate, params);
     let args = call_args(params);
-    let vars: Vec<Ident> = (0..params.len()).map(arg_ident).collect();
-    let muts = params.iter().map(mutability);
+    let (muts, vars): (Vec<_>, Vec<_>) = injected_vars(params).into_iter().unzip();
     let body = body_ident();
     let outcome = outcome_of(krate, output, quote!(#body(#(#args),*)));
     let runner = runner("run_sync", has_timeout);
@@ -70,7 +88,7 @@ fn run_sync(
                 #krate::__private::enter_body(&__dynamo_ctx);
                 ::core::result::Result::<_, #krate::__private::Error>::Ok(((#(#vars,)*), __dynamo_ctx))
             },
-            |((#(#muts #vars,)*), __dynamo_ctx)| {
+            #capture |((#(#muts #vars,)*), __dynamo_ctx)| {
                 // Keeps the context alive (and so its reservations) during the body.
                 let _ = &__dynamo_ctx;
                 #outcome

@@ -1,4 +1,4 @@
-//! The runtime's `TestConfig` value: name, timeout, flavor, services.
+//! The runtime's `TestConfig` value: name, timeout, flavor, services, case.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -6,7 +6,9 @@ use syn::{Ident, Path};
 
 use crate::config::{Config, Flavor, Mode, Service, ServiceKind};
 
-pub fn render(config: &Config, name: &Ident) -> TokenStream {
+/// `case`: the test is one case of an `#[rstest]` function, named by the
+/// runtime after the case.
+pub fn render(config: &Config, name: &Ident, case: bool) -> TokenStream {
     let krate = &config.krate;
     let timeout = match config.timeout {
         Some(limit) => {
@@ -28,6 +30,7 @@ pub fn render(config: &Config, name: &Ident) -> TokenStream {
             flavor: #flavor,
             start_paused: #start_paused,
             services: &[#(#services),*],
+            case: #case,
         }
     }
 }

@@ -35,6 +35,7 @@ fn default_config() -> TokenStream {
             flavor: ::dynamo_test::__private::Flavor::CurrentThread,
             start_paused: false,
             services: &[],
+            case: false,
         }
     }
 }
@@ -114,6 +115,7 @@ fn a_plain_fn_with_a_timeout_and_parameters() {
                         flavor: ::dynamo_test::__private::Flavor::CurrentThread,
                         start_paused: false,
                         services: &[],
+                        case: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         #(#lets)*
@@ -173,6 +175,7 @@ fn an_async_fn_with_every_option() {
                                 jetstream: true,
                             }
                         ],
+                        case: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         ::dynamo_test::__private::enter_body(&__dynamo_ctx);
@@ -197,6 +200,7 @@ fn an_async_fn_on_a_paused_clock_and_default_workers() {
                 flavor: #flavor,
                 start_paused: #start_paused,
                 services: &[],
+                case: false,
             }
         }
     };
@@ -416,6 +420,7 @@ fn a_cluster_and_nats_without_jetstream() {
                                 jetstream: false,
                             }
                         ],
+                        case: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         ::dynamo_test::__private::enter_body(&__dynamo_ctx);
@@ -424,6 +429,118 @@ fn a_cluster_and_nats_without_jetstream() {
                             ::dynamo_test::__private::TestResult::into_outcome(__dynamo_result)
                         })
                     }
+                )
+            }
+        },
+    );
+}
+
+/// Under `#[rstest]`: no test attribute (rstest gives each case one), the
+/// rstest parameters stay the wrapper's, with their attributes, and move
+/// into the body, between the injected ones, in the order written.
+#[test]
+fn an_async_rstest_function_with_a_timeout() {
+    let lets = [
+        injection(quote!(__dynamo_arg_1), quote!(TestContext), "ctx"),
+        injection(quote!(__dynamo_arg_3), quote!(ServicePorts), "ports"),
+    ];
+    assert_expands(
+        quote!(timeout = "60s"),
+        quote!(
+            #[rstest]
+            #[case::etcd_nats(Discovery::Etcd, Plane::Nats)]
+            #[case::file_tcp(Discovery::File, Plane::Tcp)]
+            async fn matrix(
+                #[case] d: Discovery,
+                ctx: &TestContext,
+                #[case] mut p: Plane,
+                ports: ServicePorts,
+            ) -> Result<(), Error> {
+                Ok(())
+            }
+        ),
+        quote! {
+            #[rstest]
+            #[case::etcd_nats(Discovery::Etcd, Plane::Nats)]
+            #[case::file_tcp(Discovery::File, Plane::Tcp)]
+            fn matrix(#[case] d: Discovery, #[case] p: Plane) {
+                async fn __dynamo_test_body(
+                    d: Discovery,
+                    ctx: &TestContext,
+                    mut p: Plane,
+                    ports: ServicePorts,
+                ) -> Result<(), Error> {
+                    Ok(())
+                }
+                ::dynamo_test::__private::run_async_with_timeout(
+                    ::dynamo_test::__private::TestConfig {
+                        name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(matrix)),
+                        timeout: ::core::option::Option::Some(::dynamo_test::__private::Duration::from_millis(60000)),
+                        flavor: ::dynamo_test::__private::Flavor::CurrentThread,
+                        start_paused: false,
+                        services: &[],
+                        case: true,
+                    },
+                    move |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
+                        #(#lets)*
+                        ::dynamo_test::__private::enter_body(&__dynamo_ctx);
+                        ::core::result::Result::<_, ::dynamo_test::__private::Error>::Ok({
+                            let __dynamo_result = __dynamo_test_body(d, &__dynamo_arg_1, p, __dynamo_arg_3).await;
+                            ::dynamo_test::__private::TestResult::into_outcome(__dynamo_result)
+                        })
+                    }
+                )
+            }
+        },
+    );
+}
+
+/// A plain fn: the case's values move into the body's closure; setup hands
+/// it the injected values only.
+#[test]
+fn a_plain_rstest_function_with_value_lists() {
+    let lets = [injection(
+        quote!(mut __dynamo_arg_1),
+        quote!(Counter),
+        "counter",
+    )];
+    assert_expands(
+        quote!(),
+        quote!(
+            #[rstest::rstest]
+            #[ignore]
+            pub fn t(#[values(1, 2)] n: u32, counter: &mut Counter, #[values("a", "b")] s: &str) {
+                body(n, s);
+            }
+        ),
+        quote! {
+            #[rstest::rstest]
+            #[ignore]
+            pub fn t(#[values(1, 2)] n: u32, #[values("a", "b")] s: &str) {
+                fn __dynamo_test_body(n: u32, counter: &mut Counter, s: &str) {
+                    body(n, s);
+                }
+                ::dynamo_test::__private::run_sync(
+                    ::dynamo_test::__private::TestConfig {
+                        name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(t)),
+                        timeout: ::core::option::Option::None,
+                        flavor: ::dynamo_test::__private::Flavor::CurrentThread,
+                        start_paused: false,
+                        services: &[],
+                        case: true,
+                    },
+                    |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
+                        #(#lets)*
+                        ::dynamo_test::__private::enter_body(&__dynamo_ctx);
+                        ::core::result::Result::<_, ::dynamo_test::__private::Error>::Ok(((__dynamo_arg_1,), __dynamo_ctx))
+                    },
+                    move |((mut __dynamo_arg_1,), __dynamo_ctx)| {
+                        let _ = &__dynamo_ctx;
+                        {
+                            let __dynamo_result = __dynamo_test_body(n, &mut __dynamo_arg_1, s);
+                            ::dynamo_test::__private::TestResult::into_outcome(__dynamo_result)
+                        }
+                    },
                 )
             }
         },

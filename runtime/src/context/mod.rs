@@ -76,11 +76,25 @@ impl TestContext {
     /// A context for the test named `name` (its full path, e.g.
     /// `my_crate::tests::frontend_serves`). Creates its output directory.
     pub fn new(name: &str) -> Result<TestContext, Error> {
+        let function = name.rsplit("::").next().unwrap_or(name);
+        TestContext::create(name, function)
+    }
+
+    /// A context for case `case` (`case_1_etcd_nats`, `d_1_Etcd::p_2_Tcp`)
+    /// of test function `test` (its full path): named `<test>::<case>`,
+    /// with a namespace that starts with the function's and case's names.
+    pub(crate) fn new_case(test: &str, case: &str) -> Result<TestContext, Error> {
+        let function = test.rsplit("::").next().unwrap_or(test);
+        TestContext::create(&format!("{test}::{case}"), &format!("{function}-{case}"))
+    }
+
+    /// `short`: the readable part of the namespace.
+    fn create(name: &str, short: &str) -> Result<TestContext, Error> {
         let output_dir = OutputDir::create(name)?;
         Ok(TestContext {
             inner: Arc::new(Inner {
                 name: name.to_string(),
-                namespace: namespace_for(name),
+                namespace: namespace_for(short),
                 output_dir,
                 port_table: Mutex::new(Vec::new()),
                 resources: Mutex::new(Vec::new()),
@@ -313,8 +327,23 @@ impl TestContext {
         WeakContext(Arc::downgrade(&self.inner))
     }
 
-    /// Records a teardown step that went wrong; teardown goes on.
-    pub(crate) fn teardown_failed(&self, problem: String) {
+    /// Records that a teardown step went wrong (a fixture that could not
+    /// clean up, a process still there): teardown goes on, and once it is
+    /// over the test fails with `problem` in its verdict, even if its body
+    /// passed. For the actions registered with [`defer`](Self::defer).
+    ///
+    /// ```no_run
+    /// # fn doc(ctx: &dynamo_test::TestContext) {
+    /// let c = ctx.clone();
+    /// ctx.defer("drop the test database", async move {
+    ///     if let Err(e) = std::fs::remove_dir_all("/tmp/my-db") {
+    ///         c.teardown_failed(format!("the test database is still there: {e}"));
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn teardown_failed(&self, problem: impl Into<String>) {
+        let problem = problem.into();
         log(&self.inner.name, &format!("teardown: {problem}"));
         lock(&self.inner.teardown_problems).push(problem);
     }
@@ -403,6 +432,36 @@ mod tests {
         assert_eq!(*order.lock().unwrap(), [2, 1, 0]);
         assert!(!held(port));
         ctx.teardown().await; // idempotent
+    }
+
+    #[test]
+    fn a_case_is_named_after_its_function_and_case() {
+        let one = TestContext::new_case("suite::matrix", "case_1_etcd_nats").unwrap();
+        let two = TestContext::new_case("suite::matrix", "case_2_file_tcp").unwrap();
+        assert_eq!(one.name(), "suite::matrix::case_1_etcd_nats");
+        assert_eq!(two.name(), "suite::matrix::case_2_file_tcp");
+        assert!(
+            one.namespace().starts_with("matrix-case-1-etcd-nats-"),
+            "{}",
+            one.namespace()
+        );
+        assert!(
+            two.namespace().starts_with("matrix-case-2-file-tcp-"),
+            "{}",
+            two.namespace()
+        );
+        // Each case's runs in a directory of the case's own.
+        let test_dir = |ctx: &TestContext| ctx.output_dir().parent().unwrap().to_path_buf();
+        assert!(
+            test_dir(&one).ends_with("suite.matrix.case_1_etcd_nats"),
+            "{:?}",
+            one.output_dir()
+        );
+        assert!(
+            test_dir(&two).ends_with("suite.matrix.case_2_file_tcp"),
+            "{:?}",
+            two.output_dir()
+        );
     }
 
     #[tokio::test]

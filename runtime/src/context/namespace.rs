@@ -1,12 +1,12 @@
 //! A namespace per test run: Dynamo's `DYN_NAMESPACE`, etcd key prefixes
 //! and NATS subjects on shared infrastructure.
 
-/// `crate::mod::my_test` -> `my-test-<pid base36><8 random>-<n>`: unique
+/// `my_test` (the readable part of a test's name: its function's, or its
+/// function's and case's) -> `my-test-<pid base36><8 random>-<n>`: unique
 /// per test run, also across machines sharing one etcd (same pid, other
 /// host), and valid in etcd keys, NATS subjects and Dynamo namespaces.
-pub(super) fn namespace_for(test_name: &str) -> String {
+pub(super) fn namespace_for(short: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let short = test_name.rsplit("::").next().unwrap_or(test_name);
     let mut clean: String = short
         .chars()
         .map(|c| {
@@ -48,8 +48,8 @@ mod tests {
 
     #[test]
     fn namespaces_are_unique_and_safe() {
-        let a = namespace_for("suite::mod_a::My_Test");
-        let b = namespace_for("suite::mod_a::My_Test");
+        let a = namespace_for("My_Test");
+        let b = namespace_for("My_Test");
         assert_ne!(a, b);
         assert!(a.starts_with("my-test-"), "{a}");
         assert!(
@@ -58,5 +58,7 @@ mod tests {
             "{a}"
         );
         assert_eq!(base36(36 * 36 + 1), "101");
+        let long = namespace_for(&"x".repeat(60));
+        assert!(long.starts_with(&format!("{}-", "x".repeat(40))), "{long}");
     }
 }

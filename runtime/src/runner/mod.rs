@@ -3,6 +3,7 @@
 //! This is what `#[dynamo_test]` expands into (through `__private`); the
 //! macro only parses and forwards.
 
+mod case;
 mod supervise;
 
 use std::any::Any;
@@ -46,6 +47,12 @@ pub struct TestConfig {
     pub start_paused: bool,
     /// Services to obtain before the parameters are injected.
     pub services: &'static [ServiceRequest],
+    /// The test is one case of a parametrized function (`#[rstest]`), and
+    /// `name` the function's: the test is named `<name>::<case>` after the
+    /// case libtest runs on this thread (`matrix::case_1_etcd_nats`), and
+    /// so are its output directory and namespace (just `name` when libtest
+    /// runs the function itself: rstest without cases).
+    pub case: bool,
 }
 
 /// What a test body may return: `()` or `Result<(), E>` with `E: Debug`.
@@ -108,7 +115,7 @@ where
 {
     let ctx = new_context(&config);
     let ending = run_in_runtime(&config, &ctx, test, &|| {});
-    conclude(&config, &ctx, ending);
+    conclude(&ctx, ending);
 }
 
 /// Like [`run_async`], with the runtime on a thread of its own: a body
@@ -127,7 +134,7 @@ where
     let ending = supervise(&ctx, limit, move |body_ended| {
         run_in_runtime(&config_, &ctx_, test, body_ended)
     });
-    conclude(&config, &ctx, ending);
+    conclude(&ctx, ending);
 }
 
 /// Builds the test's runtime and runs services, injection and body in it
@@ -187,7 +194,7 @@ where
 {
     let ctx = new_context(&config);
     let ending = setup_body_teardown(&config, &ctx, setup, body, &|| {});
-    conclude(&config, &ctx, ending);
+    conclude(&ctx, ending);
 }
 
 /// Like [`run_sync`], with a timeout: setup, body and teardown run on a
@@ -207,7 +214,7 @@ where
     let ending = supervise(&ctx, limit, move |body_ended| {
         setup_body_teardown(&config_, &ctx_, setup, body, body_ended)
     });
-    conclude(&config, &ctx, ending);
+    conclude(&ctx, ending);
 }
 
 fn setup_body_teardown<A, S, SF, B>(
@@ -272,10 +279,20 @@ pub fn enter_body(ctx: &TestContext) {
     log(ctx.name(), &format!("ports: {}", ctx.port_table()));
 }
 
+/// The test's context, named after the test (and its case, for one).
+/// Called on the test's own thread, which libtest names after it.
 fn new_context(config: &TestConfig) -> TestContext {
-    match TestContext::new(config.name) {
+    let case = config.case.then(|| case::current(config.name)).flatten();
+    let (made, name) = match case {
+        None => (TestContext::new(config.name), config.name.to_string()),
+        Some(case) => {
+            let made = TestContext::new_case(config.name, &case);
+            (made, format!("{}::{case}", config.name))
+        }
+    };
+    match made {
         Ok(ctx) => ctx,
-        Err(e) => panic!("[dynamo-test] {}: cannot set up the test: {e}", config.name),
+        Err(e) => panic!("[dynamo-test] {name}: cannot set up the test: {e}"),
     }
 }
 
@@ -299,8 +316,8 @@ fn build_runtime(config: &TestConfig) -> std::io::Result<tokio::runtime::Runtime
 
 /// Turns the ending into libtest's verdict: return for a pass, panic
 /// otherwise. A teardown that went wrong fails a test that passed.
-fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
-    let name = config.name;
+fn conclude(ctx: &TestContext, ending: Ending) {
+    let name = ctx.name();
     let problems = ctx.teardown_problems();
     let ending = match ending {
         Ending::Passed if !problems.is_empty() => Ending::Teardown(problems.join("\n")),
@@ -355,6 +372,7 @@ mod tests {
             flavor: Flavor::CurrentThread,
             start_paused: false,
             services: &[],
+            case: false,
         }
     }
 
@@ -562,7 +580,7 @@ mod tests {
             run_async(config("unit::teardown_fails", None), |ctx| async move {
                 let c = ctx.clone();
                 ctx.defer("stuck", async move {
-                    c.teardown_failed("process `x` (pid 1) did not exit".into());
+                    c.teardown_failed("process `x` (pid 1) did not exit");
                 });
                 Ok(Ok(()))
             })
@@ -612,6 +630,72 @@ mod tests {
         }));
         assert_eq!(panic_text(result.unwrap_err()), "sync boom");
         assert_released(&seen);
+    }
+
+    /// Two cases of one function, each on a thread named the way libtest
+    /// names a case: each is a test of its own.
+    #[test]
+    fn each_case_is_named_after_its_case_with_its_own_dir_and_namespace() {
+        let run_case = |thread: &str| {
+            let seen = Arc::new(Mutex::new(None));
+            let s = seen.clone();
+            std::thread::Builder::new()
+                .name(thread.to_string())
+                .spawn(move || {
+                    let cfg = TestConfig {
+                        case: true,
+                        ..config("suite::matrix", Some(Duration::from_secs(30)))
+                    };
+                    run_async_with_timeout(cfg, move |ctx| async move {
+                        let facts = (
+                            ctx.name().to_string(),
+                            ctx.namespace().to_string(),
+                            ctx.output_dir().to_path_buf(),
+                        );
+                        *s.lock().unwrap() = Some(facts);
+                        Ok(Ok(()))
+                    })
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            let facts = seen.lock().unwrap().take();
+            facts.expect("the body ran")
+        };
+        let (name_1, ns_1, dir_1) = run_case("matrix::case_1_etcd_nats");
+        let (name_2, ns_2, dir_2) = run_case("matrix::case_2_file_tcp");
+        assert_eq!(name_1, "suite::matrix::case_1_etcd_nats");
+        assert_eq!(name_2, "suite::matrix::case_2_file_tcp");
+        assert!(ns_1.starts_with("matrix-case-1-etcd-nats-"), "{ns_1}");
+        assert!(ns_2.starts_with("matrix-case-2-file-tcp-"), "{ns_2}");
+        assert!(dir_1
+            .parent()
+            .unwrap()
+            .ends_with("suite.matrix.case_1_etcd_nats"));
+        assert!(dir_2
+            .parent()
+            .unwrap()
+            .ends_with("suite.matrix.case_2_file_tcp"));
+    }
+
+    #[test]
+    fn a_failing_case_is_named_in_its_verdict() {
+        let result = std::thread::Builder::new()
+            .name("matrix::case_3".to_string())
+            .spawn(|| {
+                let cfg = TestConfig {
+                    case: true,
+                    ..config("suite::matrix", None)
+                };
+                run_async(cfg, |_ctx| async move { Ok(Err("no".to_string())) })
+            })
+            .unwrap()
+            .join();
+        let text = panic_text(result.unwrap_err());
+        assert!(
+            text.starts_with("[dynamo-test] suite::matrix::case_3 returned an error: no"),
+            "{text}"
+        );
     }
 
     #[test]

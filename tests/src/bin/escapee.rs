@@ -46,6 +46,7 @@ fn main() {
         flavor: Flavor::CurrentThread,
         start_paused: false,
         services: &[],
+        case: false,
     };
     run_async(config, |ctx: TestContext| async move {
         let family = start_family(&ctx, script).await?;

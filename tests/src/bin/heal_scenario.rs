@@ -29,6 +29,7 @@ fn main() {
         flavor: Flavor::CurrentThread,
         start_paused: false,
         services,
+        case: false,
     };
     let first = std::panic::catch_unwind(|| {
         run_async(config("heal::using_it_when_it_dies"), |ctx| async move {

@@ -41,6 +41,7 @@ fn main() {
         flavor: Flavor::CurrentThread,
         start_paused: false,
         services: request,
+        case: false,
     };
     if again {
         let first = config.clone();
