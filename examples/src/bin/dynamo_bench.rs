@@ -159,6 +159,7 @@ where
         },
         start_paused: false,
         services: &SERVICES,
+        case: false,
     };
     let started = Instant::now();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
