@@ -14,7 +14,7 @@ use crate::paths::{self, OutputRoot};
 use crate::stale;
 
 /// Env vars the harness reads.
-const KNOWN_VARS: [&str; 14] = [
+const KNOWN_VARS: [&str; 15] = [
     "DYNAMO_TEST_ETCD_CLIENT_PORT",
     "DYNAMO_TEST_ETCD_PEER_PORT",
     "DYNAMO_TEST_NATS_CLIENT_PORT",
@@ -29,6 +29,7 @@ const KNOWN_VARS: [&str; 14] = [
     "ETCD_BIN",
     "NATS_SERVER_BIN",
     "DYNAMO_PYTHON",
+    "DYNAMO_TEST_REQUIRE_DYNAMO",
 ];
 
 /// One finding: `blocking` ones make the exit code non-zero.

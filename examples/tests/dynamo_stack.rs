@@ -15,7 +15,7 @@ async fn chat_through_a_real_dynamo_stack(
     ctx: &TestContext,
     ports: ServicePorts,
 ) -> Result<(), Error> {
-    let Some(_) = Dynamo::find_or_skip("chat_through_a_real_dynamo_stack")? else {
+    let Some(_) = Dynamo::find_or_skip("chat_through_a_real_dynamo_stack").await? else {
         return Ok(());
     };
     // A tokenizer-only model made from files: no weights, no model hub.

@@ -1,12 +1,13 @@
 //! What the context gives the modules below it, which never see it: a
-//! process owner (logs, env, teardown) and a service host (namespace,
-//! ports, data dir).
+//! process owner (logs, env, teardown), a service host (namespace, ports,
+//! data dir) and a Dynamo stack host (the same, plus the port plan).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::TestContext;
+use crate::dynamo::StackHost;
 use crate::error::Error;
 use crate::ports::ServicePorts;
 use crate::process::{ManagedProcess, Owner, ProcessBuilder};
@@ -61,16 +62,34 @@ impl Host for TestContext {
         TestContext::reserve_port(self, name)
     }
 
+    fn record_port(&self, name: &str, port: u16) {
+        TestContext::record_port(self, name, port);
+    }
+
+    fn process(&self, name: &str, program: OsString) -> ProcessBuilder {
+        ProcessBuilder::new(Arc::new(self.clone()), name, program)
+    }
+}
+
+impl StackHost for TestContext {
+    fn namespace(&self) -> &str {
+        TestContext::namespace(self)
+    }
+
+    fn output_dir(&self) -> &Path {
+        TestContext::output_dir(self)
+    }
+
+    fn reserve_port(&self, name: &str) -> Result<u16, Error> {
+        TestContext::reserve_port(self, name)
+    }
+
     fn reserve_port_from(&self, name: &str, base: u16) -> Result<u16, Error> {
         TestContext::reserve_port_from(self, name, base)
     }
 
     fn service_ports(&self) -> Result<ServicePorts, Error> {
         TestContext::service_ports(self)
-    }
-
-    fn record_port(&self, name: &str, port: u16) {
-        TestContext::record_port(self, name, port);
     }
 
     fn process(&self, name: &str, program: OsString) -> ProcessBuilder {

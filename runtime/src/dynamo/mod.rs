@@ -32,10 +32,13 @@
 //! ([`Dynamo::find`]); `scripts/install-dynamo.sh` installs the tested
 //! release into a virtualenv.
 
+mod builder;
+mod host;
 mod model;
 mod openai;
 mod plan;
 mod python;
+mod readiness;
 mod stack;
 mod worker;
 
@@ -54,5 +57,7 @@ impl From<DynamoMissing> for Error {
         Error::Dynamo(missing.to_string())
     }
 }
-pub use stack::{Stack, StackBuilder, StackWorker, DEFAULT_STACK_TIMEOUT};
+pub use builder::{StackBuilder, DEFAULT_REQUEST_TIMEOUT, DEFAULT_STACK_TIMEOUT};
+pub(crate) use host::StackHost;
+pub use stack::{Stack, StackWorker};
 pub use worker::Worker;

@@ -33,8 +33,8 @@ pub fn tiny_model(dir: impl AsRef<Path>) -> Result<PathBuf, Error> {
         .map_err(|e| Error::io(format!("creating the model dir {}", dir.display()), e))?;
     for (name, content) in files() {
         let path = dir.join(name);
-        let text = serde_json::to_string_pretty(&content).unwrap_or_default();
-        std::fs::write(&path, text)
+        // A `Value` always serializes; its `Display` is its JSON text.
+        std::fs::write(&path, content.to_string())
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     }
     Ok(dir.to_path_buf())

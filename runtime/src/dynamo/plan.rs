@@ -43,12 +43,32 @@ impl RequestPlane {
     }
 }
 
+/// How Dynamo's events (KV events, metrics) travel (`DYN_EVENT_PLANE`):
+/// through NATS when the test has one (Dynamo's default with etcd), else
+/// ZMQ, so that a test without NATS never reaches for `localhost:4222`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EventPlane {
+    Nats,
+    Zmq,
+}
+
+/// Inherited variables that would undo a stack's isolation or ports (a
+/// developer's exported `DYN_NAMESPACE_PREFIX` wins over the namespace):
+/// its processes do not get them.
+pub(super) const INHERITED_UNSET: [&str; 4] = [
+    "DYN_NAMESPACE_PREFIX",
+    "DYN_NAMESPACE_WORKER_SUFFIX",
+    "DYN_HTTP_PORT",
+    "DYN_HTTP_HOST",
+];
+
 /// What is the same for every process of one stack.
 #[derive(Debug, Clone)]
 pub(super) struct StackPlan {
     pub namespace: String,
     pub discovery: Discovery,
     pub request_plane: RequestPlane,
+    pub event_plane: EventPlane,
     /// `DYN_FILE_KV` for [`Discovery::File`]: inside the test's output dir.
     pub file_kv: PathBuf,
 }
@@ -74,6 +94,14 @@ impl StackPlan {
             (
                 "DYN_REQUEST_PLANE".into(),
                 self.request_plane.env_value().into(),
+            ),
+            (
+                "DYN_EVENT_PLANE".into(),
+                match self.event_plane {
+                    EventPlane::Nats => "nats",
+                    EventPlane::Zmq => "zmq",
+                }
+                .into(),
             ),
         ];
         if self.discovery == Discovery::File {
@@ -120,13 +148,15 @@ impl StackPlan {
     }
 }
 
-/// The env of a worker with system port `system_port`: its `/health`
-/// there reports `ready` once its `generate` endpoint is (what Dynamo's
-/// own tests configure).
+/// The env of a worker with system port `system_port`, served on
+/// loopback. Its `/health` there says `ready` only with
+/// `DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS` naming `generate` (as Dynamo's
+/// own tests set it): Dynamo 1.6.1 logs that the variable is deprecated,
+/// yet without it the mocker's status stays `notready`.
 pub(super) fn worker_env(system_port: u16) -> Vec<(OsString, OsString)> {
     vec![
         ("DYN_SYSTEM_PORT".into(), system_port.to_string().into()),
-        ("DYN_SYSTEM_ENABLED".into(), "true".into()),
+        ("DYN_SYSTEM_HOST".into(), "127.0.0.1".into()),
         (
             "DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS".into(),
             "[\"generate\"]".into(),
@@ -146,6 +176,7 @@ mod tests {
             namespace: "ns-1".into(),
             discovery,
             request_plane,
+            event_plane: EventPlane::Nats,
             file_kv: "/out/kv".into(),
         }
     }
@@ -170,6 +201,13 @@ mod tests {
         assert_eq!(get(&env, "DYN_DISCOVERY_BACKEND").as_deref(), Some("file"));
         assert_eq!(get(&env, "DYN_FILE_KV").as_deref(), Some("/out/kv"));
         assert_eq!(get(&env, "DYN_REQUEST_PLANE").as_deref(), Some("nats"));
+        assert_eq!(get(&env, "DYN_EVENT_PLANE").as_deref(), Some("nats"));
+        let without_nats = StackPlan {
+            event_plane: EventPlane::Zmq,
+            ..plan(Discovery::Etcd, RequestPlane::Tcp)
+        };
+        let env = without_nats.common_env();
+        assert_eq!(get(&env, "DYN_EVENT_PLANE").as_deref(), Some("zmq"));
     }
 
     #[test]
@@ -205,9 +243,11 @@ mod tests {
                 "8001"
             ]
         );
+        let worker = worker_env(9100);
+        assert_eq!(get(&worker, "DYN_SYSTEM_PORT").as_deref(), Some("9100"));
         assert_eq!(
-            get(&worker_env(9100), "DYN_SYSTEM_PORT").as_deref(),
-            Some("9100")
+            get(&worker, "DYN_SYSTEM_HOST").as_deref(),
+            Some("127.0.0.1")
         );
     }
 }

@@ -1,8 +1,10 @@
 //! Finding the Python that runs Dynamo: `DYNAMO_PYTHON`, else `python3` on
 //! `PATH`, and whether `dynamo` is importable there (with its version).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::env::{self, Lookup};
 
@@ -13,17 +15,36 @@ pub const ENV_DYNAMO_PYTHON: &str = "DYNAMO_PYTHON";
 /// instead of skipping: CI, where Dynamo must be there.
 pub const ENV_REQUIRE_DYNAMO: &str = "DYNAMO_TEST_REQUIRE_DYNAMO";
 
-/// The Dynamo release the harness is tested against (`scripts/install-dynamo.sh`).
-pub const TESTED_DYNAMO_VERSION: &str = "1.6.1";
+/// The release, written once for the constants below.
+macro_rules! tested_version {
+    () => {
+        "1.6.1"
+    };
+}
+
+/// The Dynamo release the harness is tested against (`scripts/install-dynamo.sh`
+/// installs it; a suite test checks the two agree).
+pub const TESTED_DYNAMO_VERSION: &str = tested_version!();
 
 /// How to install the tested release, for error messages.
-pub const INSTALL_HINT: &str = "bash scripts/install-dynamo.sh (a virtualenv with \
-    `pip install ai-dynamo-runtime==1.6.1` and `pip install --no-deps ai-dynamo==1.6.1` \
-    plus their runtime dependencies; see the README), then set DYNAMO_PYTHON to its bin/python";
+pub const INSTALL_HINT: &str = concat!(
+    "in a virtualenv, `pip install ai-dynamo-runtime==",
+    tested_version!(),
+    "`, `pip install --no-deps ai-dynamo==",
+    tested_version!(),
+    "` and its runtime dependencies (the README lists them; from a checkout of \
+     dynamo-test, `bash scripts/install-dynamo.sh` does it all), then point \
+     DYNAMO_PYTHON at the virtualenv's bin/python"
+);
+
+/// How long the interpreter may take to answer before it is killed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Asks the interpreter for what the stack runs (`dynamo.frontend`,
 /// `dynamo.mocker`) without importing them (that takes seconds), and the
-/// installed version.
+/// version: the installed distribution's, else the source tree's (a
+/// Dynamo developer's checkout on PYTHONPATH has no metadata), else
+/// `unknown`.
 const PROBE_SCRIPT: &str = "\
 import importlib.util as u, importlib.metadata as m
 def found(name):
@@ -34,7 +55,14 @@ def found(name):
 missing = [n for n in ('dynamo.frontend', 'dynamo.mocker') if not found(n)]
 if missing:
     raise SystemExit('cannot import ' + ', '.join(missing))
-print(m.version('ai-dynamo'))
+try:
+    print(m.version('ai-dynamo'))
+except m.PackageNotFoundError:
+    try:
+        from dynamo.frontend._version import __version__
+        print(__version__)
+    except Exception:
+        print('unknown')
 ";
 
 /// A Python interpreter with Dynamo importable.
@@ -61,7 +89,9 @@ pub struct DynamoMissing {
 impl Dynamo {
     /// Finds the interpreter (`DYNAMO_PYTHON`, else `python3` on `PATH`) and
     /// checks that Dynamo's frontend and mocker are importable there.
-    /// Blocks for the interpreter's start (about 0.1 s).
+    /// Blocks for the interpreter's start (about 0.2 s; an interpreter that
+    /// hangs is killed after 30 s): in async code, prefer
+    /// [`find_or_skip`](Self::find_or_skip) or a stack's own check.
     pub fn find() -> Result<Dynamo, DynamoMissing> {
         find_with(&env::process_env)
     }
@@ -71,16 +101,27 @@ impl Dynamo {
     /// on stderr saying that `test` is skipped and why; `Err` when missing
     /// and `DYNAMO_TEST_REQUIRE_DYNAMO` is set (CI must not skip).
     ///
+    /// Runs off the async threads.
+    ///
     /// ```no_run
     /// # use dynamo_test::{dynamo::Dynamo, Error};
-    /// # fn doc() -> Result<(), Error> {
-    /// let Some(_dynamo) = Dynamo::find_or_skip("my_stack_test")? else {
+    /// # async fn doc() -> Result<(), Error> {
+    /// let Some(_dynamo) = Dynamo::find_or_skip("my_stack_test").await? else {
     ///     return Ok(());
     /// };
     /// # Ok(()) }
     /// ```
-    pub fn find_or_skip(test: &str) -> Result<Option<Dynamo>, DynamoMissing> {
-        find_or_skip_with(&env::process_env, test)
+    pub async fn find_or_skip(test: &str) -> Result<Option<Dynamo>, DynamoMissing> {
+        let test = test.to_string();
+        tokio::task::spawn_blocking(move || find_or_skip_with(&env::process_env, &test))
+            .await
+            .unwrap_or_else(|e| {
+                Err(DynamoMissing {
+                    python: None,
+                    how_found: "the check's thread".into(),
+                    problem: format!("the check did not finish: {e}"),
+                })
+            })
     }
 
     /// Checks that Dynamo's frontend and mocker are importable by `python`.
@@ -115,10 +156,17 @@ fn check(python: PathBuf, how_found: String) -> Result<Dynamo, DynamoMissing> {
         how_found: how_found.clone(),
         problem,
     };
-    let output = Command::new(&python)
-        .args(["-c", PROBE_SCRIPT])
-        .output()
-        .map_err(|e| missing(format!("{} cannot be run: {e}", python.display())))?;
+    let output = run_bounded(
+        Command::new(&python).args(["-c", PROBE_SCRIPT]),
+        CHECK_TIMEOUT,
+    )
+    .map_err(|e| missing(format!("{} cannot be run: {e}", python.display())))?
+    .ok_or_else(|| {
+        missing(format!(
+            "{} did not answer within {CHECK_TIMEOUT:?} (killed)",
+            python.display()
+        ))
+    })?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr);
         let last = said.lines().last().unwrap_or("").trim().to_string();
@@ -131,6 +179,45 @@ fn check(python: PathBuf, how_found: String) -> Result<Dynamo, DynamoMissing> {
     }
     let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
     Ok(Dynamo { python, version })
+}
+
+/// Runs `command` to its end, at most `limit` (then kills it: `None`).
+/// The check's output is a line or two, far below a pipe's buffer, so
+/// reading it after the exit cannot block the child.
+fn run_bounded(
+    command: &mut Command,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // Ours, by its handle: never a process we did not start.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_end(&mut stdout)?;
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_end(&mut stderr)?;
+    }
+    Ok(Some(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
 }
 
 /// The interpreter to ask, and how it was chosen.
@@ -192,6 +279,16 @@ mod tests {
         let env = [missing[0], (ENV_REQUIRE_DYNAMO, "1")];
         let err = find_or_skip_with(&vars(&env), "t").unwrap_err();
         assert!(err.to_string().contains("/nonexistent/python"), "{err}");
+    }
+
+    #[test]
+    fn an_interpreter_that_hangs_is_killed_at_the_limit() {
+        let ran = run_bounded(Command::new("sleep").arg("30"), Duration::from_millis(100)).unwrap();
+        assert!(ran.is_none());
+        let ran = run_bounded(Command::new("echo").arg("hi"), CHECK_TIMEOUT)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ran.stdout, b"hi\n");
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dynamo::plan::EventPlane;
     use crate::dynamo::{Discovery, RequestPlane};
 
     #[test]
@@ -137,6 +138,7 @@ mod tests {
             namespace: "ns".into(),
             discovery: Discovery::Etcd,
             request_plane: RequestPlane::Tcp,
+            event_plane: EventPlane::Zmq,
             file_kv: "/kv".into(),
         };
         let py = Path::new("/venv/bin/python");

@@ -34,6 +34,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use combinators::{all, any, from_fn, All, Any, FnProbe};
+pub(crate) use http::one_line;
 pub use http::{http, HttpProbe, DEFAULT_MAX_BODY, DEFAULT_MAX_REDIRECTS};
 pub use nats_greeting::{nats_client, NatsGreetingProbe};
 pub use services::{

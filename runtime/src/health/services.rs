@@ -393,10 +393,18 @@ fn judge_frontend(wanted: &FrontendWants, status: u16, body: &str) -> Check {
         }
     }
     if let Some((low, high)) = wanted.workers {
-        let workers = generate_instances(&json, wanted.namespace.as_deref());
+        let namespace = wanted.namespace.as_deref();
+        let workers = generate_instances(&json, namespace);
         if workers < low || workers > high {
+            let scope = match namespace {
+                Some(ns) => format!(
+                    " in namespace {ns} ({} of other namespaces not counted)",
+                    generate_instances(&json, None) - workers
+                ),
+                None => String::new(),
+            };
             return Check::not_ready(format!(
-                "{workers} worker(s) serving `generate`, waiting for {}",
+                "{workers} worker(s) serving `generate`{scope}, waiting for {}",
                 workers_wanted((low, high))
             ));
         }
@@ -561,9 +569,17 @@ mod tests {
         };
         assert!(judge_frontend(&wants(2), 200, health).is_ready());
         let r = reason(judge_frontend(&wants(1), 200, health));
-        assert_eq!(r, "2 worker(s) serving `generate`, waiting for 1");
+        assert_eq!(
+            r,
+            "2 worker(s) serving `generate` in namespace a (1 of other namespaces not counted), \
+             waiting for 1"
+        );
         let r = reason(judge_frontend(&wants(1), 200, r#"{"status":"healthy"}"#));
-        assert_eq!(r, "0 worker(s) serving `generate`, waiting for 1");
+        assert_eq!(
+            r,
+            "0 worker(s) serving `generate` in namespace a (0 of other namespaces not counted), \
+             waiting for 1"
+        );
         let at_least_4 = FrontendWants {
             workers: Some((4, usize::MAX)),
             ..FrontendWants::default()

@@ -38,6 +38,7 @@ impl ProcessBuilder {
                 program,
                 args: Vec::new(),
                 env: Vec::new(),
+                env_remove: Vec::new(),
                 cwd: None,
             },
             probes: Vec::new(),
@@ -66,6 +67,13 @@ impl ProcessBuilder {
     /// Sets an env var for the child (the test process's env is untouched).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.spec.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Keeps an inherited env var from the child (one the builder sets
+    /// still reaches it).
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.spec.env_remove.push(key.into());
         self
     }
 

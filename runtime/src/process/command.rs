@@ -13,6 +13,8 @@ pub(crate) struct Spec {
     pub program: OsString,
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
+    /// Inherited variables the child must not see (unless `env` sets them).
+    pub env_remove: Vec<OsString>,
     pub cwd: Option<PathBuf>,
 }
 
@@ -73,6 +75,9 @@ impl Spec {
     /// child tags, piped output.
     pub(crate) fn command(&self, program: &Path, owner_tag: &str, child_tag: &str) -> Command {
         let mut cmd = Command::new(program);
+        for key in &self.env_remove {
+            cmd.env_remove(key);
+        }
         // The tags last: an env passed through from the test's own (which
         // may carry an outer test's tags) must not replace them.
         cmd.args(&self.args)
@@ -121,6 +126,7 @@ mod tests {
             program: program.into(),
             args: vec![],
             env: vec![],
+            env_remove: vec![],
             cwd: None,
         }
     }

@@ -750,6 +750,7 @@ mod tests {
             program: "sleep".into(),
             args: vec!["30".into()],
             env: Vec::new(),
+            env_remove: Vec::new(),
             cwd: None,
         };
         let log = dir.join(format!("stuck-{:?}.log", std::thread::current().id()));

@@ -20,10 +20,6 @@ pub(crate) trait Host: Owner {
     fn output_dir(&self) -> &Path;
     /// Reserves a port named `name`, held until the test's teardown.
     fn reserve_port(&self, name: &str) -> Result<u16, Error>;
-    /// Reserves the first free port at or above `base`, held until teardown.
-    fn reserve_port_from(&self, name: &str, base: u16) -> Result<u16, Error>;
-    /// The port plan in force for the test.
-    fn service_ports(&self) -> Result<crate::ports::ServicePorts, Error>;
     /// Records `name -> port` in the test's port table.
     fn record_port(&self, name: &str, port: u16);
     /// A managed process owned by the test.
