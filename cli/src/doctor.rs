@@ -14,7 +14,7 @@ use crate::paths::{self, OutputRoot};
 use crate::stale;
 
 /// Env vars the harness reads.
-const KNOWN_VARS: [&str; 15] = [
+const KNOWN_VARS: [&str; 16] = [
     "DYNAMO_TEST_ETCD_CLIENT_PORT",
     "DYNAMO_TEST_ETCD_PEER_PORT",
     "DYNAMO_TEST_NATS_CLIENT_PORT",
@@ -30,6 +30,7 @@ const KNOWN_VARS: [&str; 15] = [
     "NATS_SERVER_BIN",
     "DYNAMO_PYTHON",
     "DYNAMO_TEST_REQUIRE_DYNAMO",
+    "DYNAMO_TEST_ARTIFACTS_DIR",
 ];
 
 /// One finding: `blocking` ones make the exit code non-zero.

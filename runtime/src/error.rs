@@ -36,7 +36,7 @@ pub enum Error {
     #[error("{0}")]
     Service(String),
     /// A Dynamo stack could not be started, did not become routable, or
-    /// answered a request with an error (see [`crate::dynamo`]).
+    /// answered a request with an error (see the `dynamo` module).
     #[error("{0}")]
     Dynamo(String),
     /// A test parameter could not be injected.

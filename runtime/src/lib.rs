@@ -33,6 +33,7 @@ mod inject;
 mod output_dir;
 mod ports;
 pub mod process;
+mod report;
 mod runner;
 pub mod services;
 mod state_dir;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&str] = &[
     "admin",
     "runner",
+    "report",
     "inject",
     "context",
     "dynamo",

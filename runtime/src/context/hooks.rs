@@ -26,6 +26,7 @@ impl Owner for TestContext {
     /// what it stopped outside the process group is noted, and a process
     /// that would not exit fails the test.
     fn adopt(&self, process: &ManagedProcess) {
+        self.record_process(process);
         // Weak: the context owns this step, and must not be kept alive by it.
         let (handle, ctx) = (process.clone(), self.downgrade());
         self.defer(format!("stop process `{}`", process.name()), async move {

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::health::Probe;
 use crate::output_dir::OutputDir;
 use crate::ports::{self, PlanPort, Port, ServicePorts};
-use crate::process::ProcessBuilder;
+use crate::process::{ManagedProcess, ProcessBuilder};
 use crate::sys::sync::lock;
 pub(crate) use log::log;
 use namespace::namespace_for;
@@ -63,6 +63,10 @@ struct Inner {
     child_env: Mutex<Vec<(String, String)>>,
     /// `(process name, log path)` of every child, for failure reports.
     logs: Mutex<Vec<(String, PathBuf)>>,
+    /// Every child started (handles), for the failure report.
+    processes: Mutex<Vec<ManagedProcess>>,
+    /// The teardown steps run so far, for the failure report.
+    teardown_steps: Mutex<Vec<TeardownStep>>,
     /// One value per type, for the fixtures built on the context.
     slots: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
     /// Fixed ports of the plan replaced for this test (private instances).
@@ -100,6 +104,8 @@ impl TestContext {
                 resources: Mutex::new(Vec::new()),
                 child_env: Mutex::new(Vec::new()),
                 logs: Mutex::new(Vec::new()),
+                processes: Mutex::new(Vec::new()),
+                teardown_steps: Mutex::new(Vec::new()),
                 slots: Mutex::new(Vec::new()),
                 plan_overrides: Mutex::new(Vec::new()),
                 teardown_problems: Mutex::new(Vec::new()),
@@ -348,6 +354,21 @@ impl TestContext {
         lock(&self.inner.teardown_problems).push(problem);
     }
 
+    /// Takes `process` in for the failure report (the owner hook stops it).
+    pub(crate) fn record_process(&self, process: &ManagedProcess) {
+        lock(&self.inner.processes).push(process.clone());
+    }
+
+    /// Every child the test started, in order.
+    pub(crate) fn processes(&self) -> Vec<ManagedProcess> {
+        lock(&self.inner.processes).clone()
+    }
+
+    /// The teardown steps run so far, in order.
+    pub(crate) fn teardown_steps(&self) -> Vec<TeardownStep> {
+        lock(&self.inner.teardown_steps).clone()
+    }
+
     /// What went wrong during teardown so far.
     pub(crate) fn teardown_problems(&self) -> Vec<String> {
         lock(&self.inner.teardown_problems).clone()
@@ -363,11 +384,16 @@ impl TestContext {
                 Some(Resource::Port(port)) => drop(port),
                 Some(Resource::Deferred { label, action }) => {
                     let started = std::time::Instant::now();
+                    let problems_before = lock(&self.inner.teardown_problems).len();
                     action.await;
-                    log(
-                        &self.inner.name,
-                        &format!("teardown: {label} ({:?})", started.elapsed()),
-                    );
+                    let took = started.elapsed();
+                    log(&self.inner.name, &format!("teardown: {label} ({took:?})"));
+                    let problems = lock(&self.inner.teardown_problems)[problems_before..].to_vec();
+                    lock(&self.inner.teardown_steps).push(TeardownStep {
+                        label,
+                        took,
+                        problems,
+                    });
                 }
             }
         }
@@ -380,6 +406,15 @@ impl TestContext {
     fn port_label(&self, name: &str) -> String {
         format!("{} ({name})", self.inner.name)
     }
+}
+
+/// One step of a teardown, as the failure report shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct TeardownStep {
+    pub label: String,
+    pub took: std::time::Duration,
+    /// What went wrong during it (see [`TestContext::teardown_failed`]).
+    pub problems: Vec<String>,
 }
 
 /// A [`TestContext`] that does not keep it alive.

@@ -24,7 +24,7 @@ pub const DEFAULT_STACK_TIMEOUT: Duration = Duration::from_secs(90);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The stack a test asks for; made by
-/// [`TestContext::dynamo`](crate::TestContext::dynamo), started with
+/// `ctx.dynamo()` (`TestContext::dynamo`), started with
 /// [`start`](StackBuilder::start).
 #[must_use = "a stack starts only when `.start().await`ed"]
 pub struct StackBuilder {

@@ -40,6 +40,87 @@ pub(crate) async fn failure_notes(ctx: &TestContext) -> Vec<String> {
     notes
 }
 
+/// Keys under the test's etcd prefix shown in a failure report, at most.
+const KEYS_SHOWN: usize = 50;
+
+/// What a failure report says of one service the test used, observed
+/// before teardown (which deletes the test's keys and stops private
+/// instances).
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceFacts {
+    pub kind: &'static str,
+    pub endpoints: String,
+    /// Where it came from and who started it.
+    pub origin: String,
+    /// Healthy at the end, or why not.
+    pub health: Result<(), String>,
+    /// etcd only: the keys under the test's prefix, or why they could
+    /// not be read.
+    pub keys: Option<Result<KeysSeen, String>>,
+}
+
+/// The keys under a test's etcd prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct KeysSeen {
+    pub prefix: String,
+    /// The first [`KEYS_SHOWN`].
+    pub shown: Vec<String>,
+    /// How many there were.
+    pub total: usize,
+}
+
+/// The facts of every service the test used.
+pub(crate) async fn observe(ctx: &TestContext) -> Vec<ServiceFacts> {
+    let services = ctx.slot::<Services>();
+    let mut facts = Vec::new();
+    for cell in [&services.etcd, &services.nats] {
+        if let Some(instance) = cell.get() {
+            facts.push(facts_of(instance).await);
+        }
+    }
+    facts
+}
+
+async fn facts_of(instance: &Arc<Instance>) -> ServiceFacts {
+    let origin = match instance.source {
+        Source::SharedStarted => "shared, started by the harness (its keeper runs it)",
+        Source::SharedExternal => "shared, external: found healthy on the plan's fixed port",
+        Source::FromEnv => "external, named by the environment",
+        Source::Isolated if !instance.members.is_empty() => "private cluster of this test",
+        Source::Isolated => "private to this test",
+    };
+    let health = instance
+        .wait_healthy(std::time::Duration::from_secs(1))
+        .await
+        .map_err(|e| e.to_string());
+    let keys = match instance.kind {
+        ServiceKind::Etcd => {
+            let etcd = Etcd::new(instance.clone());
+            let prefix = etcd.key_prefix();
+            Some(match etcd.list(&prefix).await {
+                Ok(kvs) => Ok(KeysSeen {
+                    shown: kvs
+                        .iter()
+                        .take(KEYS_SHOWN)
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                    total: kvs.len(),
+                    prefix,
+                }),
+                Err(e) => Err(e.to_string()),
+            })
+        }
+        ServiceKind::Nats => None,
+    };
+    ServiceFacts {
+        kind: instance.kind.name(),
+        endpoints: instance.endpoints.join(","),
+        origin: origin.to_string(),
+        health,
+        keys,
+    }
+}
+
 /// The test's etcd (the one it declared, else the shared one).
 impl Inject for Etcd {
     async fn inject(ctx: &TestContext, _param: &str) -> Result<Self, Error> {

@@ -230,6 +230,17 @@ impl ManagedProcess {
         &self.shared.spec.name
     }
 
+    /// Its program and arguments, as a shell would show them (arguments
+    /// with spaces or quotes quoted).
+    pub fn command_line(&self) -> String {
+        let spec = &self.shared.spec;
+        std::iter::once(&spec.program)
+            .chain(&spec.args)
+            .map(|word| quoted(&word.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The pid of the current incarnation.
     pub fn pid(&self) -> u32 {
         self.running().pid
@@ -593,6 +604,18 @@ impl std::fmt::Debug for ManagedProcess {
     }
 }
 
+/// `word`, single-quoted if a shell would split or expand it.
+fn quoted(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    match plain {
+        true => word.to_string(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
+}
+
 /// Spawns one incarnation: on the spawner thread, with a watchdog, its
 /// output forwarded to the log, and a reaper thread publishing its exit.
 fn start(
@@ -738,6 +761,14 @@ impl Watch for ProcessWatch {
 mod tests {
     use super::*;
     use crate::process::command::Spec;
+
+    #[test]
+    fn a_command_line_quotes_only_what_a_shell_would_split() {
+        assert_eq!(quoted("--port=8000"), "--port=8000");
+        assert_eq!(quoted("a b"), "'a b'");
+        assert_eq!(quoted("it's"), "'it'\\''s'");
+        assert_eq!(quoted(""), "''");
+    }
 
     /// A process whose reaper is "stuck": its exit is never published,
     /// as for a leader in uninterruptible sleep that SIGKILL cannot end

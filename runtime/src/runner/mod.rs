@@ -18,6 +18,7 @@ use crate::context::{log, TestContext};
 use crate::error::Error;
 use crate::inject::{require_services, service_failure_notes};
 use crate::process::TAIL_LINES;
+use crate::report;
 use crate::services::ServiceRequest;
 use crate::sys::real_time;
 use supervise::supervise;
@@ -174,7 +175,7 @@ where
             },
         };
         body_ended();
-        note_service_failures(ctx, &ending).await;
+        before_teardown(ctx, &ending).await;
         ctx.teardown().await;
         ending
     });
@@ -255,22 +256,24 @@ where
     };
     body_ended();
     runtime.block_on(async {
-        note_service_failures(ctx, &ending).await;
+        before_teardown(ctx, &ending).await;
         ctx.teardown().await;
     });
     ending
 }
 
 /// A failing test says what became of the shared services it used (one
-/// that died under it, an external one that stopped answering): looked at
-/// before teardown, while the test still holds them.
-async fn note_service_failures(ctx: &TestContext, ending: &Ending) {
+/// that died under it, an external one that stopped answering), and its
+/// report observes what teardown destroys: looked at before teardown,
+/// while the test still holds them.
+async fn before_teardown(ctx: &TestContext, ending: &Ending) {
     if matches!(ending, Ending::Passed) {
         return;
     }
     for note in service_failure_notes(ctx).await {
         log(ctx.name(), &note);
     }
+    report::observe(ctx).await;
 }
 
 /// Marks the end of setup: logs the port table. Called by the expansion
@@ -332,28 +335,53 @@ fn conclude(ctx: &TestContext, ending: Ending) {
             );
         }
     }
+    if matches!(ending, Ending::Passed) {
+        return;
+    }
+    let report = match report::write(ctx, &verdict(&ending)) {
+        Some(path) => format!("\nfailure report: {}", path.display()),
+        None => String::new(),
+    };
+    let ports = ctx.port_table();
     match ending {
         Ending::Passed => {}
         Ending::Panicked(payload) => {
-            log(name, &format!("panicked; ports were: {}", ctx.port_table()));
+            log(name, &format!("panicked; ports were: {ports}{report}"));
             // Re-raise the original panic so `#[should_panic(expected = ..)]` sees it.
             panic::resume_unwind(payload)
         }
         Ending::Returned(message) => {
-            panic!("[dynamo-test] {name} returned an error: {message}\nports: {}", ctx.port_table())
+            panic!("[dynamo-test] {name} returned an error: {message}\nports: {ports}{report}")
         }
         Ending::Setup(error) => {
-            panic!("[dynamo-test] {name}: setup failed: {error}\nports: {}", ctx.port_table())
+            panic!("[dynamo-test] {name}: setup failed: {error}\nports: {ports}{report}")
         }
         Ending::Teardown(problems) => panic!(
-            "[dynamo-test] {name} passed, but its teardown failed:\n{problems}\nports: {}",
-            ctx.port_table()
+            "[dynamo-test] {name} passed, but its teardown failed:\n{problems}\nports: {ports}{report}"
         ),
         Ending::TimedOut(limit) => panic!(
             "[dynamo-test] {name} timed out after {limit:?} (the `timeout` of its #[dynamo_test] attribute); \
-             teardown ran; ports: {}",
-            ctx.port_table()
+             teardown ran; ports: {ports}{report}"
         ),
+    }
+}
+
+/// The report's verdict line.
+fn verdict(ending: &Ending) -> String {
+    match ending {
+        Ending::Passed => "passed".to_string(),
+        Ending::Panicked(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic payload that is not text)");
+            format!("panicked: {message}")
+        }
+        Ending::Returned(message) => format!("returned an error: {message}"),
+        Ending::Setup(error) => format!("setup failed: {error}"),
+        Ending::Teardown(problems) => format!("passed, but its teardown failed: {problems}"),
+        Ending::TimedOut(limit) => format!("timed out after {limit:?}"),
     }
 }
 

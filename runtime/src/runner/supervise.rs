@@ -91,7 +91,10 @@ fn teardown_here(ctx: &TestContext) {
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(ctx.teardown()),
+        Ok(runtime) => runtime.block_on(async {
+            crate::report::observe(ctx).await;
+            ctx.teardown().await;
+        }),
         Err(e) => log(ctx.name(), &format!("teardown skipped: no runtime: {e}")),
     }
 }
