@@ -51,7 +51,8 @@ pub fn render(config: &Config, test: &TestFn) -> TokenStream {
     let func = &test.item;
     let name = &func.sig.ident;
     let body_fn = body_fn(test);
-    let run = runner::call(config, test, test_config::render(config, name, test.rstest));
+    let test_config = test_config::render(config, name, test.rstest, test.should_panic());
+    let run = runner::call(config, test, test_config);
     let attrs = &func.attrs;
     let vis = &func.vis;
     if test.rstest {

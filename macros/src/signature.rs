@@ -37,6 +37,14 @@ impl TestFn {
     pub fn is_async(&self) -> bool {
         self.item.sig.asyncness.is_some()
     }
+
+    /// It carries `#[should_panic]`: its failure is its pass.
+    pub fn should_panic(&self) -> bool {
+        self.item
+            .attrs
+            .iter()
+            .any(|a| a.path().is_ident("should_panic"))
+    }
 }
 
 /// One parameter of the test function.

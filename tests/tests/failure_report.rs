@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dynamo_test::__private::{run_async, Flavor, Mode, ServiceKind, ServiceRequest, TestConfig};
+use dynamo_test::__private::{
+    run_async, run_async_with_timeout, run_sync, Flavor, Mode, ServiceKind, ServiceRequest,
+    TestConfig,
+};
 use dynamo_test::{Error, Etcd, Inject, TestContext};
 
 static ETCD: [ServiceRequest; 1] = [ServiceRequest {
@@ -30,6 +33,7 @@ fn config(
         start_paused: false,
         services,
         case: false,
+        should_panic: false,
     }
 }
 
@@ -49,16 +53,32 @@ impl Run {
 /// Runs `body` as one test; the body's first act records its output dir.
 fn run<F, Fut>(config: TestConfig, body: F) -> Run
 where
-    F: FnOnce(TestContext) -> Fut,
+    F: FnOnce(TestContext) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Result<(), String>, Error>>,
+{
+    run_with(config, |config, body| run_async(config, body), body)
+}
+
+/// Like [`run`], through a runner of the caller's choice.
+fn run_with<F, Fut>(
+    config: TestConfig,
+    runner: impl FnOnce(TestConfig, Box<dyn FnOnce(TestContext) -> Fut + Send>),
+    body: F,
+) -> Run
+where
+    F: FnOnce(TestContext) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<Result<(), String>, Error>>,
 {
     let seen: Arc<Mutex<Option<PathBuf>>> = Arc::default();
     let slot = seen.clone();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        run_async(config, move |ctx: TestContext| {
-            *slot.lock().unwrap() = Some(ctx.output_dir().to_path_buf());
-            body(ctx)
-        })
+        runner(
+            config,
+            Box::new(move |ctx: TestContext| {
+                *slot.lock().unwrap() = Some(ctx.output_dir().to_path_buf());
+                body(ctx)
+            }),
+        )
     }));
     let message = outcome.err().map(|payload| {
         payload
@@ -72,6 +92,35 @@ where
         message,
         output_dir,
     }
+}
+
+/// Every section a report has, whatever the failure.
+fn assert_sections(report: &str) {
+    for section in [
+        "# Failure report: `",
+        "**Verdict:**",
+        "## Ports",
+        "## Processes",
+        "## Services",
+        "## Teardown",
+    ] {
+        assert!(report.contains(section), "{section:?} in:\n{report}");
+    }
+    assert!(
+        !report.contains("not finished when this was written"),
+        "the final report replaced the first one:\n{report}"
+    );
+}
+
+/// The failure message ends with the report's path (not for a panic,
+/// which is re-raised as it was).
+fn assert_named(run: &Run) {
+    let message = run.message.as_deref().expect("the test failed");
+    let path = run.output_dir.join("failure.md");
+    assert!(
+        message.ends_with(&format!("failure report: {}", path.display())),
+        "{message}"
+    );
 }
 
 /// A child whose log says something, an etcd key under the test's prefix
@@ -97,16 +146,12 @@ fn an_error_leaves_a_report_with_every_section() {
             Ok(Err("the body failed on purpose".to_string()))
         },
     );
-    let message = run.message.as_deref().expect("the test failed");
-    let report_path = run.output_dir.join("failure.md");
-    assert!(
-        message.ends_with(&format!("failure report: {}", report_path.display())),
-        "{message}"
-    );
+    assert_named(&run);
     let report = run.report();
+    assert_sections(&report);
     for expected in [
         "# Failure report: `failure_report::error`",
-        "**Verdict:** returned an error: the body failed on purpose",
+        "returned an error: the body failed on purpose",
         "## Ports",
         "| api |",
         "## Processes",
@@ -114,7 +159,7 @@ fn an_error_leaves_a_report_with_every_section() {
         "- command: `sh -c 'echo hello from the child; exec sleep 1000'`",
         "- ended: signal: 15 (SIGTERM)",
         "child.log`",
-        "hello from the child",
+        "last lines of its log:\n\n```text\nhello from the child\n```",
         "## Services",
         "### etcd",
         "- healthy at the end",
@@ -138,14 +183,16 @@ fn a_panic_leaves_a_report_and_keeps_its_message() {
         },
     );
     assert_eq!(run.message.as_deref(), Some("boom on purpose"));
-    assert!(run
-        .report()
-        .contains("**Verdict:** panicked: boom on purpose"));
+    let report = run.report();
+    assert_sections(&report);
+    assert!(report.contains("panicked: boom on purpose"), "{report}");
+    assert!(report.contains("| api |"), "{report}");
 }
 
 #[test]
 fn a_timeout_leaves_a_report() {
-    let limit = Some(Duration::from_millis(300));
+    // The runtime's own deadline ends a body that awaits forever.
+    let limit = Some(Duration::from_secs(2));
     let run = run(
         config("failure_report::timeout", limit, &[]),
         |ctx| async move {
@@ -154,12 +201,70 @@ fn a_timeout_leaves_a_report() {
             Ok(Ok(()))
         },
     );
+    assert_named(&run);
     let report = run.report();
+    assert_sections(&report);
+    assert!(report.contains("timed out after 2s"), "{report}");
+    assert!(report.contains("- command: `sleep 1000`"), "{report}");
+}
+
+#[test]
+fn a_body_that_blocks_its_thread_past_the_limit_leaves_a_report() {
+    // The supervisor's path: the body's thread is stuck, the test's thread
+    // observes, tears down and reports. The process and the key were
+    // there before the block.
+    let limit = Some(Duration::from_secs(2));
+    let run = run_with(
+        config("failure_report::blocked", limit, &ETCD),
+        run_async_with_timeout,
+        |ctx| async move {
+            leave_traces(&ctx).await?;
+            std::thread::sleep(Duration::from_secs(600));
+            Ok(Ok(()))
+        },
+    );
+    assert_named(&run);
+    let report = run.report();
+    assert_sections(&report);
+    assert!(report.contains("timed out after 2s"), "{report}");
+    assert!(report.contains("hello from the child"), "{report}");
     assert!(
-        report.contains("**Verdict:** timed out after 300ms"),
+        report.contains("left-behind`"),
+        "the keys, seen before teardown: {report}"
+    );
+}
+
+#[test]
+fn a_plain_test_that_panics_leaves_a_report() {
+    let seen: Arc<Mutex<Option<PathBuf>>> = Arc::default();
+    let slot = seen.clone();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        run_sync(
+            config("failure_report::sync_panic", None, &[]),
+            move |ctx: TestContext| async move {
+                *slot.lock().unwrap() = Some(ctx.output_dir().to_path_buf());
+                ctx.reserve_port("api")
+            },
+            |_port| panic!("a plain body panics on purpose"),
+        )
+    }));
+    assert!(outcome.is_err());
+    let dir = seen.lock().unwrap().clone().unwrap();
+    let report = std::fs::read_to_string(dir.join("failure.md")).unwrap();
+    assert_sections(&report);
+    assert!(
+        report.contains("panicked: a plain body panics on purpose"),
         "{report}"
     );
-    assert!(report.contains("- command: `sleep 1000`"), "{report}");
+}
+
+#[test]
+fn a_should_panic_test_that_panics_writes_no_report() {
+    let mut config = config("failure_report::should_panic", None, &[]);
+    config.should_panic = true;
+    let run = run(config, |_ctx| async move { panic!("expected, on purpose") });
+    assert_eq!(run.message.as_deref(), Some("expected, on purpose"));
+    assert!(!run.output_dir.join("failure.md").exists());
 }
 
 #[test]
@@ -172,9 +277,11 @@ fn a_setup_failure_leaves_a_report() {
             ))
         },
     );
+    assert_named(&run);
     let report = run.report();
+    assert_sections(&report);
     assert!(
-        report.contains("**Verdict:** setup failed: the fixture could not start, on purpose"),
+        report.contains("setup failed: the fixture could not start, on purpose"),
         "{report}"
     );
 }
@@ -204,6 +311,33 @@ fn a_failed_teardown_step_is_in_the_report() {
 }
 
 #[test]
+fn a_teardown_step_that_panics_fails_the_test_and_the_rest_still_runs() {
+    let later_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = later_ran.clone();
+    let run = run(
+        config("failure_report::step_panics", None, &[]),
+        |ctx| async move {
+            // Registered first, so run last: after the panicking step.
+            ctx.defer("the last step", async move {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            ctx.defer("a step that panics", async {
+                panic!("the step panics on purpose")
+            });
+            Ok(Ok(()))
+        },
+    );
+    assert!(later_ran.load(std::sync::atomic::Ordering::SeqCst));
+    assert_named(&run);
+    let report = run.report();
+    assert!(
+        report.contains("teardown step `a step that panics` panicked: the step panics on purpose"),
+        "{report}"
+    );
+    assert!(report.contains("| the last step |"), "{report}");
+}
+
+#[test]
 fn a_passing_test_writes_no_report() {
     let run = run(
         config("failure_report::passes", None, &[]),
@@ -218,7 +352,12 @@ fn a_passing_test_writes_no_report() {
 
 #[test]
 fn under_ci_a_copy_goes_to_the_artifacts_dir() {
-    let artifacts = std::env::temp_dir().join(format!("dt-artifacts-{}", std::process::id()));
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let artifacts =
+        std::env::temp_dir().join(format!("dt-artifacts-{}-{unique}", std::process::id()));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scenario"))
         .arg("error")
         .env("CI", "true")

@@ -161,6 +161,7 @@ where
         start_paused: false,
         services: ETCD,
         case: false,
+        should_panic: false,
     };
     run_async(config, |ctx| async move {
         let etcd = <dynamo_test::Etcd as dynamo_test::Inject>::inject(&ctx, "etcd").await?;

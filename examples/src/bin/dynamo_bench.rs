@@ -160,6 +160,7 @@ where
         start_paused: false,
         services: &SERVICES,
         case: false,
+        should_panic: false,
     };
     let started = Instant::now();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {

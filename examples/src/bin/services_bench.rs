@@ -1254,6 +1254,7 @@ mod worker {
             start_paused: false,
             services,
             case: false,
+            should_panic: false,
         };
         let marks: Arc<Mutex<[Option<Instant>; 2]>> = Arc::default();
         let body_marks = marks.clone();

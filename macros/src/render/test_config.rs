@@ -1,4 +1,5 @@
-//! The runtime's `TestConfig` value: name, timeout, flavor, services, case.
+//! The runtime's `TestConfig` value: name, timeout, flavor, services, case,
+//! should_panic.
 
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -7,8 +8,9 @@ use syn::{Ident, Path};
 use crate::config::{Config, Flavor, Mode, Service, ServiceKind};
 
 /// `case`: the test is one case of an `#[rstest]` function, named by the
-/// runtime after the case.
-pub fn render(config: &Config, name: &Ident, case: bool) -> TokenStream {
+/// runtime after the case. `should_panic`: it carries `#[should_panic]`
+/// (no failure report for what is its pass).
+pub fn render(config: &Config, name: &Ident, case: bool, should_panic: bool) -> TokenStream {
     let krate = &config.krate;
     let timeout = match config.timeout {
         Some(limit) => {
@@ -31,6 +33,7 @@ pub fn render(config: &Config, name: &Ident, case: bool) -> TokenStream {
             start_paused: #start_paused,
             services: &[#(#services),*],
             case: #case,
+            should_panic: #should_panic,
         }
     }
 }

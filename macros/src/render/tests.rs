@@ -36,6 +36,7 @@ fn default_config() -> TokenStream {
             start_paused: false,
             services: &[],
             case: false,
+            should_panic: false,
         }
     }
 }
@@ -116,6 +117,7 @@ fn a_plain_fn_with_a_timeout_and_parameters() {
                         start_paused: false,
                         services: &[],
                         case: false,
+                        should_panic: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         #(#lets)*
@@ -176,6 +178,7 @@ fn an_async_fn_with_every_option() {
                             }
                         ],
                         case: false,
+                        should_panic: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         ::dynamo_test::__private::enter_body(&__dynamo_ctx);
@@ -201,6 +204,7 @@ fn an_async_fn_on_a_paused_clock_and_default_workers() {
                 start_paused: #start_paused,
                 services: &[],
                 case: false,
+                should_panic: false,
             }
         }
     };
@@ -421,6 +425,7 @@ fn a_cluster_and_nats_without_jetstream() {
                             }
                         ],
                         case: false,
+                        should_panic: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         ::dynamo_test::__private::enter_body(&__dynamo_ctx);
@@ -480,6 +485,7 @@ fn an_async_rstest_function_with_a_timeout() {
                         start_paused: false,
                         services: &[],
                         case: true,
+                        should_panic: false,
                     },
                     move |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         #(#lets)*
@@ -528,6 +534,7 @@ fn a_plain_rstest_function_with_value_lists() {
                         start_paused: false,
                         services: &[],
                         case: true,
+                        should_panic: false,
                     },
                     |__dynamo_ctx: ::dynamo_test::__private::TestContext| async move {
                         #(#lets)*

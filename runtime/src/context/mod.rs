@@ -13,11 +13,14 @@ mod wait;
 use std::any::{Any, TypeId};
 use std::fmt::Write as _;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use crate::dynamo::StackBuilder;
+use futures_util::FutureExt as _;
+
 use crate::error::Error;
 use crate::health::Probe;
 use crate::output_dir::OutputDir;
@@ -385,7 +388,14 @@ impl TestContext {
                 Some(Resource::Deferred { label, action }) => {
                     let started = std::time::Instant::now();
                     let problems_before = lock(&self.inner.teardown_problems).len();
-                    action.await;
+                    // A step that panics is a failed step, not the end of
+                    // the teardown: the rest still runs.
+                    if let Err(payload) = AssertUnwindSafe(action).catch_unwind().await {
+                        self.teardown_failed(format!(
+                            "teardown step `{label}` panicked: {}",
+                            panic_text(payload.as_ref())
+                        ));
+                    }
                     let took = started.elapsed();
                     log(&self.inner.name, &format!("teardown: {label} ({took:?})"));
                     let problems = lock(&self.inner.teardown_problems)[problems_before..].to_vec();
@@ -406,6 +416,15 @@ impl TestContext {
     fn port_label(&self, name: &str) -> String {
         format!("{} ({name})", self.inner.name)
     }
+}
+
+/// A panic's message, when it is text.
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(a panic payload that is not text)")
 }
 
 /// One step of a teardown, as the failure report shows it.

@@ -12,8 +12,7 @@ use crate::context::TestContext;
 use crate::error::Error;
 use crate::ports::{Port, ServicePorts};
 pub(crate) use services::{
-    failure_notes as service_failure_notes, observe as observe_services,
-    require as require_services, KeysSeen, ServiceFacts,
+    observe as observe_services, require as require_services, KeysSeen, ServiceFacts,
 };
 
 /// A type that `#[dynamo_test]` can pass to a test as a parameter.

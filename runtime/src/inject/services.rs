@@ -27,19 +27,6 @@ pub(crate) async fn require(ctx: &TestContext, requests: &[ServiceRequest]) -> R
     obtained.into_iter().try_for_each(|r| r.map(drop))
 }
 
-/// For a failing test: what became of the services it used, one line
-/// each where there is something to say (see [`Instance::failure_note`]).
-pub(crate) async fn failure_notes(ctx: &TestContext) -> Vec<String> {
-    let services = ctx.slot::<Services>();
-    let mut notes = Vec::new();
-    for cell in [&services.etcd, &services.nats] {
-        if let Some(instance) = cell.get() {
-            notes.extend(instance.failure_note().await);
-        }
-    }
-    notes
-}
-
 /// Keys under the test's etcd prefix shown in a failure report, at most.
 const KEYS_SHOWN: usize = 50;
 
@@ -57,6 +44,9 @@ pub(crate) struct ServiceFacts {
     /// etcd only: the keys under the test's prefix, or why they could
     /// not be read.
     pub keys: Option<Result<KeysSeen, String>>,
+    /// What became of it, when there is something to say (a shared one
+    /// that died under the test, an external one that stopped answering).
+    pub note: Option<String>,
 }
 
 /// The keys under a test's etcd prefix.
@@ -66,7 +56,7 @@ pub(crate) struct KeysSeen {
     /// The first [`KEYS_SHOWN`].
     pub shown: Vec<String>,
     /// How many there were.
-    pub total: usize,
+    pub total: u64,
 }
 
 /// The facts of every service the test used.
@@ -90,21 +80,17 @@ async fn facts_of(instance: &Arc<Instance>) -> ServiceFacts {
         Source::Isolated => "private to this test",
     };
     let health = instance
-        .wait_healthy(std::time::Duration::from_secs(1))
+        .wait_healthy(std::time::Duration::from_secs(3))
         .await
         .map_err(|e| e.to_string());
     let keys = match instance.kind {
         ServiceKind::Etcd => {
             let etcd = Etcd::new(instance.clone());
             let prefix = etcd.key_prefix();
-            Some(match etcd.list(&prefix).await {
-                Ok(kvs) => Ok(KeysSeen {
-                    shown: kvs
-                        .iter()
-                        .take(KEYS_SHOWN)
-                        .map(|(k, _)| k.clone())
-                        .collect(),
-                    total: kvs.len(),
+            Some(match etcd.keys(&prefix, KEYS_SHOWN).await {
+                Ok((shown, total)) => Ok(KeysSeen {
+                    shown,
+                    total,
                     prefix,
                 }),
                 Err(e) => Err(e.to_string()),
@@ -118,6 +104,7 @@ async fn facts_of(instance: &Arc<Instance>) -> ServiceFacts {
         origin: origin.to_string(),
         health,
         keys,
+        note: instance.failure_note().await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::context::TeardownStep;
 use crate::inject::{KeysSeen, ServiceFacts};
@@ -13,10 +14,20 @@ pub(super) struct ReportFacts {
     pub output_dir: PathBuf,
     pub ports: Vec<(String, u16)>,
     pub processes: Vec<ProcessFacts>,
-    /// `None` when they were not observed before teardown (a body that
-    /// passed, then a teardown that failed).
-    pub services: Option<Vec<ServiceFacts>>,
+    pub services: Services,
     pub teardown: Vec<TeardownStep>,
+    /// Whether teardown has finished (else the report was written before it).
+    pub teardown_done: bool,
+}
+
+/// What is known of the test's services.
+pub(super) enum Services {
+    Observed(Vec<ServiceFacts>),
+    /// Nothing was observed before teardown (the body passed and a
+    /// teardown step failed, or the test ended before it could run).
+    NotObserved,
+    /// The services did not answer within this limit.
+    NoAnswer(Duration),
 }
 
 /// One process the test started.
@@ -31,14 +42,44 @@ pub(super) struct ProcessFacts {
 
 pub(super) fn render(facts: &ReportFacts) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Failure report: `{}`\n", facts.name);
-    let _ = writeln!(out, "**Verdict:** {}\n", facts.verdict);
-    let _ = writeln!(out, "Output directory: `{}`\n", facts.output_dir.display());
+    let _ = writeln!(out, "# Failure report: {}\n", code(&facts.name));
+    let _ = writeln!(out, "**Verdict:**\n\n{}", fenced(&facts.verdict));
+    let _ = writeln!(
+        out,
+        "Output directory: {}\n",
+        code(&facts.output_dir.display().to_string())
+    );
     ports(&mut out, &facts.ports);
     processes(&mut out, &facts.processes);
-    services(&mut out, facts.services.as_deref());
-    teardown(&mut out, &facts.teardown);
+    services(&mut out, &facts.services);
+    teardown(&mut out, &facts.teardown, facts.teardown_done);
     out
+}
+
+/// `text` as a Markdown code span, whatever backticks it holds.
+fn code(text: &str) -> String {
+    let ticks = "`".repeat(longest_backtick_run(text) + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
+}
+
+/// `text` as a fenced block that no line of it can close.
+fn fenced(text: &str) -> String {
+    let fence = "`".repeat((longest_backtick_run(text) + 1).max(3));
+    format!("{fence}text\n{}\n{fence}\n", text.trim_end())
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
+}
+
+/// `text` in one table cell: no line breaks, no cell separators.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
 }
 
 fn ports(out: &mut String, ports: &[(String, u16)]) {
@@ -49,7 +90,7 @@ fn ports(out: &mut String, ports: &[(String, u16)]) {
     }
     let _ = writeln!(out, "| name | port |\n|---|---|");
     for (name, port) in ports {
-        let _ = writeln!(out, "| {name} | {port} |");
+        let _ = writeln!(out, "| {} | {port} |", cell(name));
     }
     out.push('\n');
 }
@@ -60,39 +101,53 @@ fn processes(out: &mut String, processes: &[ProcessFacts]) {
         let _ = writeln!(out, "none\n");
     }
     for p in processes {
-        let _ = writeln!(out, "### `{}` (pid {})\n", p.name, p.pid);
-        let _ = writeln!(out, "- command: `{}`", p.command);
+        let _ = writeln!(out, "### {} (pid {})\n", code(&p.name), p.pid);
+        let _ = writeln!(out, "- command: {}", code(&p.command));
         let _ = writeln!(out, "- ended: {}", p.ended);
-        let _ = writeln!(out, "- log: `{}`\n", p.log.display());
-        let _ = writeln!(out, "```text\n{}\n```\n", p.tail.trim_end());
+        let _ = writeln!(out, "- log: {}\n", code(&p.log.display().to_string()));
+        let _ = writeln!(out, "last lines of its log:\n\n{}", fenced(&p.tail));
     }
 }
 
-fn services(out: &mut String, services: Option<&[ServiceFacts]>) {
+fn services(out: &mut String, services: &Services) {
     let _ = writeln!(out, "## Services\n");
-    let Some(services) = services else {
-        let _ = writeln!(
-            out,
-            "not observed before teardown (the body passed and teardown failed)\n"
-        );
-        return;
+    let services = match services {
+        Services::Observed(s) => s,
+        Services::NotObserved => {
+            let _ = writeln!(out, "not observed before teardown\n");
+            return;
+        }
+        Services::NoAnswer(limit) => {
+            let _ = writeln!(out, "not observed: no answer within {limit:?}\n");
+            return;
+        }
     };
     if services.is_empty() {
         let _ = writeln!(out, "none\n");
     }
     for s in services {
         let _ = writeln!(out, "### {}\n", s.kind);
-        let _ = writeln!(out, "- at: {}", s.endpoints);
+        let _ = writeln!(out, "- at: {}", code(&s.endpoints));
         let _ = writeln!(out, "- from: {}", s.origin);
-        let health = match &s.health {
-            Ok(()) => "healthy at the end".to_string(),
-            Err(why) => format!("NOT healthy at the end: {why}"),
-        };
-        let _ = writeln!(out, "- {health}");
+        match &s.health {
+            Ok(()) => {
+                let _ = writeln!(out, "- healthy at the end");
+            }
+            Err(why) => {
+                let _ = writeln!(out, "- NOT healthy at the end:\n\n{}", fenced(why));
+            }
+        }
+        if let Some(note) = &s.note {
+            let _ = writeln!(out, "- what became of it:\n\n{}", fenced(note));
+        }
         match &s.keys {
             None => {}
             Some(Err(why)) => {
-                let _ = writeln!(out, "- keys under the test's prefix: could not list: {why}");
+                let _ = writeln!(
+                    out,
+                    "- keys under the test's prefix: could not list: {}",
+                    cell(why)
+                );
             }
             Some(Ok(KeysSeen {
                 prefix,
@@ -101,11 +156,12 @@ fn services(out: &mut String, services: Option<&[ServiceFacts]>) {
             })) => {
                 let _ = writeln!(
                     out,
-                    "- keys under the test's prefix `{prefix}`: {total} (first {} shown)",
+                    "- keys under the test's prefix {}: {total} (first {} shown)",
+                    code(prefix),
                     shown.len()
                 );
                 for key in shown {
-                    let _ = writeln!(out, "  - `{key}`");
+                    let _ = writeln!(out, "  - {}", code(key));
                 }
             }
         }
@@ -113,8 +169,14 @@ fn services(out: &mut String, services: Option<&[ServiceFacts]>) {
     }
 }
 
-fn teardown(out: &mut String, steps: &[TeardownStep]) {
+fn teardown(out: &mut String, steps: &[TeardownStep], done: bool) {
     let _ = writeln!(out, "## Teardown\n");
+    if !done {
+        let _ = writeln!(
+            out,
+            "not finished when this was written (a later report replaces this one)\n"
+        );
+    }
     if steps.is_empty() {
         let _ = writeln!(out, "no steps\n");
         return;
@@ -125,7 +187,13 @@ fn teardown(out: &mut String, steps: &[TeardownStep]) {
             true => "ok".to_string(),
             false => step.problems.join("; ").replace('\n', " "),
         };
-        let _ = writeln!(out, "| {} | {:.1?} | {outcome} |", step.label, step.took);
+        let _ = writeln!(
+            out,
+            "| {} | {:.1?} | {} |",
+            cell(&step.label),
+            step.took,
+            cell(&outcome)
+        );
     }
     out.push('\n');
 }
@@ -150,11 +218,12 @@ mod tests {
                 log: "/out/t/1/frontend.log".into(),
                 tail: "listening\n".into(),
             }],
-            services: Some(vec![ServiceFacts {
+            services: Services::Observed(vec![ServiceFacts {
                 kind: "etcd",
                 endpoints: "http://127.0.0.1:2379".into(),
                 origin: "private to this test".into(),
                 health: Err("connection refused".into()),
+                note: Some("it died: killed by signal 9".into()),
                 keys: Some(Ok(KeysSeen {
                     prefix: "t-1/".into(),
                     shown: vec!["t-1/a".into()],
@@ -166,28 +235,44 @@ mod tests {
                 took: Duration::from_millis(12),
                 problems: vec![],
             }],
+            teardown_done: true,
         };
         let text = render(&facts);
         for expected in [
             "# Failure report: `suite::t`",
-            "**Verdict:** returned an error: boom",
+            "**Verdict:**\n\n```text\nreturned an error: boom\n```",
             "| api | 20001 |",
             "### `frontend` (pid 42)",
             "- command: `python -m dynamo.frontend`",
             "- ended: signal: 15 (SIGTERM)",
             "listening",
-            "NOT healthy at the end: connection refused",
+            "NOT healthy at the end:\n\n```text\nconnection refused\n```",
+            "it died: killed by signal 9",
             "keys under the test's prefix `t-1/`: 1 (first 1 shown)",
             "  - `t-1/a`",
             "| stop process `frontend` | 12.0ms | ok |",
         ] {
             assert!(text.contains(expected), "{expected:?} in:\n{text}");
         }
-        let blocked = ReportFacts {
-            services: None,
+        let early = ReportFacts {
+            services: Services::NotObserved,
             processes: vec![],
+            teardown_done: false,
             ..facts
         };
-        assert!(render(&blocked).contains("not observed"));
+        let text = render(&early);
+        assert!(text.contains("not observed before teardown"), "{text}");
+        assert!(
+            text.contains("not finished when this was written"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn text_cannot_break_the_markdown() {
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(fenced("```\nx"), "````text\n```\nx\n````\n");
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
     }
 }

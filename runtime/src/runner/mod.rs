@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
-use crate::context::{log, TestContext};
+use crate::context::{log, panic_text, TestContext};
 use crate::error::Error;
-use crate::inject::{require_services, service_failure_notes};
+use crate::inject::require_services;
 use crate::process::TAIL_LINES;
 use crate::report;
 use crate::services::ServiceRequest;
@@ -54,6 +54,9 @@ pub struct TestConfig {
     /// so are its output directory and namespace (just `name` when libtest
     /// runs the function itself: rstest without cases).
     pub case: bool,
+    /// The test carries `#[should_panic]`: its failure is its pass, so it
+    /// writes no failure report.
+    pub should_panic: bool,
 }
 
 /// What a test body may return: `()` or `Result<(), E>` with `E: Debug`.
@@ -116,7 +119,7 @@ where
 {
     let ctx = new_context(&config);
     let ending = run_in_runtime(&config, &ctx, test, &|| {});
-    conclude(&ctx, ending);
+    conclude(&config, &ctx, ending);
 }
 
 /// Like [`run_async`], with the runtime on a thread of its own: a body
@@ -135,7 +138,7 @@ where
     let ending = supervise(&ctx, limit, move |body_ended| {
         run_in_runtime(&config_, &ctx_, test, body_ended)
     });
-    conclude(&ctx, ending);
+    conclude(&config, &ctx, ending);
 }
 
 /// Builds the test's runtime and runs services, injection and body in it
@@ -175,7 +178,7 @@ where
             },
         };
         body_ended();
-        before_teardown(ctx, &ending).await;
+        before_teardown(config, ctx, &ending).await;
         ctx.teardown().await;
         ending
     });
@@ -195,7 +198,7 @@ where
 {
     let ctx = new_context(&config);
     let ending = setup_body_teardown(&config, &ctx, setup, body, &|| {});
-    conclude(&ctx, ending);
+    conclude(&config, &ctx, ending);
 }
 
 /// Like [`run_sync`], with a timeout: setup, body and teardown run on a
@@ -215,7 +218,7 @@ where
     let ending = supervise(&ctx, limit, move |body_ended| {
         setup_body_teardown(&config_, &ctx_, setup, body, body_ended)
     });
-    conclude(&ctx, ending);
+    conclude(&config, &ctx, ending);
 }
 
 fn setup_body_teardown<A, S, SF, B>(
@@ -256,7 +259,7 @@ where
     };
     body_ended();
     runtime.block_on(async {
-        before_teardown(ctx, &ending).await;
+        before_teardown(config, ctx, &ending).await;
         ctx.teardown().await;
     });
     ending
@@ -266,14 +269,16 @@ where
 /// that died under it, an external one that stopped answering), and its
 /// report observes what teardown destroys: looked at before teardown,
 /// while the test still holds them.
-async fn before_teardown(ctx: &TestContext, ending: &Ending) {
+async fn before_teardown(config: &TestConfig, ctx: &TestContext, ending: &Ending) {
     if matches!(ending, Ending::Passed) {
         return;
     }
-    for note in service_failure_notes(ctx).await {
+    for note in report::observe(ctx).await {
         log(ctx.name(), &note);
     }
-    report::observe(ctx).await;
+    if !config.should_panic {
+        report::write(ctx, &verdict(ending), report::Stage::BeforeTeardown);
+    }
 }
 
 /// Marks the end of setup: logs the port table. Called by the expansion
@@ -319,7 +324,7 @@ fn build_runtime(config: &TestConfig) -> std::io::Result<tokio::runtime::Runtime
 
 /// Turns the ending into libtest's verdict: return for a pass, panic
 /// otherwise. A teardown that went wrong fails a test that passed.
-fn conclude(ctx: &TestContext, ending: Ending) {
+fn conclude(config: &TestConfig, ctx: &TestContext, ending: Ending) {
     let name = ctx.name();
     let problems = ctx.teardown_problems();
     let ending = match ending {
@@ -338,7 +343,12 @@ fn conclude(ctx: &TestContext, ending: Ending) {
     if matches!(ending, Ending::Passed) {
         return;
     }
-    let report = match report::write(ctx, &verdict(&ending)) {
+    // A `#[should_panic]` test's failure is its pass: no report.
+    let written = match config.should_panic {
+        true => None,
+        false => report::write(ctx, &verdict(&ending), report::Stage::Final),
+    };
+    let report = match written {
         Some(path) => format!("\nfailure report: {}", path.display()),
         None => String::new(),
     };
@@ -347,6 +357,10 @@ fn conclude(ctx: &TestContext, ending: Ending) {
         Ending::Passed => {}
         Ending::Panicked(payload) => {
             log(name, &format!("panicked; ports were: {ports}{report}"));
+            // Also beside the panic message (nextest shows stderr apart).
+            if !report.is_empty() {
+                eprintln!("[dynamo-test] {name}:{report}");
+            }
             // Re-raise the original panic so `#[should_panic(expected = ..)]` sees it.
             panic::resume_unwind(payload)
         }
@@ -370,14 +384,7 @@ fn conclude(ctx: &TestContext, ending: Ending) {
 fn verdict(ending: &Ending) -> String {
     match ending {
         Ending::Passed => "passed".to_string(),
-        Ending::Panicked(payload) => {
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("(a panic payload that is not text)");
-            format!("panicked: {message}")
-        }
+        Ending::Panicked(payload) => format!("panicked: {}", panic_text(payload.as_ref())),
         Ending::Returned(message) => format!("returned an error: {message}"),
         Ending::Setup(error) => format!("setup failed: {error}"),
         Ending::Teardown(problems) => format!("passed, but its teardown failed: {problems}"),
@@ -401,6 +408,7 @@ mod tests {
             start_paused: false,
             services: &[],
             case: false,
+            should_panic: false,
         }
     }
 
@@ -672,6 +680,7 @@ mod tests {
                 .spawn(move || {
                     let cfg = TestConfig {
                         case: true,
+                        should_panic: false,
                         ..config("suite::matrix", Some(Duration::from_secs(30)))
                     };
                     run_async_with_timeout(cfg, move |ctx| async move {
@@ -713,6 +722,7 @@ mod tests {
             .spawn(|| {
                 let cfg = TestConfig {
                     case: true,
+                    should_panic: false,
                     ..config("suite::matrix", None)
                 };
                 run_async(cfg, |_ctx| async move { Ok(Err("no".to_string())) })

@@ -92,7 +92,9 @@ fn teardown_here(ctx: &TestContext) {
         .build()
     {
         Ok(runtime) => runtime.block_on(async {
-            crate::report::observe(ctx).await;
+            for note in crate::report::observe(ctx).await {
+                log(ctx.name(), &note);
+            }
             ctx.teardown().await;
         }),
         Err(e) => log(ctx.name(), &format!("teardown skipped: no runtime: {e}")),

@@ -175,6 +175,36 @@ impl Etcd {
             .collect())
     }
 
+    /// At most `limit` keys under `prefix` (values not fetched), and how
+    /// many there are in all; keys that are not UTF-8 are shown lossily.
+    pub(crate) async fn keys(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, u64), Error> {
+        let body = json!({
+            "key": base64::encode(prefix),
+            "range_end": base64::encode_bytes(&prefix_end(prefix)),
+            "keys_only": true,
+            "limit": limit,
+        });
+        let reply = self.call("/v3/kv/range", body).await?;
+        let keys = reply["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .filter_map(|kv| base64::decode_lossy(kv["key"].as_str()?))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The gateway writes int64 fields as strings.
+        let count = match &reply["count"] {
+            Value::String(n) => n.parse().unwrap_or(0),
+            n => n.as_u64().unwrap_or(0),
+        };
+        Ok((keys, count))
+    }
+
     /// Deletes every key under `prefix`; returns how many.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, Error> {
         let body = json!({"key": base64::encode(prefix), "range_end": base64::encode_bytes(&prefix_end(prefix))});
@@ -375,6 +405,11 @@ mod base64 {
     /// `None` for bad base64 or bytes that are not UTF-8.
     pub(super) fn decode(text: &str) -> Option<String> {
         String::from_utf8(STANDARD.decode(text).ok()?).ok()
+    }
+
+    /// `None` for bad base64; bytes that are not UTF-8 replaced.
+    pub(super) fn decode_lossy(text: &str) -> Option<String> {
+        Some(String::from_utf8_lossy(&STANDARD.decode(text).ok()?).into_owned())
     }
 
     #[cfg(test)]

@@ -47,6 +47,7 @@ fn main() {
         start_paused: false,
         services: &[],
         case: false,
+        should_panic: false,
     };
     run_async(config, |ctx: TestContext| async move {
         let family = start_family(&ctx, script).await?;

@@ -30,6 +30,7 @@ fn main() {
         start_paused: false,
         services,
         case: false,
+        should_panic: false,
     };
     let first = std::panic::catch_unwind(|| {
         run_async(config("heal::using_it_when_it_dies"), |ctx| async move {

@@ -42,6 +42,7 @@ fn main() {
         start_paused: false,
         services: request,
         case: false,
+        should_panic: false,
     };
     if again {
         let first = config.clone();
