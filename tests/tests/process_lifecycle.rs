@@ -100,10 +100,11 @@ async fn a_paused_process_is_frozen_resumed_and_stopped_by_sigterm(ctx: &TestCon
         .unwrap();
     counter.pause().unwrap();
     let state = |pid| dynamo_test::admin::ProcStat::read(pid).map(|s| s.state);
-    // Generous: a process blocked on a busy disk (state D) takes the stop
-    // only once its write is done.
+    // Stopped (T); or, when the stop caught the shell between its vfork
+    // and the child's exec, waiting on that stopped child (D): frozen
+    // either way, and the loop cannot tick.
     let stopped = dynamo_test_suite::eventually(Duration::from_secs(45), || {
-        state(counter.pid()) == Some('T')
+        matches!(state(counter.pid()), Some('T' | 'D'))
     });
     assert!(stopped, "state {:?}", state(counter.pid()));
     counter.resume().unwrap();

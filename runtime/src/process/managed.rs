@@ -390,7 +390,25 @@ impl ManagedProcess {
     /// stay open and its peers' requests stall until [`resume`](Self::resume).
     /// A stop or teardown resumes it first. Fails if it has exited.
     pub fn pause(&self) -> Result<(), ProcessError> {
-        self.signal_all(Signal::STOP, "pause")
+        self.signal_all(Signal::STOP, "pause")?;
+        self.await_stopped();
+        Ok(())
+    }
+
+    /// A stop signal is delivered asynchronously: the process may run a
+    /// little longer (on another core) and still answer a request sent
+    /// right after `pause` returned. Waits until its leader shows as
+    /// stopped, at most [`STOP_SHOWS_WITHIN`] (a process blocked on a busy
+    /// disk stops only once its write is done; it is paused regardless).
+    fn await_stopped(&self) {
+        let pid = self.pid();
+        let deadline = Instant::now() + STOP_SHOWS_WITHIN;
+        while Instant::now() < deadline {
+            match crate::sys::procfs::ProcStat::read(pid).map(|s| s.state) {
+                Some('T' | 't') | None => return,
+                Some(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
     }
 
     /// Lets a [paused](Self::pause) process run again (SIGCONT).
@@ -603,6 +621,9 @@ impl std::fmt::Debug for ManagedProcess {
             .finish()
     }
 }
+
+/// How long [`ManagedProcess::pause`] waits for the stop to show.
+const STOP_SHOWS_WITHIN: Duration = Duration::from_secs(2);
 
 /// `word`, single-quoted if a shell would split or expand it.
 fn quoted(word: &str) -> String {
