@@ -4,6 +4,7 @@
 //! must implement [`Inject`]. A `&T` or `&mut T` parameter is injected as a
 //! `T` that lives for the whole test.
 
+mod clients;
 mod services;
 
 use std::future::Future;
