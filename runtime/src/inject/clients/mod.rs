@@ -18,7 +18,12 @@ mod nats;
 
 /// `error` and each error it was caused by, `: `-joined, skipping a cause
 /// whose text is there already (tonic and hyper repeat themselves).
-#[cfg(any(feature = "etcd-client", feature = "async-nats"))]
+/// (Built without the features too, so that its tests run in the default
+/// build.)
+#[cfg_attr(
+    not(any(feature = "etcd-client", feature = "async-nats")),
+    allow(dead_code)
+)]
 fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -36,7 +41,7 @@ fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
 /// `text`, then the deepest cause of `error` unless `text` holds it: the
 /// OS's words (`Connection refused (os error 111)`) after a message that
 /// already says what failed.
-#[cfg(feature = "etcd-client")]
+#[cfg_attr(not(feature = "etcd-client"), allow(dead_code))]
 fn with_root_cause(text: String, error: &(dyn std::error::Error + 'static)) -> String {
     let mut root = error;
     while let Some(next) = root.source() {
@@ -50,7 +55,7 @@ fn with_root_cause(text: String, error: &(dyn std::error::Error + 'static)) -> S
     }
 }
 
-#[cfg(all(test, any(feature = "etcd-client", feature = "async-nats")))]
+#[cfg(test)]
 mod tests {
     #[derive(Debug)]
     struct Layer(&'static str, Option<Box<Layer>>);
