@@ -33,12 +33,16 @@ const STATUS_LIMIT: Duration = Duration::from_secs(5);
 /// what each endpoint said, before the body runs.
 ///
 /// The client is etcd-client's own, with its default options: its
-/// requests go to the endpoints in turn, and after a member is stopped
-/// and started (or restarted) on its port the client connects again by
-/// itself; a request made while no endpoint answers fails
-/// (`Unavailable`). Keys are not prefixed: take the test's prefix from an
-/// `Etcd` parameter (`etcd.key("x")`, `etcd.key_prefix()`), or wrap the
-/// KV client in `etcd_client::KvClientPrefix`.
+/// requests are spread over the endpoints, and after a member is stopped
+/// and started (or restarted, or killed and started) on its port the
+/// client connects again by itself. A request made while its member is
+/// down, in flight when it went, or sent before the client saw the
+/// connection close fails with a connection error (`Unavailable`, or a
+/// status caused by the transport: `Cancelled` "connection closed",
+/// `Unknown` "transport error"): retry those, as production code would.
+/// Keys are not prefixed: take the test's prefix from an `Etcd`
+/// parameter (`etcd.key("x")`, `etcd.key_prefix()`), or wrap the KV
+/// client in `etcd_client::KvClientPrefix`.
 ///
 /// ```
 /// use dynamo_test::{dynamo_test, Etcd};
@@ -63,7 +67,7 @@ impl Inject for Client {
         }
         let client = Client::connect(&endpoints, None).await.map_err(|e| {
             Error::Service(format!(
-                "etcd client for {}: {}",
+                "could not make an etcd client for {} (each endpoint answered on its own): {}",
                 endpoints.join(","),
                 describe(&e)
             ))
@@ -79,7 +83,8 @@ impl Inject for Client {
 }
 
 /// One endpoint's answer to `Status` through a client of its own, as a
-/// line (`etcd 3.4.23, leader 8e9e05c52164694d`), or why there is none.
+/// line (`etcd 3.4.23, member 2ad646e7201c969c, leader 2ad646e7201c969c`),
+/// or why there is none.
 async fn status_of(endpoint: &str) -> Result<String, String> {
     let check = async {
         let mut client = Client::connect([endpoint], None)
