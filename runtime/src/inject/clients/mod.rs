@@ -83,4 +83,16 @@ mod tests {
         );
         assert_eq!(super::with_causes(&e), "transport error: tcp connect error");
     }
+
+    #[test]
+    fn the_root_cause_follows_the_message() {
+        let e = Layer(
+            "transport error",
+            Some(Box::new(Layer("Connection refused", None))),
+        );
+        let text = super::with_root_cause("Unavailable: tcp connect error".into(), &e);
+        assert_eq!(text, "Unavailable: tcp connect error: Connection refused");
+        let same = super::with_root_cause("refused: Connection refused".into(), &e);
+        assert_eq!(same, "refused: Connection refused");
+    }
 }
