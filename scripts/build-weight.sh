@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # What dynamo-test costs a user's cold build, against tokio alone.
 #
-#   bash scripts/build-weight.sh [--runs N] [--https]
+#   bash scripts/build-weight.sh [--runs N] [--https] [--clients]
 #
 # Makes two tiny user crates in a temp dir: the anchor (tokio "full" as a
 # dev-dependency, one #[tokio::test]) and the candidate (the same plus
 # dynamo-test from this checkout, default features, one #[dynamo_test]);
-# with --https a third (dynamo-test with features = ["https"]). Each starts
+# with --https a third (dynamo-test with features = ["https"]); with
+# --clients two more, one per client feature, each with the client's crate
+# as a dev-dependency and a #[dynamo_test] that takes the client:
+# `with-etcd-client` (features = ["etcd-client"], etcd-client 0.21: needs
+# protoc) and `with-async-nats` (features = ["async-nats"], async-nats 0.51
+# without default features). Those are also compared with the candidate,
+# the same crate with the features off. Each starts
 # from this repo's Cargo.lock, so every arm builds the same crate versions.
 # `cargo fetch` runs first (downloads are not counted); then each arm is
 # built cold (`cargo test --no-run --offline`, a fresh CARGO_TARGET_DIR
@@ -19,10 +25,12 @@ set -euo pipefail
 
 runs=1
 https=0
+clients=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="${2:-}"; shift $(($# > 1 ? 2 : 1)) ;;
     --https) https=1; shift ;;
+    --clients) clients=1; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -71,6 +79,23 @@ if [ "$https" = 1 ]; then
   make_crate https "dynamo-test = { path = \"$repo/runtime\", features = [\"https\"] }" "$dynamo_test_body"
   arms+=(https)
 fi
+if [ "$clients" = 1 ]; then
+  if ! command -v protoc >/dev/null 2>&1 && [ -z "${PROTOC:-}" ]; then
+    echo "--clients builds etcd-client, which needs protoc: bash scripts/install-services.sh" >&2
+    exit 1
+  fi
+  make_crate with-etcd-client "dynamo-test = { path = \"$repo/runtime\", features = [\"etcd-client\"] }
+etcd-client = \"0.21\"" 'use dynamo_test::dynamo_test;
+
+#[dynamo_test]
+async fn it_runs(_client: etcd_client::Client) {}'
+  make_crate with-async-nats "dynamo-test = { path = \"$repo/runtime\", features = [\"async-nats\"] }
+async-nats = { version = \"0.51\", default-features = false }" 'use dynamo_test::dynamo_test;
+
+#[dynamo_test]
+async fn it_runs(_client: async_nats::Client) {}'
+  arms+=(with-etcd-client with-async-nats)
+fi
 
 for arm in "${arms[@]}"; do
   (cd "$work/$arm" && cargo fetch --quiet)
@@ -91,7 +116,7 @@ build() {
 }
 
 declare -A times # arm -> its seconds, space-separated
-echo "cold builds on $(nproc) cores, $(cargo --version)"
+echo "cold builds on $(nproc) cores${CARGO_BUILD_JOBS:+, CARGO_BUILD_JOBS=$CARGO_BUILD_JOBS}, $(cargo --version)"
 for run in $(seq 1 "$runs"); do
   line="run $run:"
   for arm in "${arms[@]}"; do
@@ -117,10 +142,19 @@ stats() { # "SECONDS..." -> "MEAN MIN"
   }'
 }
 read -r a_mean a_min <<<"$(stats "${times[anchor]}")"
+read -r c_mean c_min <<<"$(stats "${times[candidate]}")"
 printf 'anchor (tokio alone): mean %.1fs, min %.1fs, %d runs\n' "$a_mean" "$a_min" "$runs"
 for arm in "${arms[@]:1}"; do
   read -r mean min <<<"$(stats "${times[$arm]}")"
   awk -v arm="$arm" -v m="$mean" -v n="$min" -v am="$a_mean" -v an="$a_min" 'BEGIN {
-    printf "%s: mean %.1fs (+%.1fs, x%.2f), min %.1fs (+%.1fs, x%.2f)\n", arm, m, m - am, m / am, n, n - an, n / an
+    printf "%s: mean %.1fs (+%.1fs, x%.2f), min %.1fs (+%.1fs, x%.2f)", arm, m, m - am, m / am, n, n - an, n / an
   }'
+  case "$arm" in
+    with-etcd-client|with-async-nats)
+      # Against dynamo-test with the features off, built in the same run.
+      awk -v m="$mean" -v n="$min" -v cm="$c_mean" -v cn="$c_min" 'BEGIN {
+        printf "; over the candidate (features off): mean +%.1fs (x%.2f), min +%.1fs (x%.2f)", m - cm, m / cm, n - cn, n / cn
+      }' ;;
+  esac
+  echo
 done

@@ -26,6 +26,12 @@ cargo test --workspace --doc
 # The runtime alone, without the `https` feature the suite turns on for
 # the whole workspace: an https:// probe then names the missing feature.
 cargo test -p dynamo-test --lib
+# The connected clients (the runtime's features etcd-client and
+# async-nats, the suite's `clients`; etcd-client's build needs protoc,
+# installed above): their tests, and the runtime's doc examples of them.
+# The nextest run of the same tests below reuses this build.
+cargo test -p dynamo-test-suite --features clients --test clients
+cargo test -p dynamo-test --features etcd-client,async-nats --doc inject::clients
 
 echo "== the external etcd and NATS survived, healthy"
 bash scripts/external-services.sh check "$external"
@@ -35,6 +41,7 @@ trap - EXIT
 if cargo nextest --version >/dev/null 2>&1; then
   echo "== cargo nextest run"
   cargo nextest run --workspace --all-targets
+  cargo nextest run -p dynamo-test-suite --features clients --test clients
 else
   echo "cargo-nextest is not installed: cargo install cargo-nextest --locked" >&2
   exit 1

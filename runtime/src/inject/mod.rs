@@ -4,6 +4,7 @@
 //! must implement [`Inject`]. A `&T` or `&mut T` parameter is injected as a
 //! `T` that lives for the whole test.
 
+mod clients;
 mod services;
 
 use std::future::Future;
@@ -49,7 +50,7 @@ pub(crate) use services::{
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be injected into a `#[dynamo_test]` function",
     label = "this parameter type does not implement `dynamo_test::Inject`",
-    note = "injectable types: `u16` or `dynamo_test::Port` (a reserved port), `dynamo_test::ServicePorts`, `dynamo_test::TestContext` (also as `&TestContext`), `dynamo_test::Etcd`, `dynamo_test::Nats`",
+    note = "injectable types: `u16` or `dynamo_test::Port` (a reserved port), `dynamo_test::ServicePorts`, `dynamo_test::TestContext` (also as `&TestContext`), `dynamo_test::Etcd`, `dynamo_test::Nats`, `etcd_client::Client` (feature `etcd-client`), `async_nats::Client` (feature `async-nats`)",
     note = "to inject a type of your own, implement `dynamo_test::Inject` for it"
 )]
 pub trait Inject: Sized {
