@@ -32,6 +32,7 @@ fn main() {
         start_paused: false,
         services: &[],
         case: false,
+        should_panic: false,
     };
     let outcome = std::panic::catch_unwind(|| {
         run_async(config, |ctx: TestContext| async move {
