@@ -143,9 +143,10 @@ fn not_every_endpoint(
              harness did not start it: check that it is an etcd v3 server (`etcdctl endpoint \
              status`), or stop it so that the harness runs its own"
             .to_string(),
-        Source::SharedStarted => "the harness started this etcd (shared) and found it healthy \
-             over HTTP; its log is under <target>/dynamo-test/services/"
-            .to_string(),
+        Source::SharedStarted => format!(
+            "the harness started this etcd (shared) and found it healthy over HTTP; its log: {}",
+            super::shared_log("etcd", etcd.port())
+        ),
         Source::Isolated => {
             let logs: Vec<String> = match etcd.process() {
                 Some(process) => vec![process.log_path().display().to_string()],

@@ -96,3 +96,17 @@ mod tests {
         assert_eq!(same, "refused: Connection refused");
     }
 }
+
+/// Where the harness writes a shared service's log (see services/shared.rs).
+#[cfg(any(feature = "etcd-client", feature = "async-nats"))]
+fn shared_log(kind: &str, port: Option<u16>) -> String {
+    let port = port.map_or_else(|| "<port>".to_string(), |p| p.to_string());
+    match crate::output_dir::output_root() {
+        Ok(root) => root
+            .join("services")
+            .join(format!("{kind}-{port}.log"))
+            .display()
+            .to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}

@@ -152,9 +152,10 @@ fn not_connected(nats: &Nats, why: &str) -> String {
              harness did not start it: check that it is a nats-server, or stop it so that the \
              harness runs its own"
             .to_string(),
-        Source::SharedStarted => "the harness started this NATS (shared) and found it \
-             healthy; its log is under <target>/dynamo-test/services/"
-            .to_string(),
+        Source::SharedStarted => format!(
+            "the harness started this NATS (shared) and found it healthy; its log: {}",
+            super::shared_log("nats", nats.port())
+        ),
         Source::Isolated => match nats.process() {
             Some(process) => format!(
                 "the harness started this NATS for the test and found it healthy; its log: {}",
