@@ -118,6 +118,39 @@ fn executable_for_nobody(dir: &Path) -> PathBuf {
     copy
 }
 
+/// The test executable at a path the container's fresh /tmp does not
+/// hide: a copy in /var/tmp when the checkout itself is under /tmp
+/// (removed when dropped).
+struct ExeOutsideTmp(PathBuf, bool);
+
+impl ExeOutsideTmp {
+    fn new() -> ExeOutsideTmp {
+        let exe = std::env::current_exe().unwrap();
+        if !exe.starts_with("/tmp") {
+            return ExeOutsideTmp(exe, false);
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let copy = PathBuf::from(format!(
+            "/var/tmp/dynamo-test-across-exe-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::copy(&exe, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ExeOutsideTmp(copy, true)
+    }
+}
+
+impl Drop for ExeOutsideTmp {
+    fn drop(&mut self) {
+        if self.1 {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
 /// The other side's test (`etcd_loop`, below), running.
 struct Loop {
     child: Child,
@@ -272,11 +305,12 @@ fn a_container_with_its_own_tmp_joins_and_outlives_roots_down(client: Port, peer
 
     // Its /tmp is a fresh tmpfs: its default state directory
     // (/tmp/dynamo-test-0) is not root's, and no file of root's side is seen.
+    let exe = ExeOutsideTmp::new();
     let mut command = Command::new("unshare");
     command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg("mount -t tmpfs tmpfs /tmp && exec \"$0\" \"$@\"")
-        .arg(std::env::current_exe().unwrap())
+        .arg(&exe.0)
         .args(["etcd_loop", "--exact", "--ignored", "--nocapture"]);
     let mut env = plan_env(ServiceKind::Etcd, &client, &peer);
     env.push(("DYNAMO_TEST_SERVICE_GRACE_MS", GRACE_MS.to_string()));
