@@ -55,6 +55,20 @@ fn with_root_cause(text: String, error: &(dyn std::error::Error + 'static)) -> S
     }
 }
 
+/// Where the harness writes a shared service's log (see services/shared.rs).
+#[cfg(any(feature = "etcd-client", feature = "async-nats"))]
+fn shared_log(kind: &str, port: Option<u16>) -> String {
+    let port = port.map_or_else(|| "<port>".to_string(), |p| p.to_string());
+    match crate::output_dir::output_root() {
+        Ok(root) => root
+            .join("services")
+            .join(format!("{kind}-{port}.log"))
+            .display()
+            .to_string(),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug)]
@@ -94,19 +108,5 @@ mod tests {
         assert_eq!(text, "Unavailable: tcp connect error: Connection refused");
         let same = super::with_root_cause("refused: Connection refused".into(), &e);
         assert_eq!(same, "refused: Connection refused");
-    }
-}
-
-/// Where the harness writes a shared service's log (see services/shared.rs).
-#[cfg(any(feature = "etcd-client", feature = "async-nats"))]
-fn shared_log(kind: &str, port: Option<u16>) -> String {
-    let port = port.map_or_else(|| "<port>".to_string(), |p| p.to_string());
-    match crate::output_dir::output_root() {
-        Ok(root) => root
-            .join("services")
-            .join(format!("{kind}-{port}.log"))
-            .display()
-            .to_string(),
-        Err(e) => format!("unknown ({e})"),
     }
 }
