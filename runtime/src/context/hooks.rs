@@ -73,27 +73,11 @@ impl Host for TestContext {
 }
 
 impl StackHost for TestContext {
-    fn namespace(&self) -> &str {
-        TestContext::namespace(self)
-    }
-
-    fn output_dir(&self) -> &Path {
-        TestContext::output_dir(self)
-    }
-
-    fn reserve_port(&self, name: &str) -> Result<u16, Error> {
-        TestContext::reserve_port(self, name)
-    }
-
     fn reserve_port_from(&self, name: &str, base: u16) -> Result<u16, Error> {
         TestContext::reserve_port_from(self, name, base)
     }
 
     fn service_ports(&self) -> Result<ServicePorts, Error> {
         TestContext::service_ports(self)
-    }
-
-    fn process(&self, name: &str, program: OsString) -> ProcessBuilder {
-        ProcessBuilder::new(Arc::new(self.clone()), name, program)
     }
 }
