@@ -150,7 +150,22 @@ fn find_with(vars: Lookup) -> Result<Dynamo, DynamoMissing> {
     check(python, how_found)
 }
 
+/// Interpreters already found to run Dynamo in this process: every stack
+/// of every test asks, and the answer (a Python start) does not change.
+/// Failures are not kept: an install made meanwhile is seen.
+static FOUND: std::sync::Mutex<Vec<Dynamo>> = std::sync::Mutex::new(Vec::new());
+
 fn check(python: PathBuf, how_found: String) -> Result<Dynamo, DynamoMissing> {
+    if let Some(known) = crate::sys::sync::lock(&FOUND).iter().find(|d| d.python == python) {
+        return Ok(known.clone());
+    }
+    let found = ask(python, how_found)?;
+    crate::sys::sync::lock(&FOUND).push(found.clone());
+    Ok(found)
+}
+
+/// Runs the interpreter on [`PROBE_SCRIPT`].
+fn ask(python: PathBuf, how_found: String) -> Result<Dynamo, DynamoMissing> {
     let missing = |problem: String| DynamoMissing {
         python: Some(python.clone()),
         how_found: how_found.clone(),
