@@ -186,15 +186,27 @@ async fn harness(ctx: &TestContext, stacks: usize) -> Result<bool, Error> {
         let builder = ctx.dynamo().name(&format!("s{i}")).mocker(MODEL, &model);
         async move {
             let stack = builder.start().await?;
-            let served = health::openai_completion(stack.url(), MODEL)
-                .check(Duration::from_secs(5))
-                .await;
-            Ok::<bool, Error>(matches!(served, Check::Ready))
+            Ok::<bool, Error>(served_now(stack.url()).await)
         }
     };
-    let all = futures_util::future::join_all((0..stacks).map(one)).await;
+    all_served((0..stacks).map(one)).await
+}
+
+/// Whether a one-token completion sent now is served.
+async fn served_now(base: &str) -> bool {
+    let served = health::openai_completion(base, MODEL)
+        .check(Duration::from_secs(5))
+        .await;
+    matches!(served, Check::Ready)
+}
+
+/// Runs the stacks' arms at once: were all served when declared ready?
+async fn all_served<F>(arms: impl Iterator<Item = F>) -> Result<bool, Error>
+where
+    F: std::future::Future<Output = Result<bool, Error>>,
+{
     let mut routable = true;
-    for served in all {
+    for served in futures_util::future::join_all(arms).await {
         routable &= served?;
     }
     Ok(routable)
@@ -229,18 +241,10 @@ async fn by_hand_sequence(ctx: &TestContext, stacks: usize) -> Result<bool, Erro
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let served = health::openai_completion(&base, MODEL)
-                .check(Duration::from_secs(5))
-                .await;
-            Ok::<bool, Error>(matches!(served, Check::Ready))
+            Ok::<bool, Error>(served_now(&base).await)
         }
     };
-    let all = futures_util::future::join_all((0..stacks).map(one)).await;
-    let mut routable = true;
-    for served in all {
-        routable &= served?;
-    }
-    Ok(routable)
+    all_served((0..stacks).map(one)).await
 }
 
 /// A Dynamo process with the env Dynamo's own tests set by hand.

@@ -156,7 +156,10 @@ fn find_with(vars: Lookup) -> Result<Dynamo, DynamoMissing> {
 static FOUND: std::sync::Mutex<Vec<Dynamo>> = std::sync::Mutex::new(Vec::new());
 
 fn check(python: PathBuf, how_found: String) -> Result<Dynamo, DynamoMissing> {
-    if let Some(known) = crate::sys::sync::lock(&FOUND).iter().find(|d| d.python == python) {
+    if let Some(known) = crate::sys::sync::lock(&FOUND)
+        .iter()
+        .find(|d| d.python == python)
+    {
         return Ok(known.clone());
     }
     let found = ask(python, how_found)?;
