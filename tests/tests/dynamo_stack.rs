@@ -16,6 +16,21 @@ fn tiny(ctx: &TestContext, name: &str) -> std::path::PathBuf {
     dynamo::tiny_model(ctx.output_dir().join(name)).unwrap()
 }
 
+/// A frontend on the test's `dynamo_serve` port and `mockers` mockers of
+/// the tiny model, routable.
+async fn tiny_stack(
+    ctx: &TestContext,
+    ports: &ServicePorts,
+    mockers: usize,
+) -> Result<dynamo::Stack, Error> {
+    let model = tiny(ctx, "tiny");
+    let builder = ctx.dynamo().frontend(ports.dynamo_serve);
+    (0..mockers)
+        .fold(builder, |b, _| b.mocker("tiny", &model))
+        .start()
+        .await
+}
+
 /// How many `generate` requests a worker's log says it received.
 fn generate_requests(log: &Path) -> usize {
     std::fs::read_to_string(log)
@@ -34,13 +49,7 @@ async fn a_chat_completion_returns_the_tokens_asked_for(
     else {
         return Ok(());
     };
-    let model = tiny(ctx, "tiny");
-    let stack = ctx
-        .dynamo()
-        .frontend(ports.dynamo_serve)
-        .mocker("tiny", &model)
-        .start()
-        .await?;
+    let stack = tiny_stack(ctx, &ports, 1).await?;
     assert_eq!(stack.port(), ports.dynamo_serve);
     assert_eq!(stack.namespace(), ctx.namespace());
     let reply = stack.chat("tiny", "hello world", 4).await?;
@@ -117,14 +126,7 @@ async fn one_frontend_routes_to_both_of_its_workers(
     let Some(_) = Dynamo::find_or_skip("one_frontend_routes_to_both_of_its_workers").await? else {
         return Ok(());
     };
-    let model = tiny(ctx, "tiny");
-    let stack = ctx
-        .dynamo()
-        .frontend(ports.dynamo_serve)
-        .mocker("tiny", &model)
-        .mocker("tiny", &model)
-        .start()
-        .await?;
+    let stack = tiny_stack(ctx, &ports, 2).await?;
     ctx.wait_for(stack.frontend_with_workers(2)).await?;
     let served = |stack: &dynamo::Stack| -> Vec<usize> {
         stack
@@ -174,14 +176,7 @@ async fn a_killed_worker_is_no_longer_routed_to(
     let Some(_) = Dynamo::find_or_skip("a_killed_worker_is_no_longer_routed_to").await? else {
         return Ok(());
     };
-    let model = tiny(ctx, "tiny");
-    let stack = ctx
-        .dynamo()
-        .frontend(ports.dynamo_serve)
-        .mocker("tiny", &model)
-        .mocker("tiny", &model)
-        .start()
-        .await?;
+    let stack = tiny_stack(ctx, &ports, 2).await?;
     let victim = stack.workers()[0].process();
     let killed = Instant::now();
     victim.kill();
