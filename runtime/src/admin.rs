@@ -10,6 +10,12 @@
 //!   in this network namespace, whoever started them ([`records`]),
 //!   keeping one up and letting it go ([`pin`], [`unpin`]), starting one
 //!   as a test would ([`acquire_shared`]), the binaries.
+//! - **Embedding** (the pytest plugin, a Python extension module): how
+//!   keepers are started when this executable cannot simply be re-run
+//!   ([`set_keeper_launcher`], [`run_keeper_from_env`]), a reservation
+//!   under a label of the caller's ([`reserve_port`]), and the teardown of
+//!   a [`TestContext`](crate::TestContext) that another test runner drives
+//!   ([`teardown`]).
 //! - **Orphans**: processes tagged with [`ENV_OWNER`] whose owner is dead
 //!   ([`find_orphans`], [`stop_orphan`]); tags ([`OwnerTag`]) name the
 //!   owner's PID namespace, and an owner of another namespace is never
@@ -45,7 +51,10 @@ pub use crate::process::sweep::{
     OwnerStatus, OwnerTag, Stopped, Sweep, ENV_OWNER, ENV_OWNER_NAME,
 };
 pub use crate::services::binaries::{find as find_binary, BinaryNotFound};
-pub use crate::services::keeper::{data_lock_path, is_keeper, ENV_KEEPER, ENV_SERVICE};
+pub use crate::services::keeper::{
+    data_lock_path, is_keeper, run_from_env as run_keeper_from_env,
+    set_launcher as set_keeper_launcher, KeeperLauncher, ENV_KEEPER, ENV_SERVICE,
+};
 pub use crate::services::kind::{ServiceKind, ServicePortPair};
 pub use crate::services::shared::{
     coordination_in_use, pin, records, unpin, Origin, ServiceRecord, Unpinned, DEFAULT_IDLE_GRACE,
@@ -65,4 +74,23 @@ use crate::error::Error;
 /// would), starting it if needed; `dynamo-test up` holds it this way.
 pub async fn acquire_shared(kind: ServiceKind) -> Result<(ServicePortPair, Origin), Error> {
     crate::services::acquire_shared(kind).await
+}
+
+/// Reserves a port for `label` (who holds it, as listings show it): random
+/// from the dynamic range, or the first free one at or above `base`. For
+/// callers whose thread name says nothing (another language's threads).
+pub fn reserve_port(
+    label: &str,
+    base: Option<u16>,
+) -> Result<crate::Port, crate::ports::PortError> {
+    crate::ports::reserve(label, base)
+}
+
+/// Releases everything the test of `ctx` acquired, newest first (what
+/// `#[dynamo_test]` does after the body), and returns what went wrong
+/// during it (processes that would not stop, failed steps): for a test
+/// driven by another runner. Idempotent.
+pub async fn teardown(ctx: &crate::TestContext) -> Vec<String> {
+    ctx.teardown().await;
+    ctx.teardown_problems()
 }

@@ -135,14 +135,59 @@ impl Spec {
     }
 }
 
-/// Starts a keeper for `spec`: this executable, re-run. It is not tied to
-/// this process (own session, no parent-death signal, no owner tag): it
-/// outlives it while other users remain.
+/// How a program that is not a plain executable linking this crate (a
+/// Python interpreter that loaded it as an extension module) runs a
+/// keeper: a command that ends by calling [`run_from_env`]. Its arguments
+/// get the keeper's name appended, which is how a keeper is recognised.
+#[derive(Debug, Clone)]
+pub struct KeeperLauncher {
+    /// The program, e.g. the Python interpreter.
+    pub program: PathBuf,
+    /// Its arguments, e.g. `-c "<load the module, call run_from_env>"`.
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// The launcher set by the embedding program, if any.
+static LAUNCHER: std::sync::OnceLock<KeeperLauncher> = std::sync::OnceLock::new();
+
+/// Sets how this process starts keepers (once; a second call changes
+/// nothing and returns `false`). Without it a keeper is this executable
+/// re-run, turned into the keeper by a pre-main hook.
+pub fn set_launcher(launcher: KeeperLauncher) -> bool {
+    LAUNCHER.set(launcher).is_ok()
+}
+
+/// Runs the keeper described by `DYNAMO_TEST_KEEPER` in this process and
+/// returns its exit code (the launcher's program exits with it). Without
+/// the variable, returns 2 at once.
+pub fn run_from_env() -> i32 {
+    match std::env::var_os(ENV_KEEPER) {
+        Some(spec) => run_spec(&spec),
+        None => 2,
+    }
+}
+
+fn run_spec(spec: &std::ffi::OsStr) -> i32 {
+    std::panic::catch_unwind(|| run::main(spec)).unwrap_or(run::EXIT_PANIC)
+}
+
+/// Starts a keeper for `spec`: this executable re-run, or the embedder's
+/// launcher. It is not tied to this process (own session, no parent-death
+/// signal, no owner tag): it outlives it while other users remain.
 pub(crate) fn spawn(spec: &Spec) -> std::io::Result<Child> {
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg0(KEEPER_NAME)
-        .args(INERT_ARGS)
-        .env(ENV_KEEPER, spec.to_json())
+    let mut cmd = match LAUNCHER.get() {
+        Some(launcher) => {
+            let mut cmd = Command::new(&launcher.program);
+            cmd.args(&launcher.args).arg(KEEPER_NAME);
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new("/proc/self/exe");
+            cmd.arg0(KEEPER_NAME).args(INERT_ARGS);
+            cmd
+        }
+    };
+    cmd.env(ENV_KEEPER, spec.to_json())
         .env(ENV_SERVICE, &spec.service)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -166,6 +211,12 @@ pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> String {
         Some(run::EXIT_SIGNALLED) => {
             "a signal stopped it (someone ran kill or `dynamo-test down`?)"
         }
+        Some(code) if LAUNCHER.get().is_some() => {
+            return format!(
+                "the keeper's launcher exited with code {code} before it ran the keeper \
+                 (was the module it loads moved or removed?)"
+            );
+        }
         Some(_) => {
             "the executable ran as itself, not as a keeper: it lacks the pre-main hook that \
              the dynamo-test crate links into every program using it (a test binary has it; a \
@@ -179,8 +230,11 @@ pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> String {
     meaning.to_string()
 }
 
-/// The executable a keeper is re-run from, for messages.
+/// The executable a keeper is run from, for messages.
 pub(crate) fn executable() -> PathBuf {
+    if let Some(launcher) = LAUNCHER.get() {
+        return launcher.program.clone();
+    }
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
 }
 
@@ -201,8 +255,7 @@ fn keeper_hook() {
     let args = crate::sys::procfs::arguments(std::process::id()).unwrap_or_default();
     let named = args.first().is_some_and(|a| a == KEEPER_NAME);
     if let (true, Some(spec)) = (named, std::env::var_os(ENV_KEEPER)) {
-        let code = std::panic::catch_unwind(|| run::main(&spec)).unwrap_or(run::EXIT_PANIC);
-        std::process::exit(code);
+        std::process::exit(run_spec(&spec));
     }
 }
 

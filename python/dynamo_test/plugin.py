@@ -1,0 +1,88 @@
+"""The pytest plugin of dynamo-test (registered through the ``pytest11``
+entry point): fixtures on the Rust harness's reservations and services.
+
+Fixtures (each test gets its own):
+
+- ``dynamo_run``: the harness's side of the test (``TestRun``): its
+  namespace, output directory and port table; everything it holds is
+  released when the test ends.
+- ``service_ports``: the port plan in force, with ``dynamo_serve``
+  reserved for the test from ``dynamo_serve_base``.
+- ``free_port``: a port reserved for the test (an ``int``).
+- ``etcd`` / ``nats``: the shared instances on the plan's fixed ports,
+  started by the first user (Rust or Python) and stopped a grace after the
+  last; ``ETCD_ENDPOINTS`` / ``NATS_SERVER`` name external ones instead.
+  Keys under ``etcd.key_prefix`` are deleted when the test ends.
+
+Every test's port table is printed into its captured output when its body
+starts (and at teardown when setup failed), so a failing test shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from . import Etcd, Nats, TestRun, service_ports as _plan
+
+_RUN = pytest.StashKey[TestRun]()
+_TABLE_SHOWN = pytest.StashKey[bool]()
+
+
+def _show_ports(item: pytest.Item) -> None:
+    run = item.stash.get(_RUN, None)
+    if run is not None:
+        print(f"[dynamo-test] {run.name}: ports: {run.port_table()}")
+        item.stash[_TABLE_SHOWN] = True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    _show_ports(item)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    try:
+        plan = " ".join(f"{k}={v}" for k, v in _plan().items())
+    except ValueError as e:
+        plan = f"unusable: {e}"
+    return f"dynamo-test: port plan {plan}"
+
+
+@pytest.fixture
+def dynamo_run(request: pytest.FixtureRequest) -> Iterator[TestRun]:
+    """The harness's side of this test: namespace, output directory, port
+    table; released (ports, etcd keys) when the test ends."""
+    run = TestRun(request.node.nodeid)
+    request.node.stash[_RUN] = run
+    yield run
+    if not request.node.stash.get(_TABLE_SHOWN, False):
+        _show_ports(request.node)
+    problems = run.finish()
+    if problems:
+        pytest.fail("dynamo-test teardown: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def service_ports(dynamo_run: TestRun) -> dict[str, int]:
+    """The port plan in force, with ``dynamo_serve`` reserved for this test."""
+    return dynamo_run.service_ports("service_ports")
+
+
+@pytest.fixture
+def free_port(dynamo_run: TestRun) -> int:
+    """A port reserved for this test until it ends."""
+    return dynamo_run.reserve_port("free_port")
+
+
+@pytest.fixture
+def etcd(dynamo_run: TestRun) -> Etcd:
+    """The test's etcd, healthy, with a key prefix of its own."""
+    return dynamo_run.etcd()
+
+
+@pytest.fixture
+def nats(dynamo_run: TestRun) -> Nats:
+    """The test's NATS, healthy, with a subject prefix of its own."""
+    return dynamo_run.nats()

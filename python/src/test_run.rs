@@ -1,0 +1,132 @@
+//! One pytest test as the runtime sees it: a `TestContext` (its name,
+//! namespace, output directory, port table and teardown), driven by the
+//! plugin instead of `#[dynamo_test]`.
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use dynamo_test::{admin, Inject, ServicePorts, TestContext};
+
+use crate::block::block_on;
+use crate::errors;
+use crate::services::{Etcd, Nats};
+
+/// The harness's side of one test: what it reserved and obtained, released
+/// by [`TestRun::finish`].
+#[pyclass(module = "dynamo_test._native", frozen)]
+pub struct TestRun {
+    ctx: TestContext,
+}
+
+#[pymethods]
+impl TestRun {
+    /// A run of the test named `name` (pytest's node id); creates its
+    /// output directory.
+    #[new]
+    fn new(name: &str) -> PyResult<TestRun> {
+        let ctx = TestContext::new(name).map_err(errors::from_error)?;
+        Ok(TestRun { ctx })
+    }
+
+    /// The test's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.ctx.name()
+    }
+
+    /// The namespace of this run (`DYN_NAMESPACE`, key and subject prefixes).
+    #[getter]
+    fn namespace(&self) -> &str {
+        self.ctx.namespace()
+    }
+
+    /// This run's output directory.
+    #[getter]
+    fn output_dir(&self) -> std::path::PathBuf {
+        self.ctx.output_dir().to_path_buf()
+    }
+
+    /// Reserves a random port named `name`, held until `finish()`.
+    fn reserve_port(&self, py: Python<'_>, name: &str) -> PyResult<u16> {
+        py.detach(|| self.ctx.reserve_port(name))
+            .map_err(errors::from_error)
+    }
+
+    /// Reserves the first free port at or above `base`, held until `finish()`.
+    fn reserve_port_from(&self, py: Python<'_>, name: &str, base: u16) -> PyResult<u16> {
+        py.detach(|| self.ctx.reserve_port_from(name, base))
+            .map_err(errors::from_error)
+    }
+
+    /// Adds `name -> port` to the port table without reserving it.
+    fn record_port(&self, name: &str, port: u16) {
+        self.ctx.record_port(name, port);
+    }
+
+    /// The plan in force, with `dynamo_serve` reserved from its base for
+    /// this test (logged in the port table under `name`).
+    #[pyo3(signature = (name = "service_ports"))]
+    fn service_ports<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let (ctx, name) = (self.ctx.clone(), name.to_string());
+        let plan = block_on(py, async move { ServicePorts::inject(&ctx, &name).await })?
+            .map_err(errors::from_error)?;
+        crate::ports::plan_dict(py, &plan, true)
+    }
+
+    /// The test's etcd (shared, or `ETCD_ENDPOINTS`), healthy.
+    fn etcd(&self, py: Python<'_>) -> PyResult<Etcd> {
+        let ctx = self.ctx.clone();
+        let inner = block_on(
+            py,
+            async move { dynamo_test::Etcd::inject(&ctx, "etcd").await },
+        )?
+        .map_err(errors::from_error)?;
+        Ok(Etcd { inner })
+    }
+
+    /// The test's NATS (shared, or `NATS_SERVER`), healthy.
+    fn nats(&self, py: Python<'_>) -> PyResult<Nats> {
+        let ctx = self.ctx.clone();
+        let inner = block_on(
+            py,
+            async move { dynamo_test::Nats::inject(&ctx, "nats").await },
+        )?
+        .map_err(errors::from_error)?;
+        Ok(Nats { inner })
+    }
+
+    /// The env vars a child of this test should get (`DYN_NAMESPACE`, the
+    /// services' endpoints).
+    fn child_env(&self) -> Vec<(String, String)> {
+        self.ctx.child_env()
+    }
+
+    /// `(name, port)` of every port the test uses, in order.
+    fn ports(&self) -> Vec<(String, u16)> {
+        self.ctx.ports()
+    }
+
+    /// The port table as one line: `free_port=23001 service_ports.dynamo_serve=8000`.
+    fn port_table(&self) -> String {
+        self.ctx.port_table()
+    }
+
+    /// Writes a harness line into the test's output.
+    fn note(&self, message: &str) {
+        self.ctx.note(message);
+    }
+
+    /// Releases everything, newest first; returns what went wrong.
+    fn finish(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let ctx = self.ctx.clone();
+        block_on(py, async move { admin::teardown(&ctx).await })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<TestRun {} namespace={}>",
+            self.ctx.name(),
+            self.ctx.namespace()
+        )
+    }
+}
