@@ -21,7 +21,17 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from . import _native
 from ._errors import DynamoTestError, EnvVarError, NotReadyError, PortError, ServiceError
-from ._native import Etcd, Nats, Reservation, TestRun, wait_etcd, wait_http, wait_nats
+from ._native import (
+    Etcd,
+    Nats,
+    Reservation,
+    TestRun,
+    reservations,
+    shared_services,
+    wait_etcd,
+    wait_http,
+    wait_nats,
+)
 
 __all__ = [
     "SERVICE_PORTS",
@@ -36,7 +46,9 @@ __all__ = [
     "TestRun",
     "find_free_port",
     "find_free_port_from",
+    "reservations",
     "service_ports",
+    "shared_services",
     "wait_etcd",
     "wait_http",
     "wait_nats",

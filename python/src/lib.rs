@@ -20,9 +20,11 @@ mod _native {
     #[pymodule_export]
     use crate::keeper::set_keeper_launcher;
     #[pymodule_export]
-    use crate::ports::{find_free_port, find_free_port_from, service_ports, Reservation};
+    use crate::ports::{
+        find_free_port, find_free_port_from, reservations, service_ports, Reservation,
+    };
     #[pymodule_export]
-    use crate::services::{Etcd, Nats};
+    use crate::services::{shared_services, Etcd, Nats};
     #[pymodule_export]
     use crate::test_run::TestRun;
     #[pymodule_export]

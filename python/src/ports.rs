@@ -141,3 +141,22 @@ pub fn plan_dict<'py>(
     }
     Ok(dict)
 }
+
+/// Every live reservation in this network namespace (any process, user
+/// or language): dicts with `port`, `pid` and `label` (`None` when the
+/// holder's record is unreadable).
+#[pyfunction]
+pub fn reservations(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    let live = py
+        .detach(admin::live_reservations)
+        .map_err(errors::from_port_error)?;
+    live.into_iter()
+        .map(|r| {
+            let dict = PyDict::new(py);
+            dict.set_item("port", r.port)?;
+            dict.set_item("pid", r.holder.as_ref().map(|h| h.pid))?;
+            dict.set_item("label", r.holder.as_ref().map(|h| h.label.clone()))?;
+            Ok(dict)
+        })
+        .collect()
+}

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use dynamo_test::services::Source;
 
@@ -181,4 +182,29 @@ impl Nats {
             self.inner.subject_prefix()
         )
     }
+}
+
+/// The shared instances keepers run in this network namespace (whoever
+/// started them: Rust or Python): dicts with `name`, `port`,
+/// `keeper_pid`, `service_pid`, `users` (processes using it now), `pins`
+/// and `problem`.
+#[pyfunction]
+pub fn shared_services(py: Python<'_>) -> PyResult<Vec<Bound<'_, PyDict>>> {
+    let records = py
+        .detach(dynamo_test::admin::records)
+        .map_err(errors::from_error)?;
+    records
+        .into_iter()
+        .map(|r| {
+            let dict = PyDict::new(py);
+            dict.set_item("name", r.name)?;
+            dict.set_item("port", r.port)?;
+            dict.set_item("keeper_pid", r.keeper_pid)?;
+            dict.set_item("service_pid", r.service_pid)?;
+            dict.set_item("users", r.users)?;
+            dict.set_item("pins", r.pins)?;
+            dict.set_item("problem", r.problem)?;
+            Ok(dict)
+        })
+        .collect()
 }

@@ -20,6 +20,11 @@ pub struct TestRun {
 
 #[pymethods]
 impl TestRun {
+    /// Not a test class, whatever its name says (pytest collects `Test*`).
+    #[classattr]
+    #[allow(non_upper_case_globals)]
+    const __test__: bool = false;
+
     /// A run of the test named `name` (pytest's node id); creates its
     /// output directory.
     #[new]

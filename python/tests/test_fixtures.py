@@ -1,0 +1,138 @@
+"""The plugin's fixtures: free_port, etcd, nats, dynamo_run; the port table
+in a failing test's output; pytest -n 4."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+
+import pytest
+
+import dynamo_test
+from dynamo_test import Etcd, Nats, TestRun
+
+
+def test_free_port_is_reserved_for_the_test(free_port: int, dynamo_run: TestRun) -> None:
+    assert isinstance(free_port, int)
+    held = [r for r in dynamo_test.reservations() if r["port"] == free_port]
+    assert held and held[0]["pid"] == os.getpid()
+    assert dynamo_run.name in (held[0]["label"] or "")
+    assert f"free_port={free_port}" in dynamo_run.port_table()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", free_port))
+
+
+def test_ports_are_released_when_the_test_ends() -> None:
+    run = TestRun("tests/test_fixtures.py::inner")
+    port = run.reserve_port("p")
+    assert any(r["port"] == port for r in dynamo_test.reservations())
+    assert run.finish() == []
+    assert not any(r["port"] == port for r in dynamo_test.reservations())
+
+
+def test_etcd_is_healthy_with_a_prefix_of_the_tests_own(etcd: Etcd, dynamo_run: TestRun) -> None:
+    assert etcd.source in ("shared-started", "shared-external", "from-env")
+    assert etcd.key_prefix == f"/{dynamo_run.namespace}/"
+    etcd.put(etcd.key("model"), "tiny")
+    assert etcd.get(etcd.key("model")) == "tiny"
+    assert etcd.list(etcd.key_prefix) == [(etcd.key("model"), "tiny")]
+    assert etcd.env() == {"ETCD_ENDPOINTS": ",".join(etcd.endpoints)}
+    assert ("ETCD_ENDPOINTS", ",".join(etcd.endpoints)) in dynamo_run.child_env()
+    assert dynamo_test.wait_etcd(etcd.url, 10) >= 0
+    # Its own /health, read here without the harness.
+    with urllib.request.urlopen(f"{etcd.url}/health", timeout=10) as answer:
+        assert json.load(answer)["health"] == "true"
+
+
+def test_a_tests_etcd_keys_are_deleted_when_it_ends(etcd: Etcd) -> None:
+    inner = TestRun("tests/test_fixtures.py::keys")
+    theirs = inner.etcd()
+    assert theirs.key_prefix != etcd.key_prefix
+    theirs.put(theirs.key("a"), "1")
+    etcd.put(etcd.key("mine"), "2")
+    assert etcd.get(theirs.key("a")) == "1"
+    assert inner.finish() == []
+    assert etcd.get(theirs.key("a")) is None
+    assert etcd.get(etcd.key("mine")) == "2"
+
+
+def test_nats_is_healthy_with_a_subject_prefix(nats: Nats, dynamo_run: TestRun) -> None:
+    assert nats.subject_prefix == f"{dynamo_run.namespace}."
+    assert nats.subject("x") == f"{dynamo_run.namespace}.x"
+    assert nats.env() == {"NATS_SERVER": ",".join(nats.urls)}
+    host, port = nats.url.removeprefix("nats://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        assert s.makefile().readline().startswith("INFO ")
+    assert dynamo_test.wait_nats(nats.url, 10) >= 0
+    if nats.monitor_url is not None:
+        assert dynamo_test.wait_http(f"{nats.monitor_url}/healthz", 10, contains="ok") >= 0
+
+
+def test_a_failing_tests_output_shows_its_port_table(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_fails(free_port, service_ports):
+            assert free_port == -1
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "Captured stdout call" in text
+    line = next(l for l in text.splitlines() if "[dynamo-test]" in l and "ports:" in l)
+    assert "test_fails: ports: free_port=" in line
+    assert "service_ports.dynamo_serve=" in line
+    assert f"service_ports.etcd_client={dynamo_test.SERVICE_PORTS['etcd_client']}" in line
+
+
+def test_a_passing_tests_port_table_is_captured_not_shown(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_passes(free_port):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "ports: free_port=" not in result.stdout.str()
+    shown = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    assert "ports: free_port=" in shown.stdout.str()
+
+
+def test_etcd_endpoints_in_the_environment_are_used(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, etcd: Etcd
+) -> None:
+    pytester.makepyfile(
+        """
+        def test_inner(etcd):
+            print("SOURCE", etcd.source, etcd.url)
+            assert etcd.get(etcd.key("x")) is None
+        """
+    )
+    url = etcd.url.replace("127.0.0.1", "localhost")
+    monkeypatch.setenv("ETCD_ENDPOINTS", url)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert f"SOURCE from-env {url}" in result.stdout.str()
+
+
+def test_a_bad_etcd_endpoints_names_the_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        def test_inner(dynamo_run):
+            with pytest.raises(ValueError) as raised:
+                dynamo_run.etcd()
+            print("ERROR", raised.value)
+        """
+    )
+    monkeypatch.setenv("ETCD_ENDPOINTS", "localhost:2379")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    text = result.stdout.str()
+    assert 'ETCD_ENDPOINTS="localhost:2379"' in text and "http://" in text
+
