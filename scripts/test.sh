@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs etcd/NATS if missing, then runs every test
 # of the workspace under `cargo test` (threads in one process per binary)
-# and under `cargo nextest run` (one process per test, all at once).
+# and under `cargo nextest run` (one process per test, all at once), then
+# the pytest plugin's tests (python/) under `pytest -n 4`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,6 +111,11 @@ if [ "$lines" -lt 4 ] || [ "$partitions" -ne 2 ] || [ "$etcds" -ne 1 ] || [ "$na
 fi
 echo "both partitions on one etcd and one NATS, $namespaces namespaces"
 rm -f "$part_log" "$part_log.1" "$part_log.2"
+
+# The pytest side (python/): its own venv, the wheel built from ./python,
+# pytest -n 4 over python/tests (with the Rust binaries above).
+echo "== pytest (python/)"
+bash scripts/test-python.sh
 
 # Nothing the harness started may outlive the run: shared services stop a
 # grace (2 s by default) after their last user. Processes it started carry

@@ -203,3 +203,22 @@ fn the_checker_sees_every_way_of_naming_a_module() {
     graph.insert("context".into(), ["ports".to_string()].into());
     assert_eq!(upward_uses(&graph), ["ports -> context"]);
 }
+
+/// The crates on top (the command, the Python binding) use the runtime's
+/// public API and `admin` only: never the macro's `__private` items, which
+/// may change at any release.
+#[test]
+fn the_command_and_the_python_binding_stay_off_the_private_api() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut offenders = Vec::new();
+    for crate_src in ["cli/src", "python/src"] {
+        let files = rust_files(&root.join(crate_src));
+        assert!(!files.is_empty(), "no sources under {crate_src}");
+        for file in files {
+            if std::fs::read_to_string(&file).unwrap().contains("__private") {
+                offenders.push(file.display().to_string());
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "they name __private: {offenders:?}");
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The pytest side: builds the Python package (python/, PyO3 + maturin) as a
+# wheel, installs it into a virtualenv outside the repo with pytest and
+# pytest-xdist, and runs its tests under `pytest -n 4`. Then checks that
+# the one abi3 wheel imports on the newest CPython here as well.
+#
+# The tests drive Rust binaries of the workspace (a port_bench worker,
+# need_service): built here in the debug profile unless already built.
+# PYTEST_VENV overrides where the venv goes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "test-python: $*" >&2; }
+
+# The oldest CPython the package supports, where there is one (pyenv
+# machines have several); else python3.
+python=python3
+for candidate in "$HOME"/.pyenv/versions/3.10.*/bin/python3; do
+  [ -x "$candidate" ] && python=$candidate
+done
+version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+  { say "$python is Python $version; the package needs 3.10 or newer"; exit 1; }
+
+venv=${PYTEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/dynamo-test/pytest-$version}
+stamp="$venv/.dynamo-test-requirements"
+recipe=$(sha256sum python/test-requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$recipe" ]; then
+  if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ]; then
+    say "$venv exists and is not a virtualenv: not replacing it (set PYTEST_VENV elsewhere)"
+    exit 1
+  fi
+  say "making $venv ($python, Python $version)"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >&2
+  "$venv/bin/pip" install -q -r python/test-requirements.txt >&2
+  echo "$recipe" >"$stamp"
+fi
+
+# The wheel pip builds from ./python (what `pip install ./python` installs).
+wheels=$(mktemp -d)
+trap 'rm -rf "$wheels"' EXIT
+say "building the wheel"
+"$venv/bin/pip" wheel -q --no-deps -w "$wheels" ./python >&2
+wheel=$(ls "$wheels"/dynamo_test-*.whl)
+"$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel" >&2
+
+cargo build -q -p dynamo-test-examples --bin port_bench
+cargo build -q -p dynamo-test-suite --bin need_service
+export DYNAMO_TEST_PORT_BENCH=$PWD/target/debug/port_bench
+export DYNAMO_TEST_NEED_SERVICE=$PWD/target/debug/need_service
+
+say "pytest -n 4 (Python $version)"
+(cd python && "$venv/bin/python" -m pytest -n 4 -p no:cacheprovider tests)
+
+# abi3: the same wheel on the newest CPython here.
+newest=""
+for candidate in "$HOME"/.pyenv/versions/3.1[3-9].*/bin/python3; do
+  [ -x "$candidate" ] && newest=$candidate
+done
+if [ -n "$newest" ] && [ "$newest" != "$python" ]; then
+  other=$(mktemp -d)
+  "$newest" -m venv "$other/venv"
+  "$other/venv/bin/pip" install -q --no-deps "$wheel" >&2
+  "$other/venv/bin/python" -c '
+import sys, dynamo_test
+with dynamo_test.find_free_port() as r:
+    assert 20000 <= r.port <= 32767, r
+print("test-python: the wheel imports and reserves on Python %d.%d" % sys.version_info[:2])
+' >&2
+  rm -rf "$other"
+fi
