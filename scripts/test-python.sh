@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The pytest side: builds the Python package (python/, PyO3 + maturin) as a
 # wheel, installs it into a virtualenv outside the repo with pytest and
-# pytest-xdist, and runs its tests under `pytest -n 4`. Then checks that
-# the one abi3 wheel imports on the newest CPython here as well.
+# pytest-xdist, checks its type hints, and runs its tests under
+# `pytest -n 4`. Then checks that the one abi3 wheel imports on the newest
+# CPython here as well.
 #
 # The tests drive Rust binaries of the workspace (a port_bench worker,
 # need_service): built here in the debug profile unless already built.
@@ -45,6 +46,10 @@ say "building the wheel"
 "$venv/bin/pip" wheel -q --no-deps -w "$wheels" ./python >&2
 wheel=$(ls "$wheels"/dynamo_test-*.whl)
 "$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel" >&2
+
+say "the type hints: stubtest (the .pyi against the built module), mypy --strict"
+"$venv/bin/python" -m mypy.stubtest dynamo_test._native
+"$venv/bin/python" -m mypy --strict --no-incremental -p dynamo_test
 
 cargo build -q -p dynamo-test-examples --bin port_bench
 cargo build -q -p dynamo-test-suite --bin need_service

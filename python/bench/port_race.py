@@ -6,7 +6,7 @@ dynamo-test at the same time.
     python port_race.py [--procs P] [--threads T] [--allocs N]
                         [--arm all|dynamo|bind0|registry]
                         [--listener closed|open] [--settle on|off]
-                        [--markers DIR]
+                        [--bind-delay-us US] [--markers DIR]
     python port_race.py --with-rust PATH [--procs P] [--threads T]
                         [--rust-threads R] [--allocs N]
 
@@ -16,8 +16,9 @@ The Python twin of ``examples/src/bin/port_bench.rs``. Arms:
   (an abstract Unix socket per port plus a TCP bind check);
 - ``bind0``: ``find_free_port()`` of Dynamo's ``tests/utils.py``, bind
   port 0, read the number, close (a check only, nothing reserves it);
-- ``registry``: ``allocate_port()`` of Dynamo's ``tests/utils/port_utils.py``,
-  a JSON registry under an ``flock``, entries expiring after 900 s.
+- ``registry``: ``allocate_port(8000)`` of Dynamo's
+  ``tests/utils/port_utils.py`` (8000 is where its frontend fixture
+  starts), a JSON registry under an ``flock``, entries expiring after 900 s.
 
 For each arm the script re-executes itself as P worker processes (hidden
 ``--worker`` flag) of T threads; the N allocations are split across them.
@@ -27,7 +28,8 @@ an ``O_EXCL`` marker file ``<markers>/<port>`` (already there: a *double
 grant*), after 0-2 ms bind ``127.0.0.1:port`` with ``SO_REUSEADDR`` as
 Rust's ``TcpListener::bind`` does (failure: a *bind failure*), connect one
 client, accept, close the server side first (it goes to TIME_WAIT), close
-the listener, hold 0-20 ms, remove the marker, release.
+the listener, hold 0-20 ms, remove the marker, release. ``--bind-delay-us``
+widens the 0-2 ms (a real server takes far longer to start and bind).
 
 ``--with-rust PATH`` runs one Rust ``port_bench --worker --arm dynamo``
 process (``--rust-threads`` threads) at the same time as P Python
@@ -97,7 +99,8 @@ def bind0_port() -> int:
     the close and their servers' binds."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class PortRegistry:
@@ -120,21 +123,24 @@ class PortRegistry:
         self.lock_file = directory / "pytest_port_allocations.lock"
         self.registry_file = directory / "pytest_port_allocations.json"
 
-    def _load_port_registry(self) -> dict:
+    def _load_port_registry(self) -> dict[str, Any]:
         if not self.registry_file.exists():
             return {}
         try:
             with open(self.registry_file, "r") as f:
-                return json.load(f)
+                registry: dict[str, Any] = json.load(f)
+                return registry
         except (json.JSONDecodeError, OSError):
             return {}
 
-    def _save_port_registry(self, registry: dict) -> None:
+    def _save_port_registry(self, registry: dict[str, Any]) -> None:
         with open(self.registry_file, "w") as f:
             json.dump(registry, f)
 
     @staticmethod
-    def _cleanup_stale_allocations(registry: dict, max_age: float = REGISTRY_MAX_AGE_S) -> dict:
+    def _cleanup_stale_allocations(
+        registry: dict[str, Any], max_age: float = REGISTRY_MAX_AGE_S
+    ) -> dict[str, Any]:
         current_time = time.time()
         cleaned = {}
         for port, info in registry.items():
@@ -282,6 +288,8 @@ class Tally:
     conn_errors: int = 0
     # Duration of every allocation call, failed ones included (as in Rust).
     latencies_ns: list[int] = field(default_factory=list)
+    # The same, of the calls that granted a port (differs when some failed).
+    granted_ns: list[int] = field(default_factory=list)
     # time.monotonic_ns() at the start of each call: CLOCK_MONOTONIC is one
     # clock for every process, so these compare across workers.
     starts_ns: list[int] = field(default_factory=list)
@@ -311,6 +319,7 @@ class Tally:
         self.alloc_errors += other.alloc_errors
         self.conn_errors += other.conn_errors
         self.latencies_ns.extend(other.latencies_ns)
+        self.granted_ns.extend(other.granted_ns)
         self.starts_ns.extend(other.starts_ns)
         if other.span is not None:
             self.cover(*other.span)
@@ -322,6 +331,7 @@ class Tally:
             f"tally {self.double_grants} {self.bind_failures} "
             f"{self.alloc_errors} {self.conn_errors}",
             "lat " + " ".join(map(str, self.latencies_ns)),
+            "latok " + " ".join(map(str, self.granted_ns)),
             "at " + " ".join(map(str, self.starts_ns)),
         ]
         if self.span is not None:
@@ -345,6 +355,8 @@ class Tally:
                 saw_tally = True
             elif kind == "lat":
                 t.latencies_ns = [int(w) for w in rest.split()]
+            elif kind == "latok":
+                t.granted_ns = [int(w) for w in rest.split()]
             elif kind == "at":
                 t.starts_ns = [int(w) for w in rest.split()]
             elif kind == "span":
@@ -372,6 +384,7 @@ class Tally:
             "p50_ns": percentile(lat, 0.50),
             "p99_ns": percentile(lat, 0.99),
             "max_ns": lat[-1] if lat else None,
+            "granted_p50_ns": percentile(sorted(self.granted_ns), 0.50),
             "span_ns": self.span,
             "notes": list(self.notes),
         }
@@ -461,30 +474,36 @@ def one_connection(listener: socket.socket, port: int) -> None:
             raise OSError(errno.EPROTO, "unexpected data from the server")
 
 
-def cycle(
-    allocate: Callable[[], Grant],
-    markers: Path,
-    keep_listener: bool,
-    rng: random.Random,
-    tally: Tally,
-) -> None:
+@dataclass
+class Job:
+    """What every cycle of a worker thread does."""
+
+    allocate: Callable[[], Grant]
+    markers: Path
+    keep_listener: bool = False
+    max_bind_delay_us: int = MAX_BIND_DELAY_US
+
+
+def cycle(job: Job, rng: random.Random, tally: Tally) -> None:
     """Allocate, mark, serve one connection, hold, unmark, release."""
     at = time.monotonic_ns()
     started = time.perf_counter_ns()
     try:
-        grant = allocate()
+        grant = job.allocate()
     except Exception as e:  # noqa: BLE001 - any allocator failure is an alloc error
         tally.latencies_ns.append(time.perf_counter_ns() - started)
         tally.alloc_errors += 1
         tally.note(f"alloc: {type(e).__name__}: {e}")
         return
-    tally.latencies_ns.append(time.perf_counter_ns() - started)
+    elapsed = time.perf_counter_ns() - started
+    tally.latencies_ns.append(elapsed)
+    tally.granted_ns.append(elapsed)
     tally.starts_ns.append(at)
     try:
-        marker = claim_marker(markers, grant.port, tally)
-        time.sleep(rng.randint(0, MAX_BIND_DELAY_US) / 1e6)
+        marker = claim_marker(job.markers, grant.port, tally)
+        time.sleep(rng.randint(0, job.max_bind_delay_us) / 1e6)
         listener = serve_once(grant.port, tally)
-        if listener is not None and not keep_listener:
+        if listener is not None and not job.keep_listener:
             listener.close()  # the server shuts down before the hold
         time.sleep(rng.randint(0, MAX_HOLD_US) / 1e6)
         if listener is not None:
@@ -496,14 +515,12 @@ def cycle(
     tally.cover(at, time.monotonic_ns())
 
 
-def run_thread(
-    allocate: Callable[[], Grant], markers: Path, keep_listener: bool, allocs: int
-) -> Tally:
+def run_thread(job: Job, allocs: int) -> Tally:
     """One thread's ``allocs`` cycles."""
     rng = random.Random()  # seeded from urandom: every thread differs
     tally = Tally()
     for _ in range(allocs):
-        cycle(allocate, markers, keep_listener, rng, tally)
+        cycle(job, rng, tally)
     return tally
 
 
@@ -516,7 +533,12 @@ def worker_main(args: argparse.Namespace) -> int:
     """Imports, says ``ready``, waits for ``go``, runs the threads, prints
     the tally on stdout."""
     registry = Path(args.registry) if args.registry else None
-    allocate = make_allocator(args.arm, registry)
+    job = Job(
+        make_allocator(args.arm, registry),
+        Path(args.markers),
+        keep_listener=args.listener == "open",
+        max_bind_delay_us=args.bind_delay_us,
+    )
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         print("port_race worker: no go from the parent", file=sys.stderr)
@@ -525,7 +547,7 @@ def worker_main(args: argparse.Namespace) -> int:
     lock = threading.Lock()
 
     def body(n: int) -> None:
-        t = run_thread(allocate, Path(args.markers), args.listener == "open", n)
+        t = run_thread(job, n)
         with lock:
             results.append(t)
 
@@ -571,24 +593,40 @@ class SideResult:
 class Worker:
     """A started worker process and what it printed."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen[str]
     label: str
     output: str = ""
     failure: str | None = None
+    # time.monotonic() when its output ended.
+    finished: float = 0.0
 
 
-def spawn_python_worker(
-    arm: str, threads: int, allocs: int, markers: Path, registry: Path, listener: str
-) -> Worker:
-    command = [
-        sys.executable, os.path.abspath(__file__), "--worker",
-        "--arm", arm, "--threads", str(threads), "--allocs", str(allocs),
-        "--markers", str(markers), "--registry", str(registry), "--listener", listener,
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    return Worker(proc, f"python {arm} worker pid {proc.pid}")
+@dataclass
+class WorkerSpec:
+    """A Python worker's settings, passed after the hidden ``--worker``."""
+
+    arm: str
+    threads: int
+    allocs: int
+    markers: Path
+    registry: Path
+    listener: str = "closed"
+    bind_delay_us: int = MAX_BIND_DELAY_US
+
+    def to_args(self) -> list[str]:
+        return [
+            "--worker", "--arm", self.arm, "--threads", str(self.threads),
+            "--allocs", str(self.allocs), "--markers", str(self.markers),
+            "--registry", str(self.registry), "--listener", self.listener,
+            "--bind-delay-us", str(self.bind_delay_us),
+        ]  # fmt: skip
+
+
+def spawn_python_worker(spec: WorkerSpec) -> Worker:
+    """This script again, as a worker; it prints ``ready`` once imported."""
+    command = [sys.executable, os.path.abspath(__file__), *spec.to_args()]
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return Worker(proc, f"python {spec.arm} worker pid {proc.pid}")
 
 
 def spawn_rust_worker(port_bench: str, threads: int, allocs: int, markers: Path) -> Worker:
@@ -597,9 +635,7 @@ def spawn_rust_worker(port_bench: str, threads: int, allocs: int, markers: Path)
         port_bench, "--worker", "--arm", "dynamo", "--threads", str(threads),
         "--allocs", str(allocs), "--markers", str(markers), "--listener", "closed",
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return Worker(proc, f"rust port_bench worker pid {proc.pid}")
 
 
@@ -630,6 +666,7 @@ def collect(workers: list[Worker]) -> None:
     def read(w: Worker) -> None:
         assert w.proc.stdout is not None
         w.output = w.proc.stdout.read()
+        w.finished = time.monotonic()
         code = w.proc.wait()
         if code != 0 and w.failure is None:
             w.failure = f"{w.label} exited with {code}"
@@ -655,18 +692,22 @@ def merge_workers(workers: Iterable[Worker]) -> tuple[Tally, list[str]]:
     return tally, failures
 
 
-def run_arm(
-    arm: str, procs: int, threads: int, allocs: int, root: Path, listener: str
-) -> SideResult:
+def run_arm(arm: str, args: argparse.Namespace, root: Path) -> SideResult:
     """Starts the arm's workers, releases them together, adds up their tallies."""
     markers = root / f"markers-{arm}"
     registry = root / "registry"
     markers.mkdir()
     registry.mkdir(exist_ok=True)
+    procs, threads = args.procs, args.threads
     workers = [
-        spawn_python_worker(arm, threads, share(allocs, procs, i), markers, registry, listener)
+        spawn_python_worker(
+            WorkerSpec(
+                arm, threads, share(args.allocs, procs, i), markers, registry,
+                args.listener, args.bind_delay_us,
+            )
+        )
         for i in range(procs)
-    ]
+    ]  # fmt: skip
     wait_ready(workers)
     start = time.monotonic()
     release(workers)
@@ -759,6 +800,11 @@ def table(results: list[SideResult]) -> str:
             f"| {d['bind_failures']} | {d['alloc_errors']} | {micros(d['p50_ns'])} "
             f"| {micros(d['p99_ns'])} | {micros(d['max_ns'])} | {r.wall_s:.2f} s |"
         )
+        if d["alloc_errors"]:
+            extra.append(
+                f"- {r.name}: p50 of the {d['allocations']:,} calls that granted a port "
+                f"{micros(d['granted_p50_ns'])}"
+            )
         if d["conn_errors"]:
             extra.append(f"- {r.name}: {d['conn_errors']} connection errors")
         extra += [f"- {r.name} first errors: {n}" for n in d["notes"]]
@@ -771,7 +817,7 @@ def ratios(results: list[SideResult]) -> str:
     p50 = {r.name: r.tally.as_dict()["p50_ns"] for r in results}
     mine = p50.get("dynamo")
     parts = [
-        f"dynamo / {name} = {mine / other:.2f}x"
+        f"dynamo / {name} = {mine / other:.3g}x"
         for name, other in p50.items()
         if name != "dynamo" and mine and other
     ]
@@ -876,8 +922,7 @@ def race_with_rust(
         markers.mkdir()
         py = [
             spawn_python_worker(
-                "dynamo", python_threads, share(allocs, python_workers, i),
-                markers, root, "closed",
+                WorkerSpec("dynamo", python_threads, share(allocs, python_workers, i), markers, root)
             )
             for i in range(python_workers)
         ]  # fmt: skip
@@ -887,14 +932,15 @@ def race_with_rust(
             start = time.monotonic()
             release([rust, *py])
             collect([rust, *py])
-            wall = time.monotonic() - start
+        rust_wall = rust.finished - start
+        py_wall = max(w.finished for w in py) - start
         rust_tally, rust_failures = merge_workers([rust])
         rust_tally.span = watch.span()
         py_tally, py_failures = merge_workers(py)
         sides = [
-            SideResult("rust dynamo", f"1 x {threads}", rust_tally, wall, rust_failures),
+            SideResult("rust dynamo", f"1 x {threads}", rust_tally, rust_wall, rust_failures),
             SideResult(
-                "python dynamo", f"{python_workers} x {python_threads}", py_tally, wall,
+                "python dynamo", f"{python_workers} x {python_threads}", py_tally, py_wall,
                 py_failures,
             ),
         ]  # fmt: skip
@@ -948,6 +994,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--arm", choices=("all", *ARMS), default="all")
     p.add_argument("--listener", choices=("closed", "open"), default="closed")
     p.add_argument("--settle", choices=("on", "off"), default="on")
+    p.add_argument(
+        "--bind-delay-us", type=int, default=MAX_BIND_DELAY_US,
+        help="longest random delay between allocation and bind (default 2000, as in Rust)",
+    )  # fmt: skip
     p.add_argument("--markers", default=None, help="parent of the run's directory (/var/tmp)")
     p.add_argument("--with-rust", metavar="PATH", default=None, help="port_bench binary")
     p.add_argument("--rust-threads", type=positive, default=16)
@@ -968,14 +1018,13 @@ def arms_main(args: argparse.Namespace) -> int:
             if args.settle == "on":
                 settle(arm)
             progress(f"arm {arm}: {args.procs} x {args.threads}, {args.allocs} allocations")
-            results.append(
-                run_arm(arm, args.procs, args.threads, args.allocs, root, args.listener)
-            )
+            results.append(run_arm(arm, args, root))
     finally:
         remove_tree(root)
     print(
         f"port_race: {args.procs} procs x {args.threads} threads, {args.allocs} "
-        f"allocations per arm, listener {args.listener} during the hold\n"
+        f"allocations per arm, bind 0-{args.bind_delay_us / 1000:g} ms after the "
+        f"allocation, listener {args.listener} during the hold\n"
     )
     print(table(results))
     line = ratios(results)

@@ -2,7 +2,26 @@
 
 from pathlib import Path
 from types import TracebackType
+from typing import final
 
+__all__ = [
+    "Etcd",
+    "Nats",
+    "Reservation",
+    "TestRun",
+    "find_free_port",
+    "find_free_port_from",
+    "reservations",
+    "service_ports",
+    "set_keeper_launcher",
+    "shared_services",
+    "wait_etcd",
+    "wait_http",
+    "wait_nats",
+    "wait_openai_models",
+]
+
+@final
 class Reservation:
     """A reserved TCP port, held until released, collected, or the process dies."""
 
@@ -23,6 +42,7 @@ class Reservation:
         traceback: TracebackType | None,
     ) -> bool: ...
 
+@final
 class Etcd:
     """The test's etcd; keys under ``key_prefix`` are deleted when the test ends."""
 
@@ -45,6 +65,7 @@ class Etcd:
     def list(self, prefix: str) -> list[tuple[str, str]]: ...
     def wait_healthy(self, timeout: float = 10.0) -> None: ...
 
+@final
 class Nats:
     """The test's NATS server, with a subject prefix of the test's own."""
 
@@ -65,10 +86,12 @@ class Nats:
     def subject(self, name: str) -> str: ...
     def env(self) -> dict[str, str]: ...
 
+@final
 class TestRun:
     """The harness's side of one test (a Rust ``TestContext``)."""
 
-    def __init__(self, name: str) -> None: ...
+    __test__: bool
+    def __new__(cls, name: str) -> TestRun: ...
     @property
     def name(self) -> str: ...
     @property

@@ -136,3 +136,47 @@ def test_a_bad_etcd_endpoints_names_the_variable(
     text = result.stdout.str()
     assert 'ETCD_ENDPOINTS="localhost:2379"' in text and "http://" in text
 
+
+
+def test_nats_server_in_the_environment_is_used(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, nats: Nats
+) -> None:
+    pytester.makepyfile(
+        """
+        def test_inner(nats):
+            print("SOURCE", nats.source, nats.url, nats.port)
+        """
+    )
+    monkeypatch.setenv("NATS_SERVER", nats.url)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert f"SOURCE from-env {nats.url} None" in result.stdout.str()
+
+
+def test_a_keeper_that_cannot_start_says_why(pytester: pytest.Pytester) -> None:
+    # An interpreter path that does not exist: the keeper cannot be run.
+    # The plan's etcd on ports of its own, so that a keeper must start.
+    with dynamo_test.find_free_port() as client, dynamo_test.find_free_port() as peer:
+        pytester.makepyfile(
+            f"""
+            import os, sys
+            sys.executable = "/nonexistent/python3"
+            os.environ["DYNAMO_TEST_ETCD_CLIENT_PORT"] = "{client.port}"
+            os.environ["DYNAMO_TEST_ETCD_PEER_PORT"] = "{peer.port}"
+            os.environ.pop("ETCD_ENDPOINTS", None)
+            import pytest
+            import dynamo_test
+
+            def test_inner():
+                run = dynamo_test.TestRun("inner")
+                with pytest.raises(dynamo_test.ServiceError) as raised:
+                    run.etcd()
+                print("ERROR", raised.value)
+                run.finish()
+            """
+        )
+        result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:dynamo_test")
+    result.assert_outcomes(passed=1)
+    text = result.stdout.str()
+    assert "could not start the keeper of the shared etcd on port" in text, text
+    assert "(/nonexistent/python3): No such file or directory" in text, text

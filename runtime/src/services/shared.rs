@@ -606,8 +606,14 @@ async fn start(kind: ServiceKind, ports: ServicePortPair) -> Result<Joined, Erro
         data_dir: utf8("data directory", &data_dir)?,
         grace: idle_grace()?,
     };
-    let mut child = keeper::spawn(&spec)
-        .map_err(|e| Error::io("starting the service keeper (this executable, re-run)", e))?;
+    let mut child = keeper::spawn(&spec).map_err(|e| {
+        Error::Service(format!(
+            "could not start the keeper of the shared {} on port {} ({}): {e}",
+            kind.name(),
+            ports.client,
+            keeper::executable().display()
+        ))
+    })?;
     let started = Instant::now();
     loop {
         if let Contact::Answered(hello, stream) = contact(kind, ports.client).await? {
