@@ -215,7 +215,10 @@ fn the_command_and_the_python_binding_stay_off_the_private_api() {
         let files = rust_files(&root.join(crate_src));
         assert!(!files.is_empty(), "no sources under {crate_src}");
         for file in files {
-            if std::fs::read_to_string(&file).unwrap().contains("__private") {
+            if std::fs::read_to_string(&file)
+                .unwrap()
+                .contains("__private")
+            {
                 offenders.push(file.display().to_string());
             }
         }
