@@ -15,12 +15,15 @@ Fixtures (each test gets its own):
   Keys under ``etcd.key_prefix`` are deleted when the test ends.
 
 Every test's port table is printed into its captured output when its body
-starts (and at teardown when setup failed), so a failing test shows it.
+starts (and at teardown when setup failed), so a failing test shows it; a
+failing test also gets the Rust side's failure report (``failure.md``: the
+verdict, the ports, the services and the test's etcd keys as they were
+before teardown), its path printed at teardown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -28,6 +31,7 @@ from . import Etcd, Nats, TestRun, service_ports as _plan
 
 _RUN = pytest.StashKey[TestRun]()
 _TABLE_SHOWN = pytest.StashKey[bool]()
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 def _show_ports(item: pytest.Item) -> None:
@@ -50,16 +54,41 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"dynamo-test: port plan {plan}"
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # Setup's and the body's verdicts, for the failure report at teardown.
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+def _failure(item: pytest.Item) -> str | None:
+    """The test's failure in words, as the Rust side words its verdicts;
+    `None` if setup and body passed."""
+    for phase, report in item.stash.get(_REPORTS, {}).items():
+        if report.failed:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else str(report.longrepr)
+            return f"setup failed: {message}" if phase == "setup" else f"failed: {message}"
+    return None
+
+
 @pytest.fixture
 def dynamo_run(request: pytest.FixtureRequest) -> Iterator[TestRun]:
     """The harness's side of this test: namespace, output directory, port
-    table; released (ports, etcd keys) when the test ends."""
+    table; released (ports, etcd keys) when the test ends, after the
+    failure report (``failure.md`` in its output directory) of a failed
+    test is written."""
     run = TestRun(request.node.nodeid)
     request.node.stash[_RUN] = run
     yield run
     if not request.node.stash.get(_TABLE_SHOWN, False):
         _show_ports(request.node)
-    problems = run.finish()
+    problems, report = run.finish(_failure(request.node))
+    if report is not None:
+        print(f"[dynamo-test] {run.name}: failure report: {report}")
     if problems:
         pytest.fail("dynamo-test teardown: " + "; ".join(problems), pytrace=False)
 

@@ -2,6 +2,8 @@
 //! namespace, output directory, port table and teardown), driven by the
 //! plugin instead of `#[dynamo_test]`.
 
+use std::path::PathBuf;
+
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -47,7 +49,7 @@ impl TestRun {
 
     /// This run's output directory.
     #[getter]
-    fn output_dir(&self) -> std::path::PathBuf {
+    fn output_dir(&self) -> PathBuf {
         self.ctx.output_dir().to_path_buf()
     }
 
@@ -121,10 +123,21 @@ impl TestRun {
         self.ctx.note(message);
     }
 
-    /// Releases everything, newest first; returns what went wrong.
-    fn finish(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+    /// Ends the run: for a failed test (`failure`: pytest's verdict in
+    /// words) the failure report is observed and written, then everything
+    /// is released, newest first. Returns what went wrong during teardown
+    /// and the report's path (`None` when nothing failed).
+    #[pyo3(signature = (failure = None))]
+    fn finish(
+        &self,
+        py: Python<'_>,
+        failure: Option<String>,
+    ) -> PyResult<(Vec<String>, Option<PathBuf>)> {
         let ctx = self.ctx.clone();
-        block_on(py, async move { admin::teardown(&ctx).await })
+        let ended = block_on(py, async move {
+            admin::end_elsewhere(&ctx, failure.as_deref()).await
+        })?;
+        Ok((ended.teardown_problems, ended.report))
     }
 
     fn __repr__(&self) -> String {

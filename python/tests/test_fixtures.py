@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +30,7 @@ def test_ports_are_released_when_the_test_ends() -> None:
     run = TestRun("tests/test_fixtures.py::inner")
     port = run.reserve_port("p")
     assert any(r["port"] == port for r in dynamo_test.reservations())
-    assert run.finish() == []
+    assert run.finish() == ([], None)
     assert not any(r["port"] == port for r in dynamo_test.reservations())
 
 
@@ -53,7 +55,7 @@ def test_a_tests_etcd_keys_are_deleted_when_it_ends(etcd: Etcd) -> None:
     theirs.put(theirs.key("a"), "1")
     etcd.put(etcd.key("mine"), "2")
     assert etcd.get(theirs.key("a")) == "1"
-    assert inner.finish() == []
+    assert inner.finish() == ([], None)
     assert etcd.get(theirs.key("a")) is None
     assert etcd.get(etcd.key("mine")) == "2"
 
@@ -180,3 +182,27 @@ def test_a_keeper_that_cannot_start_says_why(pytester: pytest.Pytester) -> None:
     text = result.stdout.str()
     assert "could not start the keeper of the shared etcd on port" in text, text
     assert "(/nonexistent/python3): No such file or directory" in text, text
+
+
+def test_a_failing_test_gets_the_failure_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_fails(free_port, etcd):
+            etcd.put(etcd.key("worker/1"), "up")
+            assert free_port == -1, "the frontend did not come up"
+
+        def test_passes(free_port):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    text = result.stdout.str()
+    paths = re.findall(r"test_fails: failure report: (\S+)", text)
+    assert len(paths) == 1, text
+    assert "test_passes: failure report" not in text
+    report = Path(paths[0]).read_text()
+    assert Path(paths[0]).name == "failure.md"
+    assert "failed: AssertionError: the frontend did not come up" in report
+    assert "free_port" in report
+    assert "etcd" in report and "worker/1" in report

@@ -15,7 +15,7 @@
 //!   ([`set_keeper_launcher`], [`run_keeper_from_env`]), a reservation
 //!   under a label of the caller's ([`reserve_port`]), and the teardown of
 //!   a [`TestContext`](crate::TestContext) that another test runner drives
-//!   ([`teardown`]).
+//!   ([`end_elsewhere`]: the failure report, then teardown).
 //! - **Orphans**: processes tagged with [`ENV_OWNER`] whose owner is dead
 //!   ([`find_orphans`], [`stop_orphan`]); tags ([`OwnerTag`]) name the
 //!   owner's PID namespace, and an owner of another namespace is never
@@ -67,6 +67,7 @@ pub use crate::state_dir::{
 pub use crate::sys::procfs::{self, ProcStat, ProcStatus};
 
 pub use crate::duration::parse_duration;
+pub use crate::runner::{end_elsewhere, Ended};
 
 use crate::error::Error;
 
@@ -84,13 +85,4 @@ pub fn reserve_port(
     base: Option<u16>,
 ) -> Result<crate::Port, crate::ports::PortError> {
     crate::ports::reserve(label, base)
-}
-
-/// Releases everything the test of `ctx` acquired, newest first (what
-/// `#[dynamo_test]` does after the body), and returns what went wrong
-/// during it (processes that would not stop, failed steps): for a test
-/// driven by another runner. Idempotent.
-pub async fn teardown(ctx: &crate::TestContext) -> Vec<String> {
-    ctx.teardown().await;
-    ctx.teardown_problems()
 }

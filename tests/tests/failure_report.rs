@@ -385,3 +385,32 @@ fn under_ci_a_copy_goes_to_the_artifacts_dir() {
 fn file_name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
+
+/// A test another runner ran (the pytest plugin): `admin::end_elsewhere`
+/// writes the report of a failed one before and after teardown, none for
+/// a passed one, and tears down either way.
+#[test]
+fn a_test_run_elsewhere_gets_the_same_report() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let failed = TestContext::new("elsewhere::fails").unwrap();
+        let port = failed.reserve_port("api").unwrap();
+        let ended = dynamo_test::admin::end_elsewhere(&failed, Some("failed: assert 1 == 2")).await;
+        assert!(ended.teardown_problems.is_empty(), "{ended:?}");
+        let report = std::fs::read_to_string(ended.report.expect("a report")).unwrap();
+        assert!(report.contains("failed: assert 1 == 2"), "{report}");
+        assert!(report.contains(&format!("| api | {port} |")), "{report}");
+        // Torn down: the port is free for anyone again.
+        let held = dynamo_test::admin::live_reservations().unwrap();
+        assert!(held.iter().all(|r| r.port != port));
+
+        let passed = TestContext::new("elsewhere::passes").unwrap();
+        passed.reserve_port("api").unwrap();
+        let ended = dynamo_test::admin::end_elsewhere(&passed, None).await;
+        assert_eq!(ended, dynamo_test::admin::Ended::default());
+        assert!(!passed.output_dir().join("failure.md").exists());
+    });
+}

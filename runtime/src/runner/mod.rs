@@ -10,6 +10,7 @@ use std::any::Any;
 use std::fmt::Debug;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::FutureExt as _;
@@ -278,6 +279,42 @@ async fn before_teardown(config: &TestConfig, ctx: &TestContext, ending: &Ending
     }
     if !config.should_panic {
         report::write(ctx, &verdict(ending), report::Stage::BeforeTeardown);
+    }
+}
+
+/// How a test run by another runner (the pytest plugin) ended, as
+/// [`end_elsewhere`] reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ended {
+    /// What went wrong during teardown (it fails a test that passed).
+    pub teardown_problems: Vec<String>,
+    /// The failure report, when the test failed (or its teardown did).
+    pub report: Option<PathBuf>,
+}
+
+/// Ends a test that another runner ran (its body, its verdict): what
+/// `#[dynamo_test]` does after the body. `failure` is the runner's verdict
+/// of a failed test in words (`None`: it passed). A failed test's report
+/// is observed and written before teardown, then teardown runs, then the
+/// final report is written (also for a test whose teardown failed).
+pub async fn end_elsewhere(ctx: &TestContext, failure: Option<&str>) -> Ended {
+    if let Some(verdict) = failure {
+        for note in report::observe(ctx).await {
+            log(ctx.name(), &note);
+        }
+        report::write(ctx, verdict, report::Stage::BeforeTeardown);
+    }
+    ctx.teardown().await;
+    let teardown_problems = ctx.teardown_problems();
+    let verdict = match failure {
+        Some(verdict) => Some(verdict.to_string()),
+        None if teardown_problems.is_empty() => None,
+        None => Some(verdict(&Ending::Teardown(teardown_problems.join("\n")))),
+    };
+    let report = verdict.and_then(|v| report::write(ctx, &v, report::Stage::Final));
+    Ended {
+        teardown_problems,
+        report,
     }
 }
 
