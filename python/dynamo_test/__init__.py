@@ -58,8 +58,9 @@ __all__ = [
 # Shared etcd/NATS are run by a keeper process: this interpreter, loading
 # the native library and calling into it (the Rust harness re-runs its
 # test binary instead).
-if sys.executable:
-    _native.set_keeper_launcher(sys.executable, _native.__file__)
+# (An embedded interpreter may have no sys.executable: the running binary
+# is the interpreter then.)
+_native.set_keeper_launcher(sys.executable or os.path.realpath("/proc/self/exe"), _native.__file__)
 
 
 def _holder_label() -> str:

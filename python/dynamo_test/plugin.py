@@ -15,10 +15,10 @@ Fixtures (each test gets its own):
   Keys under ``etcd.key_prefix`` are deleted when the test ends.
 
 Every test's port table is printed into its captured output when its body
-starts (and at teardown when setup failed), so a failing test shows it; a
-failing test also gets the Rust side's failure report (``failure.md``: the
-verdict, the ports, the services and the test's etcd keys as they were
-before teardown), its path printed at teardown.
+starts; a failing test also gets the Rust side's failure report
+(``failure.md``: the verdict, the ports, the services and the test's etcd
+keys as they were before teardown), and its failure shows a
+``dynamo-test`` section with the port table and the report's path.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import pytest
 from . import Etcd, Nats, TestRun, service_ports as _plan
 
 _RUN = pytest.StashKey[TestRun]()
-_TABLE_SHOWN = pytest.StashKey[bool]()
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -38,7 +37,6 @@ def _show_ports(item: pytest.Item) -> None:
     run = item.stash.get(_RUN, None)
     if run is not None:
         print(f"[dynamo-test] {run.name}: ports: {run.port_table()}")
-        item.stash[_TABLE_SHOWN] = True
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -58,9 +56,20 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    # Setup's and the body's verdicts, for the failure report at teardown.
     report = yield
+    # Setup's and the body's verdicts, for the failure report at teardown.
     item.stash.setdefault(_REPORTS, {})[report.when] = report
+    run = item.stash.get(_RUN, None)
+    if run is not None and report.failed and report.when in ("setup", "call"):
+        # Shown with the failure, also for a failed setup (whose captured
+        # output would not show what teardown prints) and under xdist.
+        report.sections.append(
+            (
+                "dynamo-test",
+                f"ports: {run.port_table()}\n"
+                f"failure report (written at teardown): {run.output_dir / 'failure.md'}",
+            )
+        )
     return report
 
 
@@ -84,8 +93,6 @@ def dynamo_run(request: pytest.FixtureRequest) -> Iterator[TestRun]:
     run = TestRun(request.node.nodeid)
     request.node.stash[_RUN] = run
     yield run
-    if not request.node.stash.get(_TABLE_SHOWN, False):
-        _show_ports(request.node)
     problems, report = run.finish(_failure(request.node))
     if report is not None:
         print(f"[dynamo-test] {run.name}: failure report: {report}")

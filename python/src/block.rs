@@ -12,18 +12,44 @@ use crate::errors;
 /// How often a waiting call looks for a signal (Ctrl-C) Python caught.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
+/// The runtime, built by the first call that needs it. A child forked
+/// after that inherits it without its threads, and without the helper
+/// threads of the runtime's real-clock timers: its waits would never end,
+/// so it gets an error saying so instead (reservations, which need no
+/// thread, work there).
 fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
+    static RUNTIME: OnceLock<(u32, tokio::runtime::Runtime)> = OnceLock::new();
+    let (owner, rt) = match RUNTIME.get() {
+        Some(built) => built,
+        None => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("dynamo-test-py")
+                .enable_all()
+                .build()
+                .map_err(|e| errors::harness(format!("starting the tokio runtime: {e}")))?;
+            RUNTIME.get_or_init(|| (std::process::id(), rt))
+        }
+    };
+    if *owner != std::process::id() {
+        return Err(errors::harness(format!(
+            "this process was forked from process {owner} after that one used dynamo_test's \
+             waits or services, whose threads a forked child does not have: start the child \
+             with multiprocessing's \"spawn\" or \"forkserver\" method (reservations work \
+             in a forked child)"
+        )));
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("dynamo-test-py")
-        .enable_all()
-        .build()
-        .map_err(|e| errors::harness(format!("starting the tokio runtime: {e}")))?;
-    Ok(RUNTIME.get_or_init(|| rt))
+    Ok(rt)
+}
+
+/// What a signal caught during a wait does to the awaited work.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnSignal {
+    /// Abandon it and raise (a readiness wait: nothing is lost).
+    Abandon,
+    /// Let it finish, then raise (a teardown: stopping it halfway would
+    /// leave ports held and keys behind).
+    Finish,
 }
 
 /// Runs `future` on the runtime until it ends, without the GIL. A signal
@@ -33,22 +59,46 @@ where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    run(py, future, OnSignal::Abandon)
+}
+
+/// Like [`block_on`], but a signal caught meanwhile is raised only once
+/// `future` has finished: for work that must not stop halfway.
+pub fn block_on_to_the_end<T, F>(py: Python<'_>, future: F) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    run(py, future, OnSignal::Finish)
+}
+
+fn run<T, F>(py: Python<'_>, future: F, on_signal: OnSignal) -> PyResult<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
     let rt = runtime()?;
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, mut rx) = std::sync::mpsc::channel();
     let task = rt.spawn(async move {
         let _ = tx.send(future.await);
     });
-    let mut rx = rx;
+    let mut pending_signal = None;
     loop {
         // The receiver is not `Sync`: it goes into the GIL-free closure and back.
         let (received, back) = py.detach(move || (rx.recv_timeout(SIGNAL_CHECK), rx));
         rx = back;
         match received {
-            Ok(value) => return Ok(value),
+            Ok(value) => return pending_signal.map_or(Ok(value), Err),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if pending_signal.is_some() {
+                    continue;
+                }
                 if let Err(interrupted) = py.check_signals() {
-                    task.abort();
-                    return Err(interrupted);
+                    if on_signal == OnSignal::Abandon {
+                        task.abort();
+                        return Err(interrupted);
+                    }
+                    pending_signal = Some(interrupted);
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {

@@ -17,9 +17,10 @@ const LOAD_AND_RUN: &str =
 
 /// Tells the runtime how this interpreter starts keepers: `python` (the
 /// running interpreter) loading `library` (this module's file). Called
-/// once by the package's `__init__`.
+/// once by the package's `__init__`; later calls change nothing and
+/// return `False`.
 #[pyfunction]
-pub fn set_keeper_launcher(python: PathBuf, library: PathBuf) {
+pub fn set_keeper_launcher(python: PathBuf, library: PathBuf) -> bool {
     admin::set_keeper_launcher(KeeperLauncher {
         program: python,
         // Isolated (-I: no user site, no PYTHON* variables) and without
@@ -31,7 +32,7 @@ pub fn set_keeper_launcher(python: PathBuf, library: PathBuf) {
             OsString::from(LOAD_AND_RUN),
             library.into_os_string(),
         ],
-    });
+    })
 }
 
 /// Runs the keeper described by the environment; its exit code.

@@ -2,6 +2,7 @@
 
 use std::sync::Mutex;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -106,8 +107,18 @@ pub fn find_free_port(py: Python<'_>, label: &str) -> PyResult<Reservation> {
 
 /// Reserves the first free port at or above `base` for `label`.
 #[pyfunction]
-pub fn find_free_port_from(py: Python<'_>, base: u16, label: &str) -> PyResult<Reservation> {
-    reserve(py, label, Some(base))
+pub fn find_free_port_from(py: Python<'_>, base: i64, label: &str) -> PyResult<Reservation> {
+    reserve(py, label, Some(port_argument("base", base)?))
+}
+
+/// `value` as a port number, or a ValueError naming the argument.
+pub fn port_argument(name: &str, value: i64) -> PyResult<u16> {
+    u16::try_from(value)
+        .ok()
+        .filter(|&port| port > 0)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("{name} must be a port (1-65535), got {value}"))
+        })
 }
 
 fn reserve(py: Python<'_>, label: &str, base: Option<u16>) -> PyResult<Reservation> {
@@ -120,8 +131,12 @@ fn reserve(py: Python<'_>, label: &str, base: Option<u16>) -> PyResult<Reservati
 /// The port plan in force (the plan's keys, env overrides applied).
 #[pyfunction]
 pub fn service_ports(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let plan = ServicePorts::from_env().map_err(|e| errors::from_error(e.into()))?;
-    plan_dict(py, &plan, false)
+    plan_dict(py, &plan()?, false)
+}
+
+/// The plan in force, or the EnvVarError naming the bad variable.
+pub fn plan() -> PyResult<ServicePorts> {
+    ServicePorts::from_env().map_err(|e| errors::from_error(e.into()))
 }
 
 /// The plan as a dict: its five keys, and `dynamo_serve` when reserved.

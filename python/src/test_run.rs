@@ -9,7 +9,9 @@ use pyo3::types::PyDict;
 
 use dynamo_test::{admin, Inject, ServicePorts, TestContext};
 
-use crate::block::block_on;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::block::{block_on, block_on_to_the_end};
 use crate::errors;
 use crate::services::{Etcd, Nats};
 
@@ -18,6 +20,22 @@ use crate::services::{Etcd, Nats};
 #[pyclass(module = "dynamo_test._native", frozen)]
 pub struct TestRun {
     ctx: TestContext,
+    /// Set by `finish()`: the run holds nothing more after it.
+    finished: AtomicBool,
+}
+
+impl TestRun {
+    /// The context, unless the run has finished (what it would acquire
+    /// then would be held until garbage collection).
+    fn open(&self) -> PyResult<&TestContext> {
+        match self.finished.load(Ordering::SeqCst) {
+            false => Ok(&self.ctx),
+            true => Err(errors::harness(format!(
+                "the run of {} has finished: it reserves and obtains nothing more",
+                self.ctx.name()
+            ))),
+        }
+    }
 }
 
 #[pymethods]
@@ -32,7 +50,10 @@ impl TestRun {
     #[new]
     fn new(name: &str) -> PyResult<TestRun> {
         let ctx = TestContext::new(name).map_err(errors::from_error)?;
-        Ok(TestRun { ctx })
+        Ok(TestRun {
+            ctx,
+            finished: AtomicBool::new(false),
+        })
     }
 
     /// The test's name.
@@ -55,13 +76,16 @@ impl TestRun {
 
     /// Reserves a random port named `name`, held until `finish()`.
     fn reserve_port(&self, py: Python<'_>, name: &str) -> PyResult<u16> {
-        py.detach(|| self.ctx.reserve_port(name))
+        let ctx = self.open()?;
+        py.detach(|| ctx.reserve_port(name))
             .map_err(errors::from_error)
     }
 
     /// Reserves the first free port at or above `base`, held until `finish()`.
-    fn reserve_port_from(&self, py: Python<'_>, name: &str, base: u16) -> PyResult<u16> {
-        py.detach(|| self.ctx.reserve_port_from(name, base))
+    fn reserve_port_from(&self, py: Python<'_>, name: &str, base: i64) -> PyResult<u16> {
+        let base = crate::ports::port_argument("base", base)?;
+        let ctx = self.open()?;
+        py.detach(|| ctx.reserve_port_from(name, base))
             .map_err(errors::from_error)
     }
 
@@ -74,7 +98,7 @@ impl TestRun {
     /// this test (logged in the port table under `name`).
     #[pyo3(signature = (name = "service_ports"))]
     fn service_ports<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-        let (ctx, name) = (self.ctx.clone(), name.to_string());
+        let (ctx, name) = (self.open()?.clone(), name.to_string());
         let plan = block_on(py, async move { ServicePorts::inject(&ctx, &name).await })?
             .map_err(errors::from_error)?;
         crate::ports::plan_dict(py, &plan, true)
@@ -82,7 +106,7 @@ impl TestRun {
 
     /// The test's etcd (shared, or `ETCD_ENDPOINTS`), healthy.
     fn etcd(&self, py: Python<'_>) -> PyResult<Etcd> {
-        let ctx = self.ctx.clone();
+        let ctx = self.open()?.clone();
         let inner = block_on(
             py,
             async move { dynamo_test::Etcd::inject(&ctx, "etcd").await },
@@ -93,7 +117,7 @@ impl TestRun {
 
     /// The test's NATS (shared, or `NATS_SERVER`), healthy.
     fn nats(&self, py: Python<'_>) -> PyResult<Nats> {
-        let ctx = self.ctx.clone();
+        let ctx = self.open()?.clone();
         let inner = block_on(
             py,
             async move { dynamo_test::Nats::inject(&ctx, "nats").await },
@@ -126,15 +150,19 @@ impl TestRun {
     /// Ends the run: for a failed test (`failure`: pytest's verdict in
     /// words) the failure report is observed and written, then everything
     /// is released, newest first. Returns what went wrong during teardown
-    /// and the report's path (`None` when nothing failed).
+    /// and the report's path (`None` when nothing failed). Only the first
+    /// call does anything; a Ctrl-C meanwhile is raised once it is done.
     #[pyo3(signature = (failure = None))]
     fn finish(
         &self,
         py: Python<'_>,
         failure: Option<String>,
     ) -> PyResult<(Vec<String>, Option<PathBuf>)> {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return Ok((Vec::new(), None));
+        }
         let ctx = self.ctx.clone();
-        let ended = block_on(py, async move {
+        let ended = block_on_to_the_end(py, async move {
             admin::end_elsewhere(&ctx, failure.as_deref()).await
         })?;
         Ok((ended.teardown_problems, ended.report))

@@ -6,8 +6,9 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use dynamo_test::admin::{self, ServiceKind};
 use dynamo_test::health::{self, Probe};
-use dynamo_test::{Error, ServicePorts};
+use dynamo_test::Error;
 
 use crate::block::block_on;
 use crate::errors;
@@ -36,12 +37,18 @@ pub fn wait_http(
     py: Python<'_>,
     url: String,
     timeout: f64,
-    status: Option<u16>,
+    status: Option<i64>,
     contains: Option<String>,
 ) -> PyResult<f64> {
     let mut probe = health::http(url);
     if let Some(status) = status {
-        probe = probe.expect_status(status);
+        let code = u16::try_from(status)
+            .ok()
+            .filter(|code| (100..=599).contains(code))
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("status must be 100-599, got {status}"))
+            })?;
+        probe = probe.expect_status(code);
     }
     if let Some(text) = contains {
         probe = probe.expect_body_contains(text);
@@ -49,27 +56,23 @@ pub fn wait_http(
     wait_for(py, probe.boxed(), timeout)
 }
 
-/// Waits until etcd at `url` (default: the plan's etcd) is healthy: its
-/// `/health` says so, which needs a leader.
+/// Waits until etcd at `url` is healthy: its `/health` says so, which
+/// needs a leader. By default the test's etcd: the first of
+/// `ETCD_ENDPOINTS`, else the plan's port on loopback.
 #[pyfunction]
 #[pyo3(signature = (url = None, timeout = 30.0))]
 pub fn wait_etcd(py: Python<'_>, url: Option<String>, timeout: f64) -> PyResult<f64> {
-    let url = match url {
-        Some(url) => url,
-        None => format!("http://127.0.0.1:{}", plan()?.etcd_client),
-    };
+    let url = or_default(url, ServiceKind::Etcd)?;
     wait_for(py, health::etcd(&url).boxed(), timeout)
 }
 
-/// Waits until a NATS server at `url` (default: the plan's) greets a
-/// client with its `INFO` line.
+/// Waits until a NATS server at `url` greets a client with its `INFO`
+/// line. By default the test's NATS: the first of `NATS_SERVER`, else the
+/// plan's port on loopback.
 #[pyfunction]
 #[pyo3(signature = (url = None, timeout = 30.0))]
 pub fn wait_nats(py: Python<'_>, url: Option<String>, timeout: f64) -> PyResult<f64> {
-    let url = match url {
-        Some(url) => url,
-        None => format!("nats://127.0.0.1:{}", plan()?.nats_client),
-    };
+    let url = or_default(url, ServiceKind::Nats)?;
     wait_for(py, health::nats_client(&url).boxed(), timeout)
 }
 
@@ -90,6 +93,16 @@ pub fn wait_openai_models(
     )
 }
 
-fn plan() -> PyResult<ServicePorts> {
-    ServicePorts::from_env().map_err(|e| errors::from_error(e.into()))
+/// `url`, else where a test finds `kind`: the environment's first
+/// endpoint, else the plan's fixed port on loopback.
+fn or_default(url: Option<String>, kind: ServiceKind) -> PyResult<String> {
+    if let Some(url) = url {
+        return Ok(url);
+    }
+    let named = admin::endpoints_from_env(kind).map_err(errors::from_error)?;
+    if let Some(first) = named.and_then(|endpoints| endpoints.into_iter().next()) {
+        return Ok(first);
+    }
+    let ports = kind.fixed_ports(&crate::ports::plan()?);
+    Ok(kind.client_url(ports))
 }

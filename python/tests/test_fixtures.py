@@ -31,7 +31,11 @@ def test_ports_are_released_when_the_test_ends() -> None:
     port = run.reserve_port("p")
     assert any(r["port"] == port for r in dynamo_test.reservations())
     assert run.finish() == ([], None)
-    assert not any(r["port"] == port for r in dynamo_test.reservations())
+    assert not any(r["port"] == port and r["pid"] == os.getpid() for r in dynamo_test.reservations())
+    # Finished: a second finish does nothing, and nothing more is held.
+    assert run.finish() == ([], None)
+    with pytest.raises(dynamo_test.DynamoTestError, match="has finished"):
+        run.reserve_port("late")
 
 
 def test_etcd_is_healthy_with_a_prefix_of_the_tests_own(etcd: Etcd, dynamo_run: TestRun) -> None:
@@ -86,6 +90,9 @@ def test_a_failing_tests_output_shows_its_port_table(pytester: pytest.Pytester) 
     line = next(l for l in text.splitlines() if "[dynamo-test]" in l and "ports:" in l)
     assert "test_fails: ports: free_port=" in line
     assert "service_ports.dynamo_serve=" in line
+    # And in the failure's own section, with the report's path.
+    assert "- dynamo-test -" in text
+    assert re.search(r"failure report \(written at teardown\): \S+/failure.md", text)
     assert f"service_ports.etcd_client={dynamo_test.SERVICE_PORTS['etcd_client']}" in line
 
 
@@ -206,3 +213,69 @@ def test_a_failing_test_gets_the_failure_report(pytester: pytest.Pytester) -> No
     assert "failed: AssertionError: the frontend did not come up" in report
     assert "free_port" in report
     assert "etcd" in report and "worker/1" in report
+
+
+def test_a_failed_setup_shows_the_port_table_and_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def frontend(free_port):
+            raise RuntimeError("the frontend would not start")
+
+        def test_errors(frontend):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    text = result.stdout.str()
+    assert "the frontend would not start" in text
+    assert re.search(r"ports: free_port=\d+", text), text
+    path = re.search(r"failure report \(written at teardown\): (\S+)", text)
+    assert path, text
+    report = Path(path.group(1)).read_text()
+    assert "setup failed: RuntimeError: the frontend would not start" in report
+
+
+def test_a_bad_nats_server_names_the_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        def test_inner(dynamo_run):
+            with pytest.raises(ValueError) as raised:
+                dynamo_run.nats()
+            print("ERROR", raised.value)
+        """
+    )
+    monkeypatch.setenv("NATS_SERVER", "http://127.0.0.1:4222")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert 'NATS_SERVER="http://127.0.0.1:4222"' in result.stdout.str()
+
+
+def test_a_bad_service_grace_names_the_variable(pytester: pytest.Pytester) -> None:
+    # The plan's etcd on ports of its own, so that a keeper must start and
+    # read its grace.
+    with dynamo_test.find_free_port() as client, dynamo_test.find_free_port() as peer:
+        pytester.makepyfile(
+            f"""
+            import os
+            os.environ["DYNAMO_TEST_ETCD_CLIENT_PORT"] = "{client.port}"
+            os.environ["DYNAMO_TEST_ETCD_PEER_PORT"] = "{peer.port}"
+            os.environ["DYNAMO_TEST_SERVICE_GRACE_MS"] = "forever"
+            os.environ.pop("ETCD_ENDPOINTS", None)
+            import pytest
+
+            def test_inner(dynamo_run):
+                with pytest.raises(ValueError) as raised:
+                    dynamo_run.etcd()
+                print("ERROR", raised.value)
+            """
+        )
+        result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert 'DYNAMO_TEST_SERVICE_GRACE_MS="forever"' in result.stdout.str()

@@ -1,6 +1,6 @@
-"""A Rust test binary and a pytest run on one machine share one etcd: started
-by whichever needs it first, stopped a grace after the last of them ends,
-whatever the language."""
+"""A Rust test binary and a pytest run on one machine share one etcd (and one
+NATS): started by whichever needs it first, stopped a grace after the last
+of them ends, whatever the language."""
 
 from __future__ import annotations
 
@@ -21,11 +21,16 @@ from conftest import cargo_bin, env_without
 INNER = """
 import sys
 
-def test_hold(etcd):
-    print("SOURCE", etcd.source, etcd.url, flush=True)
-    etcd.put(etcd.key("k"), "from python")
+def test_hold({kind}):
+    print("SOURCE", {kind}.source, {kind}.url, flush=True)
     sys.stdin.readline()
 """
+
+# Each service's plan variables (its two fixed ports) and client URL scheme.
+PLAN = {
+    "etcd": ("DYNAMO_TEST_ETCD_CLIENT_PORT", "DYNAMO_TEST_ETCD_PEER_PORT", "http"),
+    "nats": ("DYNAMO_TEST_NATS_CLIENT_PORT", "DYNAMO_TEST_NATS_HTTP_PORT", "nats"),
+}
 
 
 def until(what: str, check, limit: float = 60.0):
@@ -41,9 +46,10 @@ def until(what: str, check, limit: float = 60.0):
         time.sleep(0.02)
 
 
-def etcd_record(port: int) -> dict | None:
+def record(kind: str, port: int) -> dict[str, object] | None:
+    """The keeper's record of the shared `kind` on `port`, if one runs."""
     return next(
-        (r for r in dynamo_test.shared_services() if r["name"] == "etcd" and r["port"] == port),
+        (r for r in dynamo_test.shared_services() if r["name"] == kind and r["port"] == port),
         None,
     )
 
@@ -84,47 +90,60 @@ class Side:
         return code
 
 
+@pytest.mark.parametrize("kind", ["etcd", "nats"])
 @pytest.mark.parametrize("starter", ["rust", "python"])
-def test_one_etcd_for_both_languages_stopped_after_the_last(starter: str, tmp_path: Path) -> None:
+def test_one_instance_for_both_languages_stopped_after_the_last(
+    kind: str, starter: str, tmp_path: Path
+) -> None:
     need_service = cargo_bin("need_service", "DYNAMO_TEST_NEED_SERVICE", "dynamo-test-suite")
-    (tmp_path / "test_inner.py").write_text(INNER)
-    # An etcd plan of their own (two reserved numbers, held by this test):
-    # nobody else uses this etcd, so when it stops is theirs to decide.
-    with find_free_port() as client, find_free_port() as peer:
+    (tmp_path / "test_inner.py").write_text(INNER.format(kind=kind))
+    client_var, second_var, scheme = PLAN[kind]
+    # A plan of their own (two reserved numbers, held by this test): nobody
+    # else uses this instance, so when it stops is theirs to decide.
+    with find_free_port() as client, find_free_port() as second:
         env = env_without(
             "ETCD_ENDPOINTS",
             "NATS_SERVER",
             "PYTEST_ADDOPTS",
-            DYNAMO_TEST_ETCD_CLIENT_PORT=str(client.port),
-            DYNAMO_TEST_ETCD_PEER_PORT=str(peer.port),
+            **{client_var: str(client.port), second_var: str(second.port)},
             DYNAMO_TEST_SERVICE_GRACE_MS="500",
         )
-        rust_argv = [need_service, "etcd", "shared", "hold"]
+        rust_argv = [need_service, kind, "shared", "hold"]
         python_argv = [sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider"]
         sides = {
             "rust": lambda: Side("the Rust test", rust_argv, env, tmp_path),
             "python": lambda: Side("the pytest run", python_argv, env, tmp_path),
         }
-        other = "python" if starter == "rust" else "rust"
         first = sides[starter]()
         first_source, first_url = first.report()
-        second = sides[other]()
-        second_source, second_url = second.report()
+        second_side = sides["python" if starter == "rust" else "rust"]()
+        second_source, second_url = second_side.report()
 
-        url = f"http://127.0.0.1:{client.port}"
+        url = f"{scheme}://127.0.0.1:{client.port}"
         assert first_url == second_url == url
         # Both joined the one keeper that the first one's start made.
         assert first_source in ("SharedStarted", "shared-started")
         assert second_source in ("SharedStarted", "shared-started")
-        record = until("both users on the keeper", lambda: (r := etcd_record(client.port)) and r["users"] == 2 and r)
-        service_pid = record["service_pid"]
+        both = until("both users on the keeper", lambda: users(kind, client.port) == 2)
+        assert both
+        service_pid = record(kind, client.port)["service_pid"]  # type: ignore[index]
 
-        # The starter leaves first: the other still holds the etcd.
+        # The starter leaves first: the other still holds the instance.
         first.end()
-        after = until("one user left", lambda: (r := etcd_record(client.port)) and r["users"] == 1 and r)
-        assert after["service_pid"] == service_pid
-        assert dynamo_test.wait_etcd(url, 10) >= 0
+        until("one user left", lambda: users(kind, client.port) == 1)
+        assert record(kind, client.port)["service_pid"] == service_pid  # type: ignore[index]
+        wait = dynamo_test.wait_etcd if kind == "etcd" else dynamo_test.wait_nats
+        assert wait(url, 10) >= 0
 
         # The last one leaves: the keeper stops it a grace later.
-        second.end()
-        until("the etcd to stop", lambda: etcd_record(client.port) is None and not listening(client.port))
+        second_side.end()
+        until(
+            f"the {kind} to stop",
+            lambda: record(kind, client.port) is None and not listening(client.port),
+        )
+
+
+def users(kind: str, port: int) -> int | None:
+    """How many processes the keeper counts as users now."""
+    found = record(kind, port)
+    return None if found is None else int(found["users"])  # type: ignore[call-overload]

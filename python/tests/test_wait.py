@@ -62,7 +62,7 @@ def test_wait_http_returns_once_the_server_is_healthy(model_server) -> None:
 def test_wait_http_tells_the_story_of_a_failed_wait(model_server) -> None:
     _, url = model_server
     with pytest.raises(NotReadyError) as raised:
-        wait_http(f"{url}/health", 0.5)
+        wait_http(f"{url}/health", 2)
     message = str(raised.value)
     assert "timed out waiting for" in message and f"{url}/health" in message
     assert "HTTP 503" in message and "starting" in message
@@ -78,8 +78,10 @@ def test_wait_http_checks_status_and_body(model_server) -> None:
     server, url = model_server
     server.models.append("m")
     assert wait_http(f"{url}/nope", 5, status=404) >= 0
-    with pytest.raises(NotReadyError, match="absent"):
-        wait_http(f"{url}/health", 0.3, contains="absent")
+    with pytest.raises(NotReadyError, match='body lacks "absent"'):
+        wait_http(f"{url}/health", 1, contains="absent")
+    with pytest.raises(ValueError, match="status must be 100-599, got 70000"):
+        wait_http(f"{url}/health", 1, status=70000)
 
 
 def test_wait_openai_models_waits_for_every_model(model_server) -> None:
@@ -87,8 +89,8 @@ def test_wait_openai_models_waits_for_every_model(model_server) -> None:
     server.models.append("a")
     assert wait_openai_models(url, "a", 5) >= 0
     with pytest.raises(NotReadyError) as raised:
-        wait_openai_models(url, ["a", "b"], 0.3)
-    assert "b" in str(raised.value)
+        wait_openai_models(url, ["a", "b"], 1)
+    assert 'models missing: ["b"]; listed: ["a"]' in str(raised.value)
     threading.Timer(0.1, lambda: server.models.append("b")).start()
     assert wait_openai_models(url, ["a", "b"], 30) >= 0
 
@@ -98,11 +100,23 @@ def test_a_negative_timeout_is_a_value_error() -> None:
         wait_http("http://127.0.0.1:1/", -1)
 
 
-def test_wait_etcd_and_wait_nats_default_to_the_plan(etcd, nats) -> None:
-    if etcd.source != "from-env":
-        assert dynamo_test.wait_etcd(timeout=10) >= 0
-    if nats.source != "from-env":
-        assert dynamo_test.wait_nats(timeout=10) >= 0
+def test_wait_etcd_and_wait_nats_default_to_the_tests_services(etcd, nats) -> None:
+    assert dynamo_test.wait_etcd(timeout=10) >= 0
+    assert dynamo_test.wait_nats(timeout=10) >= 0
+
+
+def test_their_defaults_follow_the_environment(
+    monkeypatch: pytest.MonkeyPatch, free_port: int
+) -> None:
+    # Named by the environment (a closed port here): that is what they wait on.
+    monkeypatch.setenv("ETCD_ENDPOINTS", f"http://127.0.0.1:{free_port}")
+    monkeypatch.setenv("NATS_SERVER", f"nats://127.0.0.1:{free_port}")
+    for wait in (dynamo_test.wait_etcd, dynamo_test.wait_nats):
+        with pytest.raises(NotReadyError, match=f"127.0.0.1:{free_port}"):
+            wait(timeout=0.3)
+    monkeypatch.setenv("NATS_SERVER", "localhost:4222")
+    with pytest.raises(ValueError, match='NATS_SERVER="localhost:4222"'):
+        dynamo_test.wait_nats()
 
 
 def test_wait_etcd_on_a_closed_port_fails_with_the_story(free_port: int) -> None:

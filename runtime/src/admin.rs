@@ -71,6 +71,13 @@ pub use crate::runner::{end_elsewhere, Ended};
 
 use crate::error::Error;
 
+/// The endpoints of `kind` that the environment names (`ETCD_ENDPOINTS`,
+/// `NATS_SERVER`: a test then uses them and starts nothing), if set; a bad
+/// value is an error naming the variable.
+pub fn endpoints_from_env(kind: ServiceKind) -> Result<Option<Vec<String>>, Error> {
+    crate::services::instance::endpoints_from_env(kind)
+}
+
 /// Obtains the shared instance of `kind` for this process (as a test
 /// would), starting it if needed; `dynamo-test up` holds it this way.
 pub async fn acquire_shared(kind: ServiceKind) -> Result<(ServicePortPair, Origin), Error> {

@@ -222,8 +222,10 @@ fn second_port_name(kind: ServiceKind) -> &'static str {
     }
 }
 
-/// `ETCD_ENDPOINTS` / `NATS_SERVER`, comma-separated, if set.
-fn endpoints_from_env(kind: ServiceKind) -> Result<Option<Vec<String>>, Error> {
+/// `ETCD_ENDPOINTS` / `NATS_SERVER`, comma-separated, if set; a value
+/// that is not a list of URLs of the service's scheme is an error naming
+/// the variable.
+pub(crate) fn endpoints_from_env(kind: ServiceKind) -> Result<Option<Vec<String>>, Error> {
     let name = kind.endpoints_env();
     let Some(value) = crate::env::var(&crate::env::process_env, name)? else {
         return Ok(None);

@@ -671,13 +671,11 @@ fn keeper_killed(kind: ServiceKind, spec: &Spec, mut child: Child, what: &str) -
 fn keeper_failed(kind: ServiceKind, spec: &Spec, what: &str) -> Error {
     let log = std::path::Path::new(&spec.log);
     Error::Service(format!(
-        "the keeper for the shared {} on port {} {what} before serving (it is this \
-         executable, {}, re-run with {} set)\nlog {}:\n{}\n\
+        "the keeper for the shared {} on port {} {what} before serving ({})\nlog {}:\n{}\n\
          fix: see the log; or start {} yourself and set {}",
         kind.name(),
         spec.port,
-        keeper::executable().display(),
-        keeper::ENV_KEEPER,
+        keeper::how_run(),
         log.display(),
         crate::process::tail(log, crate::process::TAIL_LINES),
         kind.program(),

@@ -150,9 +150,10 @@ pub struct KeeperLauncher {
 /// The launcher set by the embedding program, if any.
 static LAUNCHER: std::sync::OnceLock<KeeperLauncher> = std::sync::OnceLock::new();
 
-/// Sets how this process starts keepers (once; a second call changes
+/// Sets how this process starts keepers (once: a second call changes
 /// nothing and returns `false`). Without it a keeper is this executable
-/// re-run, turned into the keeper by a pre-main hook.
+/// re-run, turned into the keeper by a pre-main hook. The launcher's
+/// stderr goes to the keeper's log.
 pub fn set_launcher(launcher: KeeperLauncher) -> bool {
     LAUNCHER.set(launcher).is_ok()
 }
@@ -187,11 +188,21 @@ pub(crate) fn spawn(spec: &Spec) -> std::io::Result<Child> {
             cmd
         }
     };
+    // A launcher (an interpreter) may fail before the keeper runs: its
+    // words go to the keeper's log, which the starter's error shows.
+    let stderr = match LAUNCHER.get() {
+        Some(_) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log)
+            .map_or_else(|_| Stdio::null(), Stdio::from),
+        None => Stdio::null(),
+    };
     cmd.env(ENV_KEEPER, spec.to_json())
         .env(ENV_SERVICE, &spec.service)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     crate::process::sweep::strip_owner_tag(&mut cmd);
     crate::sys::spawn::in_new_session(&mut cmd);
     cmd.spawn()
@@ -213,8 +224,8 @@ pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> String {
         }
         Some(code) if LAUNCHER.get().is_some() => {
             return format!(
-                "the keeper's launcher exited with code {code} before it ran the keeper \
-                 (was the module it loads moved or removed?)"
+                "its launcher exited with code {code} before it ran the keeper (its error \
+                 output is in the log below)"
             );
         }
         Some(_) => {
@@ -228,6 +239,21 @@ pub(crate) fn early_exit_meaning(status: std::process::ExitStatus) -> String {
         }
     };
     meaning.to_string()
+}
+
+/// How a keeper is run, for messages.
+pub(crate) fn how_run() -> String {
+    match LAUNCHER.get() {
+        Some(launcher) => format!(
+            "it is run by {} with {ENV_KEEPER} set, the launcher of the program that \
+             embeds the harness",
+            launcher.program.display()
+        ),
+        None => format!(
+            "it is this executable, {}, re-run with {ENV_KEEPER} set",
+            executable().display()
+        ),
+    }
 }
 
 /// The executable a keeper is run from, for messages.
