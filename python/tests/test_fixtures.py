@@ -279,3 +279,38 @@ def test_a_bad_service_grace_names_the_variable(pytester: pytest.Pytester) -> No
         result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert 'DYNAMO_TEST_SERVICE_GRACE_MS="forever"' in result.stdout.str()
+
+
+def test_a_launcher_that_fails_leaves_its_words_in_the_error(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # An "interpreter" that fails before it runs the keeper: what it said
+    # reaches the keeper's log, and the log's tail the test's error.
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho 'fake python: cannot load the module' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with dynamo_test.find_free_port() as client, dynamo_test.find_free_port() as peer:
+        pytester.makepyfile(
+            f"""
+            import os, sys
+            sys.executable = "{fake}"
+            os.environ["DYNAMO_TEST_ETCD_CLIENT_PORT"] = "{client.port}"
+            os.environ["DYNAMO_TEST_ETCD_PEER_PORT"] = "{peer.port}"
+            os.environ.pop("ETCD_ENDPOINTS", None)
+            import pytest
+            import dynamo_test
+
+            def test_inner():
+                run = dynamo_test.TestRun("inner")
+                with pytest.raises(dynamo_test.ServiceError) as raised:
+                    run.etcd()
+                print("ERROR", raised.value)
+                run.finish()
+            """
+        )
+        result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:dynamo_test")
+    result.assert_outcomes(passed=1)
+    text = result.stdout.str()
+    assert "its launcher exited with code 3 before it ran the keeper" in text, text
+    assert "fake python: cannot load the module" in text, text
+    assert f"it is run by {fake}" in text, text
