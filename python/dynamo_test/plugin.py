@@ -33,15 +33,12 @@ _RUN = pytest.StashKey[TestRun]()
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
-def _show_ports(item: pytest.Item) -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # Setup is over: every fixture has reserved what it needs.
     run = item.stash.get(_RUN, None)
     if run is not None:
         print(f"[dynamo-test] {run.name}: ports: {run.port_table()}")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
-    _show_ports(item)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -176,7 +176,8 @@ fn run_spec(spec: &std::ffi::OsStr) -> i32 {
 /// launcher. It is not tied to this process (own session, no parent-death
 /// signal, no owner tag): it outlives it while other users remain.
 pub(crate) fn spawn(spec: &Spec) -> std::io::Result<Child> {
-    let mut cmd = match LAUNCHER.get() {
+    let launcher = LAUNCHER.get();
+    let mut cmd = match launcher {
         Some(launcher) => {
             let mut cmd = Command::new(&launcher.program);
             cmd.args(&launcher.args).arg(KEEPER_NAME);
@@ -190,7 +191,7 @@ pub(crate) fn spawn(spec: &Spec) -> std::io::Result<Child> {
     };
     // A launcher (an interpreter) may fail before the keeper runs: its
     // words go to the keeper's log, which the starter's error shows.
-    let stderr = match LAUNCHER.get() {
+    let stderr = match launcher {
         Some(_) => std::fs::OpenOptions::new()
             .create(true)
             .append(true)
