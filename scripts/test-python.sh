@@ -13,12 +13,32 @@ cd "$(dirname "$0")/.."
 
 say() { echo "test-python: $*" >&2; }
 
-# The oldest CPython the package supports, where there is one (pyenv
-# machines have several); else python3.
-python=python3
-for candidate in "$HOME"/.pyenv/versions/3.10.*/bin/python3; do
-  [ -x "$candidate" ] && python=$candidate
-done
+# Every CPython here from 3.10 on (pyenv's, and python3.1X on PATH),
+# oldest first, one path per version.
+version_of() {
+  [ -x "$1" ] && "$1" -c 'import sys; assert sys.version_info >= (3, 10); print("%d.%d" % sys.version_info[:2])' 2>/dev/null
+}
+pythons=()
+while read -r _ path; do pythons+=("$path"); done < <(
+  for candidate in "$HOME"/.pyenv/versions/3.1[0-9].*/bin/python3 \
+      $(compgen -c python3.1 | grep -xE 'python3\.1[0-9]' | sort -u); do
+    path=$(command -v "$candidate" || true)
+    [ -n "$path" ] && version=$(version_of "$path") && echo "$version $path"
+  done | sort -V -u -k1,1
+)
+# The oldest, where there is one; else python3.
+python=${pythons[0]:-python3}
+# The package's venv needs venv and ensurepip (Debian's python3 without
+# python3-venv lacks them).
+has_venv() { "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; }
+if ! has_venv && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  say "installing python3-venv"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
+fi
+has_venv || { say "$python lacks venv/ensurepip: install them (Debian: python3-venv)"; exit 1; }
 version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
   { say "$python is Python $version; the package needs 3.10 or newer"; exit 1; }
@@ -34,14 +54,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$recipe" ]; then
   say "making $venv ($python, Python $version)"
   rm -rf "$venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip >&2
   "$venv/bin/pip" install -q -r python/test-requirements.txt >&2
   echo "$recipe" >"$stamp"
 fi
 
 # The wheel pip builds from ./python (what `pip install ./python` installs).
 wheels=$(mktemp -d)
-trap 'rm -rf "$wheels"' EXIT
+other=""
+trap 'rm -rf "$wheels" ${other:+"$other"}' EXIT
 say "building the wheel"
 "$venv/bin/pip" wheel -q --no-deps -w "$wheels" ./python >&2
 wheel=$(ls "$wheels"/dynamo_test-*.whl)
@@ -61,9 +81,7 @@ say "pytest -n 4 (Python $version)"
 
 # abi3: the same wheel on the newest CPython here.
 newest=""
-for candidate in "$HOME"/.pyenv/versions/3.1[3-9].*/bin/python3; do
-  [ -x "$candidate" ] && newest=$candidate
-done
+[ ${#pythons[@]} -gt 0 ] && newest=${pythons[-1]}
 if [ -n "$newest" ] && [ "$newest" != "$python" ]; then
   other=$(mktemp -d)
   "$newest" -m venv "$other/venv"
@@ -74,5 +92,6 @@ with dynamo_test.find_free_port() as r:
     assert 20000 <= r.port <= 32767, r
 print("test-python: the wheel imports and reserves on Python %d.%d" % sys.version_info[:2])
 ' >&2
-  rm -rf "$other"
+else
+  say "one CPython here ($python): the abi3 wheel was tested on it alone"
 fi

@@ -8,7 +8,8 @@ dynamo-test at the same time.
                         [--listener closed|open] [--settle on|off]
                         [--bind-delay-us US] [--markers DIR]
     python port_race.py --with-rust PATH [--procs P] [--threads T]
-                        [--rust-threads R] [--allocs N]
+                        [--rust-threads R] [--allocs N] [--serve on|off]
+                        [--arm unreserved]
 
 The Python twin of ``examples/src/bin/port_bench.rs``. Arms:
 
@@ -35,6 +36,10 @@ widens the 0-2 ms (a real server takes far longer to start and bind).
 process (``--rust-threads`` threads) at the same time as P Python
 ``dynamo`` workers, all sharing one marker directory: a port granted to
 both languages at once is a double grant on whichever side marks second.
+There no cycle serves a connection unless ``--serve on``: a served port
+sits in TIME_WAIT, which the bind checks see, and the race is to test the
+reservations. ``--arm unreserved`` makes the Python side the negative
+control (ports checked, never reserved): that race must collide.
 
 The exit code is 1 if a ``dynamo_test`` arm (Python or Rust) had a double
 grant or a bind failure, or a worker failed; 2 on a usage error.
@@ -65,6 +70,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 ARMS = ("dynamo", "bind0", "registry")
+# The negative control of the cross-language race: a random port of the
+# dynamic range that passes the allocator's bind check, reserved nowhere.
+CONTROL_ARM = "unreserved"
+
+# How long a run's workers may take before they are killed (a hung worker
+# must not hang the test that runs the race).
+WORKER_DEADLINE_S = 300.0
 
 # The cycle, as in port_bench.rs.
 MAX_BIND_DELAY_US = 2_000
@@ -247,6 +259,22 @@ class Grant:
     release: Callable[[], None]
 
 
+def unreserved_port(low: int, high: int) -> int:
+    """A random port of ``low..=high`` that nothing has bound: the bind
+    check of the dynamo allocator (``[::]``, dual-stack, no SO_REUSEADDR)
+    without its reservation. Only a control: it collides by design."""
+    for _ in range(1000):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            try:
+                s.bind(("::", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no port of {low}-{high} passed the bind check in 1000 tries")
+
+
 def make_allocator(arm: str, registry_dir: Path | None) -> Callable[[], Grant]:
     """The timed call of an arm. Imports happen here, before the worker
     says ``ready``, so no import lands in the first timed call."""
@@ -260,6 +288,9 @@ def make_allocator(arm: str, registry_dir: Path | None) -> Callable[[], Grant]:
         return dynamo
     if arm == "bind0":
         return lambda: Grant(bind0_port(), lambda: None)
+    if arm == CONTROL_ARM:
+        low, high = port_range("dynamo")
+        return lambda: Grant(unreserved_port(low, high), lambda: None)
     if arm == "registry":
         if registry_dir is None:
             raise ValueError("the registry arm needs a registry directory")
@@ -441,10 +472,11 @@ def claim_marker(directory: Path, port: int, tally: Tally) -> Marker | None:
     return marker
 
 
-def serve_once(port: int, tally: Tally) -> socket.socket | None:
+def serve_once(port: int, serve: bool, tally: Tally) -> socket.socket | None:
     """Binds the port as Rust's ``TcpListener::bind`` does (``SO_REUSEADDR``,
-    listen backlog 128), serves one connection, and returns the listener;
-    ``None`` after counting a bind failure."""
+    listen backlog 128), serves one connection (with ``serve``: it leaves
+    the port in TIME_WAIT), and returns the listener; ``None`` after
+    counting a bind failure."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -455,6 +487,8 @@ def serve_once(port: int, tally: Tally) -> socket.socket | None:
         tally.bind_failures += 1
         tally.note(f"bind 127.0.0.1:{port}: {e}")
         return None
+    if not serve:
+        return listener
     try:
         one_connection(listener, port)
     except OSError as e:
@@ -482,6 +516,10 @@ class Job:
     markers: Path
     keep_listener: bool = False
     max_bind_delay_us: int = MAX_BIND_DELAY_US
+    # Serve a connection each cycle? Off, no port lands in TIME_WAIT, which
+    # the bind checks would otherwise see: only the reservations protect a
+    # held port then (the cross-language race).
+    serve: bool = True
 
 
 def cycle(job: Job, rng: random.Random, tally: Tally) -> None:
@@ -502,7 +540,7 @@ def cycle(job: Job, rng: random.Random, tally: Tally) -> None:
     try:
         marker = claim_marker(job.markers, grant.port, tally)
         time.sleep(rng.randint(0, job.max_bind_delay_us) / 1e6)
-        listener = serve_once(grant.port, tally)
+        listener = serve_once(grant.port, job.serve, tally)
         if listener is not None and not job.keep_listener:
             listener.close()  # the server shuts down before the hold
         time.sleep(rng.randint(0, MAX_HOLD_US) / 1e6)
@@ -538,6 +576,7 @@ def worker_main(args: argparse.Namespace) -> int:
         Path(args.markers),
         keep_listener=args.listener == "open",
         max_bind_delay_us=args.bind_delay_us,
+        serve=args.serve == "on",
     )
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
@@ -612,31 +651,68 @@ class WorkerSpec:
     registry: Path
     listener: str = "closed"
     bind_delay_us: int = MAX_BIND_DELAY_US
+    serve: str = "on"
 
     def to_args(self) -> list[str]:
         return [
             "--worker", "--arm", self.arm, "--threads", str(self.threads),
             "--allocs", str(self.allocs), "--markers", str(self.markers),
             "--registry", str(self.registry), "--listener", self.listener,
-            "--bind-delay-us", str(self.bind_delay_us),
+            "--bind-delay-us", str(self.bind_delay_us), "--serve", self.serve,
         ]  # fmt: skip
 
 
-def spawn_python_worker(spec: WorkerSpec) -> Worker:
+def spawn_python_worker(spec: WorkerSpec, env: dict[str, str] | None = None) -> Worker:
     """This script again, as a worker; it prints ``ready`` once imported."""
     command = [sys.executable, os.path.abspath(__file__), *spec.to_args()]
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     return Worker(proc, f"python {spec.arm} worker pid {proc.pid}")
 
 
-def spawn_rust_worker(port_bench: str, threads: int, allocs: int, markers: Path) -> Worker:
+def spawn_rust_worker(
+    port_bench: str, threads: int, allocs: int, markers: Path, serve: str,
+    env: dict[str, str] | None = None,
+) -> Worker:
     """``port_bench --worker``: waits for ``go`` on stdin, prints its tally."""
     command = [
         port_bench, "--worker", "--arm", "dynamo", "--threads", str(threads),
         "--allocs", str(allocs), "--markers", str(markers), "--listener", "closed",
+        "--serve", serve,
     ]  # fmt: skip
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     return Worker(proc, f"rust port_bench worker pid {proc.pid}")
+
+
+class Deadline:
+    """Kills the workers still running ``seconds`` from now (they are ours:
+    started by this run), so that reading their output ends."""
+
+    def __init__(self, workers: list[Worker], seconds: float = WORKER_DEADLINE_S) -> None:
+        self.workers = list(workers)  # a copy: more may join (`.workers.append`)
+        self.timer = threading.Timer(seconds, self.expire)
+        self.timer.daemon = True
+
+    def expire(self) -> None:
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.failure = w.failure or f"{w.label}: still running after its deadline, killed"
+                w.proc.kill()
+
+    def __enter__(self) -> Deadline:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.timer.cancel()
+        # On an error in between, nothing of this run may live on.
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait()
 
 
 def wait_ready(workers: Iterable[Worker]) -> None:
@@ -703,15 +779,16 @@ def run_arm(arm: str, args: argparse.Namespace, root: Path) -> SideResult:
         spawn_python_worker(
             WorkerSpec(
                 arm, threads, share(args.allocs, procs, i), markers, registry,
-                args.listener, args.bind_delay_us,
+                args.listener, args.bind_delay_us, args.serve or "on",
             )
         )
         for i in range(procs)
     ]  # fmt: skip
-    wait_ready(workers)
-    start = time.monotonic()
-    release(workers)
-    collect(workers)
+    with Deadline(workers):
+        wait_ready(workers)
+        start = time.monotonic()
+        release(workers)
+        collect(workers)
     wall = time.monotonic() - start
     tally, failures = merge_workers(workers)
     config = f"{procs} x {threads}"
@@ -907,6 +984,9 @@ def race_with_rust(
     allocs: int = 1600,
     python_threads: int = 1,
     markers_parent: Path | None = None,
+    python_arm: str = "dynamo",
+    serve: bool = False,
+    port_range: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Runs one Rust ``port_bench`` worker (``threads`` threads, ``allocs``
     allocations) and ``python_workers`` Python ``dynamo`` workers
@@ -918,24 +998,43 @@ def race_with_rust(
     threads were seen alive), ``overlap_ns`` (how long the two spans
     shared), ``python_allocs_during_rust`` (Python allocations started
     while Rust threads were seen running) and ``results`` (the
-    :class:`SideResult` pair, for :func:`table`)."""
+    :class:`SideResult` pair, for :func:`table`).
+
+    By default no cycle serves a connection (``serve``): a served port sits
+    in TIME_WAIT, which the allocators' bind checks see, so a race with
+    connections mostly tests those checks. Without, a held port is
+    protected by the reservations alone. ``python_arm="unreserved"`` is the
+    negative control: the Python side then checks ports without reserving
+    them, and the race must find double grants. ``port_range`` narrows
+    both sides' dynamic range (``DYNAMO_TEST_PORT_RANGE``), so that a
+    control collides often enough to be counted."""
     parent = markers_parent or default_markers_parent()
     root = Path(tempfile.mkdtemp(prefix="port-race-", dir=parent))
     try:
         markers = root / "markers"
         markers.mkdir()
+        on_off = "on" if serve else "off"
+        env = None
+        if port_range is not None:
+            env = {**os.environ, "DYNAMO_TEST_PORT_RANGE": f"{port_range[0]}-{port_range[1]}"}
         py = [
             spawn_python_worker(
-                WorkerSpec("dynamo", python_threads, share(allocs, python_workers, i), markers, root)
+                WorkerSpec(
+                    python_arm, python_threads, share(allocs, python_workers, i), markers, root,
+                    serve=on_off,
+                ),
+                env,
             )
             for i in range(python_workers)
         ]  # fmt: skip
-        wait_ready(py)
-        rust = spawn_rust_worker(port_bench, threads, allocs, markers)
-        with ThreadWatch(rust.proc.pid) as watch:
-            start = time.monotonic()
-            release([rust, *py])
-            collect([rust, *py])
+        with Deadline(py) as deadline:
+            wait_ready(py)
+            rust = spawn_rust_worker(port_bench, threads, allocs, markers, on_off, env)
+            deadline.workers.append(rust)
+            with ThreadWatch(rust.proc.pid) as watch:
+                start = time.monotonic()
+                release([rust, *py])
+                collect([rust, *py])
         rust_wall = rust.finished - start
         py_wall = max(w.finished for w in py) - start
         rust_tally, rust_failures = merge_workers([rust])
@@ -944,7 +1043,7 @@ def race_with_rust(
         sides = [
             SideResult("rust dynamo", f"1 x {threads}", rust_tally, rust_wall, rust_failures),
             SideResult(
-                "python dynamo", f"{python_workers} x {python_threads}", py_tally, py_wall,
+                f"python {python_arm}", f"{python_workers} x {python_threads}", py_tally, py_wall,
                 py_failures,
             ),
         ]  # fmt: skip
@@ -995,9 +1094,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--allocs", type=positive, default=3200,
         help="allocations per arm (per side with --with-rust), split across all threads",
     )  # fmt: skip
-    p.add_argument("--arm", choices=("all", *ARMS), default="all")
+    p.add_argument("--arm", choices=("all", *ARMS, CONTROL_ARM), default="all")
     p.add_argument("--listener", choices=("closed", "open"), default="closed")
     p.add_argument("--settle", choices=("on", "off"), default="on")
+    p.add_argument(
+        "--serve", choices=("on", "off"), default=None,
+        help="serve a connection each cycle (default: on for the arms, off with --with-rust)",
+    )  # fmt: skip
     p.add_argument(
         "--bind-delay-us", type=int, default=MAX_BIND_DELAY_US,
         help="longest random delay between allocation and bind (default 2000, as in Rust)",
@@ -1046,12 +1149,16 @@ def rust_main(args: argparse.Namespace) -> int:
         f"python dynamo workers, {args.allocs} allocations per side"
     )
     parent = Path(args.markers) if args.markers else None
+    serve = (args.serve or "off") == "on"
+    python_arm = CONTROL_ARM if args.arm == CONTROL_ARM else "dynamo"
     race = race_with_rust(
-        args.with_rust, args.procs, args.rust_threads, args.allocs, args.threads, parent
-    )
+        args.with_rust, args.procs, args.rust_threads, args.allocs, args.threads, parent,
+        python_arm, serve,
+    )  # fmt: skip
     print(
-        f"port_race --with-rust: {args.allocs} allocations per side, "
-        f"one marker directory, listener closed during the hold\n"
+        f"port_race --with-rust: {args.allocs} allocations per side, one marker "
+        f"directory, listener closed during the hold, connections {'served' if serve else 'none'}"
+        f"{' (python side: the unreserved control)' if python_arm == CONTROL_ARM else ''}\n"
     )
     print(table(race["results"]))
     rust_span = race["rust"]["span_ns"]
@@ -1061,7 +1168,7 @@ def rust_main(args: argparse.Namespace) -> int:
         f"workers {race['overlap_ns'] / 1e9:.2f} s; {race['python_allocs_during_rust']:,} "
         f"python allocations started while rust threads ran"
     )
-    return 0 if all(r.clean for r in race["results"]) else 1
+    return 0 if all(r.clean for r in race["results"] if "dynamo" in r.name) else 1
 
 
 def main(argv: list[str]) -> int:

@@ -48,7 +48,7 @@ enum OnSignal {
     /// Abandon it and raise (a readiness wait: nothing is lost).
     Abandon,
     /// Let it finish, then raise (a teardown: stopping it halfway would
-    /// leave ports held and keys behind).
+    /// leave ports held and keys behind); a second signal abandons it.
     Finish,
 }
 
@@ -63,7 +63,8 @@ where
 }
 
 /// Like [`block_on`], but a signal caught meanwhile is raised only once
-/// `future` has finished: for work that must not stop halfway.
+/// `future` has finished: for work that must not stop halfway. A second
+/// signal abandons it all the same.
 pub fn block_on_to_the_end<T, F>(py: Python<'_>, future: F) -> PyResult<T>
 where
     F: Future<Output = T> + Send + 'static,
@@ -90,11 +91,9 @@ where
         match received {
             Ok(value) => return pending_signal.map_or(Ok(value), Err),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if pending_signal.is_some() {
-                    continue;
-                }
                 if let Err(interrupted) = py.check_signals() {
-                    if on_signal == OnSignal::Abandon {
+                    // A second Ctrl-C ends even a teardown: it may hang.
+                    if on_signal == OnSignal::Abandon || pending_signal.is_some() {
                         task.abort();
                         return Err(interrupted);
                     }

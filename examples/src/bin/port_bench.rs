@@ -268,12 +268,16 @@ struct WorkerArgs {
     allocs: u64,
     markers: PathBuf,
     keep_listener: bool,
+    /// Whether each cycle serves a connection (which leaves the port in
+    /// TIME_WAIT): `--serve off` is for races that must test the
+    /// reservations alone (python/bench/port_race.py).
+    serve: bool,
 }
 
 impl WorkerArgs {
     fn parse(args: &[String]) -> Result<WorkerArgs, String> {
         let (mut arm, mut threads, mut allocs, mut markers) = (None, 1, 0, None);
-        let mut keep_listener = false;
+        let (mut keep_listener, mut serve) = (false, true);
         for (flag, value) in flag_pairs(args)? {
             match flag {
                 "--arm" => arm = Some(Arm::parse(value)?),
@@ -281,6 +285,7 @@ impl WorkerArgs {
                 "--allocs" => allocs = value.parse().map_err(|_| bad(flag, value))?,
                 "--markers" => markers = Some(PathBuf::from(value)),
                 "--listener" => keep_listener = listener_open(value)?,
+                "--serve" => serve = serve_on(value)?,
                 _ => return Err(format!("unknown worker flag {flag}")),
             }
         }
@@ -290,6 +295,7 @@ impl WorkerArgs {
             allocs,
             markers: markers.ok_or("worker needs --markers")?,
             keep_listener,
+            serve,
         })
     }
 
@@ -306,6 +312,8 @@ impl WorkerArgs {
             self.markers.display().to_string(),
             "--listener".into(),
             if self.keep_listener { "open" } else { "closed" }.into(),
+            "--serve".into(),
+            if self.serve { "on" } else { "off" }.into(),
         ]
     }
 }
@@ -326,6 +334,15 @@ fn listener_open(value: &str) -> Result<bool, String> {
         "closed" => Ok(false),
         "open" => Ok(true),
         _ => Err(format!("--listener {value:?}: expected closed or open")),
+    }
+}
+
+/// `--serve on|off`: whether each cycle serves a connection.
+fn serve_on(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("--serve {value:?}: expected on or off")),
     }
 }
 
@@ -717,6 +734,7 @@ fn run_arm(config: &Config, arm: Arm, markers: &Path) -> ArmResult {
             allocs: share(config.allocs, u64::from(config.procs), u64::from(i)),
             markers: markers.to_path_buf(),
             keep_listener: config.keep_listener,
+            serve: true,
         };
         let placement = match arm {
             Arm::Netns => Placement::Enter(keepers[(i % 2) as usize].pid()),
@@ -1057,6 +1075,7 @@ fn worker_main(w: &WorkerArgs) -> ExitCode {
                 arm: w.arm,
                 markers: w.markers.clone(),
                 keep_listener: w.keep_listener,
+                serve: w.serve,
             };
             let allocs = share(w.allocs, u64::from(w.threads), u64::from(i));
             thread::Builder::new()
@@ -1092,6 +1111,8 @@ struct Job {
     markers: PathBuf,
     /// Whether the listener stays open through the hold.
     keep_listener: bool,
+    /// Whether each cycle serves a connection.
+    serve: bool,
 }
 
 /// One thread's `allocs` cycles.
@@ -1150,7 +1171,7 @@ fn cycle(job: &Job, rng: &mut Rng, tally: &mut Tally) {
     let port = grant.number();
     let marker = claim_marker(&job.markers, port, tally);
     thread::sleep(Duration::from_micros(rng.below(MAX_BIND_DELAY_US + 1)));
-    let mut listener = serve_once(port, tally);
+    let mut listener = serve_once(port, job.serve, tally);
     if !job.keep_listener {
         drop(listener.take()); // the server shuts down before the hold
     }
@@ -1176,10 +1197,10 @@ fn claim_marker(dir: &Path, port: u16, tally: &mut Tally) -> Option<Marker> {
     }
 }
 
-/// Binds the port, accepts one client, and closes the server side of the
-/// connection first so that it ends in TIME_WAIT. Returns the listener, or
-/// `None` after counting the failure.
-fn serve_once(port: u16, tally: &mut Tally) -> Option<TcpListener> {
+/// Binds the port and (with `serve`) accepts one client and closes the
+/// server side of the connection first so that it ends in TIME_WAIT.
+/// Returns the listener, or `None` after counting the failure.
+fn serve_once(port: u16, serve: bool, tally: &mut Tally) -> Option<TcpListener> {
     let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
         Ok(l) => l,
         Err(e) => {
@@ -1188,6 +1209,9 @@ fn serve_once(port: u16, tally: &mut Tally) -> Option<TcpListener> {
             return None;
         }
     };
+    if !serve {
+        return Some(listener);
+    }
     if let Err(e) = one_connection(&listener, port) {
         tally.conn_errors += 1;
         tally.note(format!("connection on port {port}: {e}"));

@@ -18,10 +18,14 @@ pub struct NatsGreetingProbe {
     addr: String,
 }
 
-/// A probe that is ready when `addr` (`host:port`, or a `nats://` URL's
-/// `[user@]host:port[/...]`) answers with the NATS `INFO` greeting.
+/// A probe that is ready when `addr` (`host:port`, or a `nats://` or
+/// `tls://` URL's `[user@]host:port[/...]`) answers with the NATS `INFO`
+/// greeting (a TLS server sends it in the clear before the handshake).
 pub fn nats_client(addr: &str) -> NatsGreetingProbe {
-    let addr = addr.strip_prefix("nats://").unwrap_or(addr);
+    let addr = ["nats://", "tls://"]
+        .iter()
+        .find_map(|scheme| addr.strip_prefix(scheme))
+        .unwrap_or(addr);
     let host_port = addr.split('/').next().unwrap_or_default();
     NatsGreetingProbe {
         addr: host_port.rsplit('@').next().unwrap_or_default().to_string(),
@@ -89,6 +93,7 @@ mod tests {
             "127.0.0.1:4222"
         );
         assert_eq!(nats_client("localhost:4222").addr, "localhost:4222");
+        assert_eq!(nats_client("tls://127.0.0.1:4443").addr, "127.0.0.1:4443");
     }
 
     #[tokio::test]
