@@ -77,7 +77,10 @@ export DYNAMO_TEST_PORT_BENCH=$PWD/target/debug/port_bench
 export DYNAMO_TEST_NEED_SERVICE=$PWD/target/debug/need_service
 
 say "pytest -n 4 (Python $version)"
-(cd python && "$venv/bin/python" -m pytest -n 4 -p no:cacheprovider tests)
+# From the repo's root: `python -m pytest` puts the current directory
+# first on sys.path, and in python/ that would import the source tree's
+# dynamo_test (without its native module) instead of the installed wheel.
+"$venv/bin/python" -m pytest -n 4 -p no:cacheprovider --rootdir python python/tests
 
 # abi3: the same wheel on the newest CPython here.
 newest=""
