@@ -73,8 +73,9 @@ say "the type hints: stubtest (the .pyi against the built module), mypy --strict
 
 cargo build -q -p dynamo-test-examples --bin port_bench
 cargo build -q -p dynamo-test-suite --bin need_service
-export DYNAMO_TEST_PORT_BENCH=$PWD/target/debug/port_bench
-export DYNAMO_TEST_NEED_SERVICE=$PWD/target/debug/need_service
+target=${CARGO_TARGET_DIR:-$PWD/target}
+export DYNAMO_TEST_PORT_BENCH=$target/debug/port_bench
+export DYNAMO_TEST_NEED_SERVICE=$target/debug/need_service
 
 say "pytest -n 4 (Python $version)"
 # From the repo's root: `python -m pytest` puts the current directory
