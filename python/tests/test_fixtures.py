@@ -162,14 +162,15 @@ def test_nats_server_in_the_environment_is_used(
     assert f"SOURCE from-env {nats.url} None" in result.stdout.str()
 
 
-def test_a_keeper_that_cannot_start_says_why(pytester: pytest.Pytester) -> None:
-    # An interpreter path that does not exist: the keeper cannot be run.
-    # The plan's etcd on ports of its own, so that a keeper must start.
+def etcd_error_with_interpreter(pytester: pytest.Pytester, interpreter: str) -> str:
+    """What obtaining etcd says in a process whose `sys.executable` is
+    `interpreter` (the keeper's launcher), with the plan's etcd on ports
+    of its own, so that a keeper must start."""
     with dynamo_test.find_free_port() as client, dynamo_test.find_free_port() as peer:
         pytester.makepyfile(
             f"""
             import os, sys
-            sys.executable = "/nonexistent/python3"
+            sys.executable = "{interpreter}"
             os.environ["DYNAMO_TEST_ETCD_CLIENT_PORT"] = "{client.port}"
             os.environ["DYNAMO_TEST_ETCD_PEER_PORT"] = "{peer.port}"
             os.environ.pop("ETCD_ENDPOINTS", None)
@@ -186,7 +187,12 @@ def test_a_keeper_that_cannot_start_says_why(pytester: pytest.Pytester) -> None:
         )
         result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:dynamo_test")
     result.assert_outcomes(passed=1)
-    text = result.stdout.str()
+    return result.stdout.str()
+
+
+def test_a_keeper_that_cannot_start_says_why(pytester: pytest.Pytester) -> None:
+    # An interpreter path that does not exist: the keeper cannot be run.
+    text = etcd_error_with_interpreter(pytester, "/nonexistent/python3")
     assert "could not start the keeper of the shared etcd on port" in text, text
     assert "(/nonexistent/python3): No such file or directory" in text, text
 
@@ -289,28 +295,7 @@ def test_a_launcher_that_fails_leaves_its_words_in_the_error(
     fake = tmp_path / "python3"
     fake.write_text("#!/bin/sh\necho 'fake python: cannot load the module' >&2\nexit 3\n")
     fake.chmod(0o755)
-    with dynamo_test.find_free_port() as client, dynamo_test.find_free_port() as peer:
-        pytester.makepyfile(
-            f"""
-            import os, sys
-            sys.executable = "{fake}"
-            os.environ["DYNAMO_TEST_ETCD_CLIENT_PORT"] = "{client.port}"
-            os.environ["DYNAMO_TEST_ETCD_PEER_PORT"] = "{peer.port}"
-            os.environ.pop("ETCD_ENDPOINTS", None)
-            import pytest
-            import dynamo_test
-
-            def test_inner():
-                run = dynamo_test.TestRun("inner")
-                with pytest.raises(dynamo_test.ServiceError) as raised:
-                    run.etcd()
-                print("ERROR", raised.value)
-                run.finish()
-            """
-        )
-        result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:dynamo_test")
-    result.assert_outcomes(passed=1)
-    text = result.stdout.str()
+    text = etcd_error_with_interpreter(pytester, str(fake))
     assert "its launcher exited with code 3 before it ran the keeper" in text, text
     assert "fake python: cannot load the module" in text, text
     assert f"it is run by {fake}" in text, text
