@@ -285,7 +285,7 @@ impl WorkerArgs {
                 "--allocs" => allocs = value.parse().map_err(|_| bad(flag, value))?,
                 "--markers" => markers = Some(PathBuf::from(value)),
                 "--listener" => keep_listener = listener_open(value)?,
-                "--serve" => serve = serve_on(value)?,
+                "--serve" => serve = on_off(flag, value)?,
                 _ => return Err(format!("unknown worker flag {flag}")),
             }
         }
@@ -334,15 +334,6 @@ fn listener_open(value: &str) -> Result<bool, String> {
         "closed" => Ok(false),
         "open" => Ok(true),
         _ => Err(format!("--listener {value:?}: expected closed or open")),
-    }
-}
-
-/// `--serve on|off`: whether each cycle serves a connection.
-fn serve_on(value: &str) -> Result<bool, String> {
-    match value {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("--serve {value:?}: expected on or off")),
     }
 }
 
