@@ -798,11 +798,9 @@ def run_arm(arm: str, args: argparse.Namespace, root: Path) -> SideResult:
 def port_range(arm: str) -> tuple[int, int]:
     """Where an arm's ports come from, so settling looks at that range only."""
     if arm == "dynamo":
-        spec = os.environ.get("DYNAMO_TEST_PORT_RANGE", "")
-        low, sep, high = spec.partition("-")
-        if sep and low.strip().isdigit() and high.strip().isdigit():
-            return int(low), int(high)
-        return 20000, min(ephemeral_range()[0] - 1, 32767)
+        import dynamo_test
+
+        return dynamo_test.dynamic_range()
     if arm == "bind0":
         return ephemeral_range()
     if arm == "registry":

@@ -21,7 +21,8 @@ mod _native {
     use crate::keeper::set_keeper_launcher;
     #[pymodule_export]
     use crate::ports::{
-        find_free_port, find_free_port_from, reservations, service_ports, Reservation,
+        dynamic_range, find_free_port, find_free_port_from, reservations, service_ports,
+        Reservation,
     };
     #[pymodule_export]
     use crate::services::{shared_services, Etcd, Nats};

@@ -128,6 +128,15 @@ fn reserve(py: Python<'_>, label: &str, base: Option<u16>) -> PyResult<Reservati
         .map_err(errors::from_port_error)
 }
 
+/// The dynamic range in force, `(low, high)` inclusive: where
+/// `find_free_port()` draws from (`DYNAMO_TEST_PORT_RANGE`, else 20000 up
+/// to below the kernel's ephemeral range, at most 32767).
+#[pyfunction]
+pub fn dynamic_range() -> PyResult<(u16, u16)> {
+    let range = admin::PortRange::dynamic_from_env().map_err(|e| errors::from_error(e.into()))?;
+    Ok((range.low, range.high))
+}
+
 /// The port plan in force (the plan's keys, env overrides applied).
 #[pyfunction]
 pub fn service_ports(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {

@@ -144,6 +144,7 @@ def test_a_base_that_is_not_a_port_is_a_value_error(base: int) -> None:
 def test_a_good_port_range_override_is_used() -> None:
     child = python_child(
         "import dynamo_test\n"
+        "assert dynamo_test.dynamic_range() == (30100, 30199)\n"
         "ports = [dynamo_test.find_free_port() for _ in range(5)]\n"
         "print(' '.join(str(p.port) for p in ports))\n",
         env={**os.environ, "DYNAMO_TEST_PORT_RANGE": "30100-30199"},
