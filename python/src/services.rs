@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use dynamo_test::admin::ServiceKind;
 use dynamo_test::services::Source;
 
 use crate::block::block_on;
@@ -19,6 +20,12 @@ fn source_name(source: Source) -> &'static str {
         Source::FromEnv => "from-env",
         Source::Isolated => "isolated",
     }
+}
+
+/// What a child needs to find the service: the variable Dynamo reads
+/// (the runtime's name for it), every URL comma-joined.
+fn child_env(kind: ServiceKind, urls: &[String]) -> HashMap<&'static str, String> {
+    HashMap::from([(kind.endpoints_env(), urls.join(","))])
 }
 
 /// The test's etcd: the shared instance on the plan's fixed port (or
@@ -74,7 +81,7 @@ impl Etcd {
 
     /// `{"ETCD_ENDPOINTS": "<every URL, comma-joined>"}`, for a child.
     fn env(&self) -> HashMap<&'static str, String> {
-        HashMap::from([("ETCD_ENDPOINTS", self.inner.endpoints().join(","))])
+        child_env(ServiceKind::Etcd, self.inner.endpoints())
     }
 
     /// Puts `key` = `value`.
@@ -171,7 +178,7 @@ impl Nats {
 
     /// `{"NATS_SERVER": "<every URL, comma-joined>"}`, for a child.
     fn env(&self) -> HashMap<&'static str, String> {
-        HashMap::from([("NATS_SERVER", self.inner.urls().join(","))])
+        child_env(ServiceKind::Nats, self.inner.urls())
     }
 
     fn __repr__(&self) -> String {
