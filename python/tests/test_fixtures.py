@@ -127,24 +127,35 @@ def test_etcd_endpoints_in_the_environment_are_used(
     assert f"SOURCE from-env {url}" in result.stdout.str()
 
 
-def test_a_bad_etcd_endpoints_names_the_variable(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "service, var, value, expected",
+    [
+        ("etcd", "ETCD_ENDPOINTS", "localhost:2379", "http://"),
+        ("nats", "NATS_SERVER", "http://127.0.0.1:4222", "nats://"),
+    ],
+)
+def test_bad_service_endpoints_name_the_variable(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    service: str,
+    var: str,
+    value: str,
+    expected: str,
 ) -> None:
     pytester.makepyfile(
-        """
+        f"""
         import pytest
         def test_inner(dynamo_run):
             with pytest.raises(ValueError) as raised:
-                dynamo_run.etcd()
+                dynamo_run.{service}()
             print("ERROR", raised.value)
         """
     )
-    monkeypatch.setenv("ETCD_ENDPOINTS", "localhost:2379")
+    monkeypatch.setenv(var, value)
     result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     text = result.stdout.str()
-    assert 'ETCD_ENDPOINTS="localhost:2379"' in text and "http://" in text
-
+    assert f'{var}="{value}"' in text and expected in text
 
 
 def test_nats_server_in_the_environment_is_used(
@@ -243,24 +254,6 @@ def test_a_failed_setup_shows_the_port_table_and_report(pytester: pytest.Pyteste
     assert path, text
     report = Path(path.group(1)).read_text()
     assert "setup failed: RuntimeError: the frontend would not start" in report
-
-
-def test_a_bad_nats_server_names_the_variable(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-        def test_inner(dynamo_run):
-            with pytest.raises(ValueError) as raised:
-                dynamo_run.nats()
-            print("ERROR", raised.value)
-        """
-    )
-    monkeypatch.setenv("NATS_SERVER", "http://127.0.0.1:4222")
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
-    assert 'NATS_SERVER="http://127.0.0.1:4222"' in result.stdout.str()
 
 
 def test_a_bad_service_grace_names_the_variable(pytester: pytest.Pytester) -> None:
