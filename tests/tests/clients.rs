@@ -101,17 +101,11 @@ async fn etcd_client_reconnects_after_a_restart(
 
     etcd.kill()?;
     etcd.start().await?;
-    let mine = retrying_connection_lost("get", || {
-        let mut client = client.clone();
-        let prefix = etcd.key_prefix();
-        async move {
-            client
-                .get(prefix, Some(GetOptions::new().with_prefix()))
-                .await
-        }
-    })
-    .await?;
-    assert_eq!(mine.count(), 3, "every write survived");
+    assert_eq!(
+        keys_of_the_test(&client, &etcd).await?,
+        3,
+        "every write survived"
+    );
     Ok(())
 }
 
@@ -160,17 +154,7 @@ async fn etcd_client_uses_every_member_of_a_cluster(
     etcd.member(first)?.restart().await?;
     etcd.wait_healthy(PATIENCE).await?;
     retrying_connection_lost("put", || put(etcd.key("after"))).await?;
-    let mine = retrying_connection_lost("get", || {
-        let mut client = client.clone();
-        let prefix = etcd.key_prefix();
-        async move {
-            client
-                .get(prefix, Some(GetOptions::new().with_prefix()))
-                .await
-        }
-    })
-    .await?;
-    assert_eq!(mine.count(), 11);
+    assert_eq!(keys_of_the_test(&client, &etcd).await?, 11);
     Ok(())
 }
 
@@ -373,6 +357,22 @@ where
             Err(e) => return Err(format!("{what}: {e} (after {seen:?})")),
         }
     }
+}
+
+/// How many keys the test has under its prefix, asked through `client`
+/// (retried while the connection is being re-established).
+async fn keys_of_the_test(client: &etcd_client::Client, etcd: &Etcd) -> Result<i64, String> {
+    let mine = retrying_connection_lost("get", || {
+        let mut client = client.clone();
+        let prefix = etcd.key_prefix();
+        async move {
+            client
+                .get(prefix, Some(GetOptions::new().with_prefix()))
+                .await
+        }
+    })
+    .await?;
+    Ok(mine.count())
 }
 
 /// A request that found no connection to the member it went to: gRPC
