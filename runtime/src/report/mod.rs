@@ -51,23 +51,30 @@ struct Snapshot {
 }
 
 /// Observes, for a failing test's report, what teardown will destroy or
-/// bury: the services (their keys, their health) and the log tails.
-/// Returns what is worth a line in the test's output now (a service that
-/// died under the test).
-pub(crate) async fn observe(ctx: &TestContext) -> Vec<String> {
+/// bury: the services (their keys, their health) and the log tails. What
+/// is worth a line in the test's output now (a service that died under the
+/// test) is logged.
+pub(crate) async fn observe(ctx: &TestContext) {
     let services = real_time::timeout(OBSERVE_LIMIT, observe_services(ctx)).await;
     let tails = ctx
         .processes()
         .iter()
         .map(|p| p.log_tail(REPORT_TAIL_LINES))
         .collect();
-    let notes = services
-        .iter()
-        .flatten()
-        .filter_map(|s| s.note.clone())
-        .collect();
+    for note in services.iter().flatten().filter_map(|s| s.note.as_ref()) {
+        log(ctx.name(), note);
+    }
     let _ = ctx.slot::<Observed>().0.set(Snapshot { services, tails });
-    notes
+}
+
+/// What a failed test does just before teardown, while it still holds
+/// what teardown destroys: [`observe`], then (with a `verdict`) the first
+/// report, so that a teardown that hangs still leaves one.
+pub(crate) async fn before_teardown(ctx: &TestContext, verdict: Option<&str>) {
+    observe(ctx).await;
+    if let Some(verdict) = verdict {
+        write(ctx, verdict, Stage::BeforeTeardown);
+    }
 }
 
 /// When in the test's end a report is written.

@@ -274,12 +274,9 @@ async fn before_teardown(config: &TestConfig, ctx: &TestContext, ending: &Ending
     if matches!(ending, Ending::Passed) {
         return;
     }
-    for note in report::observe(ctx).await {
-        log(ctx.name(), &note);
-    }
-    if !config.should_panic {
-        report::write(ctx, &verdict(ending), report::Stage::BeforeTeardown);
-    }
+    // A `#[should_panic]` test's failure is its pass: no report.
+    let verdict = (!config.should_panic).then(|| verdict(ending));
+    report::before_teardown(ctx, verdict.as_deref()).await;
 }
 
 /// How a test run by another runner (the pytest plugin) ended, as
@@ -298,11 +295,8 @@ pub struct Ended {
 /// is observed and written before teardown, then teardown runs, then the
 /// final report is written (also for a test whose teardown failed).
 pub async fn end_elsewhere(ctx: &TestContext, failure: Option<&str>) -> Ended {
-    if let Some(verdict) = failure {
-        for note in report::observe(ctx).await {
-            log(ctx.name(), &note);
-        }
-        report::write(ctx, verdict, report::Stage::BeforeTeardown);
+    if failure.is_some() {
+        report::before_teardown(ctx, failure).await;
     }
     ctx.teardown().await;
     let teardown_problems = ctx.teardown_problems();

@@ -92,9 +92,7 @@ fn teardown_here(ctx: &TestContext) {
         .build()
     {
         Ok(runtime) => runtime.block_on(async {
-            for note in crate::report::observe(ctx).await {
-                log(ctx.name(), &note);
-            }
+            crate::report::observe(ctx).await;
             ctx.teardown().await;
         }),
         Err(e) => log(ctx.name(), &format!("teardown skipped: no runtime: {e}")),
