@@ -258,9 +258,7 @@ fn interpreter(vars: Lookup) -> Result<(PathBuf, String), DynamoMissing> {
         };
     }
     let path_var = vars("PATH").unwrap_or_default();
-    std::env::split_paths(&path_var)
-        .map(|dir| dir.join("python3"))
-        .find(|candidate| crate::process::check_executable(candidate).is_ok())
+    crate::process::first_executable(std::env::split_paths(&path_var), "python3")
         .map(|python| (python, "python3 on PATH".to_string()))
         .ok_or_else(|| {
             not_found(

@@ -99,6 +99,16 @@ impl Spec {
     }
 }
 
+/// The first `<dir>/<program>` of `dirs` that is an executable file.
+pub(crate) fn first_executable(
+    dirs: impl IntoIterator<Item = PathBuf>,
+    program: &str,
+) -> Option<PathBuf> {
+    dirs.into_iter()
+        .map(|dir| dir.join(program))
+        .find(|candidate| check_executable(candidate).is_ok())
+}
+
 /// Whether `path` is an executable file; the error names what is wrong.
 pub(crate) fn check_executable(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;

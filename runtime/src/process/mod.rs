@@ -43,7 +43,7 @@ pub(crate) mod sweep;
 mod watchdog;
 
 pub use builder::{ProcessBuilder, DEFAULT_GRACE, DEFAULT_STARTUP_TIMEOUT};
-pub(crate) use command::check_executable;
+pub(crate) use command::{check_executable, first_executable};
 pub use log_wait::{LogPattern, LogPatternError};
 pub(crate) use logs::{tail, tail_of};
 pub(crate) use managed::TAIL_LINES;

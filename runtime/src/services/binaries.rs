@@ -62,16 +62,12 @@ fn find_with(
     }
     let path_var = vars("PATH").unwrap_or_default();
     let dirs = std::env::split_paths(&path_var).chain(EXTRA_DIRS.iter().map(PathBuf::from));
-    for dir in dirs {
-        let candidate = dir.join(program);
-        if is_executable(&candidate) {
-            return Ok(candidate);
-        }
-    }
-    Err(not_found(format!(
-        "${env_var} (unset), PATH, {}",
-        EXTRA_DIRS.join(", ")
-    )))
+    crate::process::first_executable(dirs, program).ok_or_else(|| {
+        not_found(format!(
+            "${env_var} (unset), PATH, {}",
+            EXTRA_DIRS.join(", ")
+        ))
+    })
 }
 
 fn is_executable(path: &Path) -> bool {
