@@ -161,8 +161,7 @@ impl StackBuilder {
                 Err(e) => return Err(not_routable(&plan, &e.to_string(), &workers)),
             }
         }
-        let base_url = format!("http://127.0.0.1:{http_port}");
-        let ready = routable(&base_url, &plan.namespace, &workers);
+        let ready = routable(&plan::frontend_url(http_port), &plan.namespace, &workers);
         let frontend = self
             .dynamo_process(&self.scoped_name("frontend"), dynamo.python.clone().into())
             .args(plan.frontend_args(http_port))
@@ -174,7 +173,6 @@ impl StackBuilder {
             .await
             .map_err(|e| not_routable(&plan, &e.to_string(), &workers))?;
         let stack = Stack::new(
-            base_url,
             http_port,
             plan,
             dynamo,

@@ -167,6 +167,11 @@ pub(super) fn worker_env(system_port: u16) -> Vec<(OsString, OsString)> {
 /// Dynamo parses `DYN_SYSTEM_PORT` as an `i16`.
 pub(super) const MAX_SYSTEM_PORT: u16 = i16::MAX as u16;
 
+/// The frontend's base URL on loopback, where its HTTP port serves.
+pub(super) fn frontend_url(http_port: u16) -> String {
+    format!("http://127.0.0.1:{http_port}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,7 +104,6 @@ impl StackWorker {
 
 impl Stack {
     pub(super) fn new(
-        base_url: String,
         http_port: u16,
         plan: StackPlan,
         dynamo: Dynamo,
@@ -114,7 +113,7 @@ impl Stack {
     ) -> Stack {
         let models = served_models(&workers);
         Stack {
-            base_url,
+            base_url: super::plan::frontend_url(http_port),
             http_port,
             plan,
             dynamo,
