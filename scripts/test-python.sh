@@ -27,7 +27,7 @@ while read -r _ path; do pythons+=("$path"); done < <(
   done | sort -V -u -k1,1
 )
 # The oldest, where there is one; else python3.
-python=${pythons[0]:-python3}
+python=${pythons[0]:-$(command -v python3 || echo python3)}
 # The package's venv needs venv and ensurepip (Debian's python3 without
 # python3-venv lacks them).
 has_venv() { "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; }
@@ -39,9 +39,8 @@ if ! has_venv && command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
 fi
 has_venv || { say "$python lacks venv/ensurepip: install them (Debian: python3-venv)"; exit 1; }
-version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-"$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
-  { say "$python is Python $version; the package needs 3.10 or newer"; exit 1; }
+version=$(version_of "$python") ||
+  { say "$python is not a Python 3.10 or newer, which the package needs"; exit 1; }
 
 venv=${PYTEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/dynamo-test/pytest-$version}
 stamp="$venv/.dynamo-test-requirements"
